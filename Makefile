@@ -1,0 +1,41 @@
+# Every target builds its own virtualenv when missing; nothing needs installing by hand
+# except the Debian packages named in README (prometheus, prometheus-pushgateway, chromium),
+# which `make system-deps` installs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: demo test lint unit bench ui sandbox system-deps clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import chargeback_assets, dagster, pytest, hypothesis"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check chargeback_assets chargeback_assets_tests bench
+	$(VENV)/bin/ruff format --check chargeback_assets chargeback_assets_tests bench
+
+test: lint
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) -m chargeback_assets.demo
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+sandbox: $(STAMP)
+	$(PY) -m chargeback_assets.sandbox --size small --port 8765
+
+system-deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		prometheus prometheus-pushgateway chromium
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,122 @@
+"""What an ecosystem provides to the graph: a cost source, an inventory, metric queries and product handlers.
+
+An ecosystem is a package under `ecosystems/`; adding one touches no core file except the registry entry in
+`ecosystems/__init__.py`. Nothing here imports Dagster or storage: the asset layer calls these and persists
+what they return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Protocol
+
+from chargeback_assets.engine.inventory import InventoryView
+from chargeback_assets.engine.models import (
+    AllocationContext,
+    AllocationResult,
+    BillingLine,
+    Identity,
+    IdentityResolution,
+    MetricQuery,
+    MetricRow,
+    Resource,
+    ResourceUsage,
+    Window,
+)
+
+Allocator = Callable[[AllocationContext], AllocationResult]
+
+
+class SourceError(Exception):
+    """A source (billing, inventory, metrics) failed; the message names tenant, source and cause, never secrets."""
+
+    def __init__(self, message: str, *, tenant: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.tenant = tenant
+        self.source = source
+
+
+class CostSource(Protocol):
+    def gather(self, start: date, end: date) -> Iterable[BillingLine]:
+        """Billing lines whose period starts in `[start, end)` (UTC days). Raises SourceError."""
+        ...
+
+
+@dataclass(slots=True)
+class InventoryGather:
+    """One gather of a tenant's inventory.
+
+    `complete` is false when any endpoint failed: no deletion may follow from an incomplete gather.
+    `observed_types` names the resource types whose every endpoint succeeded (deletion authority per type).
+    """
+
+    resources: list[Resource] = field(default_factory=list)
+    identities: list[Identity] = field(default_factory=list)
+    observed_types: set[str] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+
+class InventorySource(Protocol):
+    def gather(self) -> InventoryGather: ...
+
+
+class MetricsSource(Protocol):
+    def query_range(
+        self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str | None
+    ) -> list[MetricRow]:
+        """Rows for `window`, half-open: a sample on `window.end` is not included. Raises SourceError."""
+        ...
+
+
+class ProductHandler(Protocol):
+    """Identity resolution and allocation for the product types of one service (kafka, connector, ...)."""
+
+    service_type: str
+    product_types: frozenset[str]
+
+    def metric_queries(self, product_type: str) -> Sequence[MetricQuery]: ...
+
+    def resolve(
+        self, line: BillingLine, inventory: InventoryView, usage: ResourceUsage | None
+    ) -> IdentityResolution: ...
+
+    def allocator(self, product_type: str) -> Allocator: ...
+
+
+@dataclass(slots=True)
+class EcosystemRuntime:
+    """Everything one tenant needs at run time, built from its validated settings."""
+
+    cost_source: CostSource
+    inventory: InventorySource
+    metrics: MetricsSource | None
+    handlers: Sequence[ProductHandler]
+    fallback_allocator: Allocator | None
+    metrics_step_seconds: int = 3600
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def handler_for(self, product_type: str) -> ProductHandler | None:
+        for handler in self.handlers:
+            if product_type in handler.product_types:
+                return handler
+        return None
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+class Ecosystem(Protocol):
+    name: str
+
+    def parse_settings(self, raw: Mapping[str, Any], path: str) -> Any:
+        """Validate `plugin_settings`; raise ConfigError naming `path.<key>` and the rule."""
+        ...
+
+    def build(self, tenant_name: str, tenant_id: str, settings: Any) -> EcosystemRuntime: ...
