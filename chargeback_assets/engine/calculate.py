@@ -1,0 +1,223 @@
+"""One tenant-day of billing lines turned into chargeback rows that sum exactly to the bill.
+
+This is where the invariants are enforced rather than hoped for: each line's rows are checked to sum to its
+`total_cost`; a line whose allocation raises is retried on the next materialization and, once it has failed
+`retry_limit` times, charged in full to UNALLOCATED with method ALLOCATION_FAILED.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from chargeback_assets.engine.allocation import Allocator, make_row
+from chargeback_assets.engine.fingerprint import line_id
+from chargeback_assets.engine.inventory import InventoryView
+from chargeback_assets.engine.models import (
+    UNALLOCATED,
+    AllocationContext,
+    AllocationMethod,
+    BillingLine,
+    ChargebackRow,
+    CostType,
+    IdentityResolution,
+    IdentitySet,
+    Resource,
+    ResourceUsage,
+    Window,
+)
+from chargeback_assets.engine.money import ZERO, quantize
+
+Resolver = Callable[[BillingLine, InventoryView, ResourceUsage | None], IdentityResolution]
+
+INACTIVE_DETAIL = "resource_inactive_fraction"
+
+_FIXED_DURATIONS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
+
+
+class ReconciliationError(AssertionError):
+    """A line's rows do not sum to its bill: never written, never emitted."""
+
+
+def line_window(line: BillingLine, custom_hours: Mapping[str, int] | None = None) -> Window:
+    """The period a line bills for, from its granularity."""
+    start = line.timestamp
+    if line.granularity in _FIXED_DURATIONS:
+        return Window(start, start + _FIXED_DURATIONS[line.granularity])
+    if line.granularity == "monthly":
+        days = calendar.monthrange(start.year, start.month)[1]
+        return Window(start, start + timedelta(days=days))
+    if custom_hours and line.granularity in custom_hours:
+        return Window(start, start + timedelta(hours=custom_hours[line.granularity]))
+    raise ValueError(f"unknown billing granularity {line.granularity!r} on line {line.product_type}")
+
+
+def active_fraction(resource: Resource | None, window: Window) -> Decimal:
+    """The share of `window` during which `resource` existed (1 when unknown or the window is empty)."""
+    if resource is None or window.seconds <= 0:
+        return Decimal(1)
+    start = max(resource.created_at or window.start, window.start)
+    end = min(resource.deleted_at or window.end, window.end)
+    if end <= start:
+        return Decimal(0)
+    return Decimal(str((end - start).total_seconds())) / Decimal(str(window.seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class LineFailure:
+    line: BillingLine
+    attempts: int
+    error: str
+
+
+@dataclass(slots=True)
+class DayAllocation:
+    """The outcome of one tenant-day: rows for every line, or the lines still owed a retry."""
+
+    rows: list[ChargebackRow] = field(default_factory=list)
+    retryable: list[LineFailure] = field(default_factory=list)
+    exhausted: list[LineFailure] = field(default_factory=list)
+
+    @property
+    def attempts_to_record(self) -> dict[str, int]:
+        return {line_id(f.line): f.attempts for f in (*self.retryable, *self.exhausted)}
+
+
+def check_line_reconciles(line: BillingLine, rows: Sequence[ChargebackRow]) -> None:
+    allocated = sum((row.amount for row in rows), ZERO)
+    if allocated != line.total_cost:
+        raise ReconciliationError(
+            f"rows of {line.product_type} on {line.resource_id or '<org>'} sum to {allocated}, "
+            f"billed {line.total_cost}"
+        )
+
+
+def allocate_line(
+    line: BillingLine,
+    allocator: Allocator,
+    resolution: IdentityResolution,
+    *,
+    window: Window,
+    resource: Resource | None = None,
+    usage: ResourceUsage | None = None,
+    metrics_fetch_failed: bool = False,
+    params: Mapping[str, Any] | None = None,
+) -> list[ChargebackRow]:
+    """Allocate one line in full and prove it.
+
+    Provider-prorated lines are charged whole. A constructed line (cost model) for a resource that existed
+    for part of the window charges only the active share through the allocator; the inactive share goes to
+    the resource itself, so the line still sums to its bill.
+    """
+    total = line.total_cost
+    fraction = Decimal(1) if line.provider_prorated else active_fraction(resource, window)
+    split = total if fraction >= 1 else quantize(total * fraction)
+    ctx = AllocationContext(
+        timeslice=window.start,
+        billing_line=line,
+        identities=resolution,
+        split_amount=split,
+        usage=usage,
+        metrics_fetch_failed=metrics_fetch_failed,
+        params=params or {},
+        dimension_metadata={"env_id": line.env_id},
+    )
+    rows = list(allocator(ctx).rows) if fraction > 0 else []
+    if split != total:
+        rows.append(
+            make_row(
+                ctx,
+                line.resource_id,
+                total - split,
+                CostType.SHARED,
+                AllocationMethod.TERMINAL,
+                INACTIVE_DETAIL,
+            )
+        )
+    check_line_reconciles(line, rows)
+    return rows
+
+
+def failed_allocation_row(line: BillingLine, attempts: int, error: str) -> ChargebackRow:
+    """The single row a line gets once its retries are exhausted: the full bill, to UNALLOCATED."""
+    return ChargebackRow(
+        ecosystem=line.ecosystem,
+        tenant_id=line.tenant_id,
+        timestamp=line.timestamp,
+        resource_id=line.resource_id,
+        product_category=line.product_category,
+        product_type=line.product_type,
+        identity_id=UNALLOCATED,
+        cost_type=CostType.SHARED,
+        amount=line.total_cost,
+        allocation_method=AllocationMethod.ALLOCATION_FAILED,
+        allocation_detail=f"Failed after {attempts} attempts: {error}",
+        env_id=line.env_id,
+        metadata={"env_id": line.env_id},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LinePlan:
+    """Everything needed to allocate one line, gathered before any allocation runs."""
+
+    line: BillingLine
+    allocator: Allocator
+    resolution: IdentityResolution
+    window: Window
+    resource: Resource | None = None
+    usage: ResourceUsage | None = None
+    metrics_fetch_failed: bool = False
+
+
+def allocate_day(
+    plans: Sequence[LinePlan],
+    *,
+    prior_attempts: Mapping[str, int],
+    retry_limit: int,
+    params: Mapping[str, Any] | None = None,
+) -> DayAllocation:
+    """Allocate every line of a day; a failing line never stops the others.
+
+    A failure counts one attempt. Below `retry_limit` the line is reported retryable (the caller records the
+    attempt and fails the partition so nothing partial is written); at the limit it becomes one
+    ALLOCATION_FAILED row with the full cost.
+    """
+    outcome = DayAllocation()
+    for plan in plans:
+        try:
+            outcome.rows.extend(
+                allocate_line(
+                    plan.line,
+                    plan.allocator,
+                    plan.resolution,
+                    window=plan.window,
+                    resource=plan.resource,
+                    usage=plan.usage,
+                    metrics_fetch_failed=plan.metrics_fetch_failed,
+                    params=params,
+                )
+            )
+        except Exception as exc:  # any allocator bug must go through the retry path, never lose cost
+            attempts = prior_attempts.get(line_id(plan.line), 0) + 1
+            failure = LineFailure(plan.line, attempts, f"{type(exc).__name__}: {exc}")
+            if attempts >= retry_limit:
+                outcome.exhausted.append(failure)
+                outcome.rows.append(failed_allocation_row(plan.line, attempts, failure.error))
+            else:
+                outcome.retryable.append(failure)
+    return outcome
+
+
+def with_tenant_period(resolution: IdentityResolution, tenant_period: IdentitySet) -> IdentityResolution:
+    """The calculation, not the handler, decides the tenant-period scope."""
+    return IdentityResolution(
+        resource_active=resolution.resource_active,
+        metrics_derived=resolution.metrics_derived,
+        tenant_period=tenant_period,
+        context=resolution.context,
+    )
