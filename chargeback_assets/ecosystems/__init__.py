@@ -1,0 +1,35 @@
+"""The settings parser of each ecosystem a tenant's `ecosystem` key may name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from chargeback_assets.ecosystems.confluent_cloud import settings as confluent_cloud
+from chargeback_assets.ecosystems.generic_metrics import settings as generic_metrics
+from chargeback_assets.ecosystems.self_managed_kafka import settings as self_managed_kafka
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsParser:
+    """Validates `plugin_settings` (raw mapping, key path) and says which service types may be overridden."""
+
+    parse: Callable[[Mapping[str, Any], str], Any]
+    service_types: frozenset[str]
+
+
+SETTINGS_PARSERS: Mapping[str, SettingsParser] = MappingProxyType(
+    {
+        "confluent_cloud": SettingsParser(
+            confluent_cloud.parse_confluent_cloud_settings, confluent_cloud.SERVICE_TYPES
+        ),
+        "self_managed_kafka": SettingsParser(
+            self_managed_kafka.parse_self_managed_kafka_settings, self_managed_kafka.SERVICE_TYPES
+        ),
+        "generic_metrics": SettingsParser(
+            generic_metrics.parse_generic_metrics_settings, generic_metrics.SERVICE_TYPES
+        ),
+    }
+)
