@@ -1,0 +1,272 @@
+"""The Confluent Cloud cost source: Billing API `Cost` rows -> billing lines.
+
+No row is ever dropped: a row that cannot be read becomes a `malformed_billing_<hash>` line carrying
+what could be salvaged, so the bill total is preserved and the problem is visible downstream. Ids made for
+rows without a resource are hashes of the row's content (DESIGN.md §3.3), so re-fetching a window in another
+order or with other neighbours gives the same lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
+from chargeback_assets.engine.models import BillingLine, day_start
+
+log = logging.getLogger(__name__)
+
+ECOSYSTEM = "confluent_cloud"
+COSTS_PATH = "/billing/v1/costs"
+MALFORMED = "MALFORMED"
+EPOCH_DAY = date(1970, 1, 1)
+MONEY_QUANTUM = Decimal("0.0001")
+ZERO = Decimal(0)
+
+_OPTIONAL_TEXT_FIELDS = ("network_access_type", "description", "unit")
+_SUMMED_AMOUNT_FIELDS = ("original_amount", "discount_amount")
+
+
+def billing_windows(start: date, end: date, days_per_query: int) -> list[tuple[date, date]]:
+    """Consecutive `[s, min(s + days_per_query, end))` windows covering `[start, end)`."""
+    if days_per_query < 1:
+        raise ValueError(f"days_per_query must be at least 1, got {days_per_query}")
+    windows = []
+    cursor = start
+    while cursor < end:
+        upper = min(cursor + timedelta(days=days_per_query), end)
+        windows.append((cursor, upper))
+        cursor = upper
+    return windows
+
+
+def row_hash(row: Any) -> str:
+    """First 12 hex digits of the sha256 of the row's canonical JSON: stable when rows or keys move."""
+    canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+class MalformedRow(ValueError):
+    """A row whose shape prevents a normal billing line; the message becomes `metadata.parse_error`."""
+
+
+def _decimal(value: Any, field_name: str, row_id: str) -> tuple[Decimal, bool]:
+    """`Decimal(str(v))`, or 0 with a warning for null, booleans, non-numbers and non-finite numbers."""
+    if value is None or isinstance(value, bool):
+        parsed = None
+    else:
+        try:
+            parsed = Decimal(str(value))
+        except (InvalidOperation, ValueError):
+            parsed = None
+    if parsed is None or not parsed.is_finite():
+        log.warning("billing row %s: %s=%r is not a number; using 0", row_id, field_name, value)
+        return ZERO, False
+    return parsed, True
+
+
+def _text(row: Mapping[str, Any], name: str) -> str | None:
+    value = row.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _parse_day(value: Any) -> date:
+    if not isinstance(value, str):
+        raise MalformedRow(f"start_date is missing or not a string: {value!r}")
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise MalformedRow(f"start_date {value!r} is not a YYYY-MM-DD date") from None
+
+
+def _optional_object(parent: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = parent.get(name)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise MalformedRow(f"{name} is not an object: {type(value).__name__}")
+    return value
+
+
+@dataclass(slots=True)
+class _Row:
+    """One Cost row read into line fields, amounts still unrounded so tiers sum exactly."""
+
+    day: date
+    env_id: str
+    resource_id: str
+    product_category: str
+    product_type: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[date, str, str, str, str]:
+        return (self.day, self.env_id, self.resource_id, self.product_type, self.product_category)
+
+
+def _read_row(row: Any) -> _Row:
+    digest = row_hash(row)
+    if not isinstance(row, dict):
+        return _malformed({}, digest, f"row is not an object: {type(row).__name__}")
+    try:
+        return _read_well_formed(row, digest)
+    except MalformedRow as problem:
+        return _malformed(row, digest, str(problem))
+
+
+def _numbers(row: Mapping[str, Any], digest: str) -> tuple[Decimal, Decimal, Decimal]:
+    row_id = str(row.get("id") or digest)
+    quantity, _ = _decimal(row.get("quantity"), "quantity", row_id)
+    price, _ = _decimal(row.get("price"), "price", row_id)
+    amount, _ = _decimal(row.get("amount"), "amount", row_id)
+    return quantity, price, amount
+
+
+def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
+    resource = _optional_object(row, "resource")
+    environment = _optional_object(resource, "environment")
+    day = _parse_day(row.get("start_date"))
+    product, line_type = _text(row, "product"), _text(row, "line_type")
+    if product is None or line_type is None:
+        raise MalformedRow("product or line_type is missing or not a string")
+    resource_id = resource.get("id")
+    if resource_id is not None and not isinstance(resource_id, str):
+        raise MalformedRow(f"resource.id is not a string: {resource_id!r}")
+    env_id = environment.get("id") or ""
+    if not isinstance(env_id, str):
+        raise MalformedRow(f"resource.environment.id is not a string: {env_id!r}")
+
+    quantity, price, amount = _numbers(row, digest)
+    metadata: dict[str, Any] = {}
+    if isinstance(resource.get("display_name"), str):
+        metadata["resource_name"] = resource["display_name"]
+    for name in _SUMMED_AMOUNT_FIELDS:
+        if row.get(name) is not None:
+            value, ok = _decimal(row[name], name, str(row.get("id") or digest))
+            if ok:
+                metadata[name] = value
+    for name in _OPTIONAL_TEXT_FIELDS:
+        if (value := _text(row, name)) is not None:
+            metadata[name] = value
+    return _Row(
+        day=day,
+        env_id=env_id,
+        resource_id=resource_id or f"unresolved_billing_{digest}",
+        product_category=product,
+        product_type=line_type,
+        quantity=quantity,
+        unit_price=price,
+        amount=amount,
+        metadata=metadata,
+    )
+
+
+def _malformed(row: Mapping[str, Any], digest: str, problem: str) -> _Row:
+    log.warning("billing row %s is malformed (%s); kept as malformed_billing_%s", digest, problem, digest)
+    try:
+        day = _parse_day(row.get("start_date"))
+    except MalformedRow:
+        day = EPOCH_DAY
+    quantity, price, amount = _numbers(row, digest)
+    return _Row(
+        day=day,
+        env_id="",
+        resource_id=f"malformed_billing_{digest}",
+        product_category=_text(row, "product") or MALFORMED,
+        product_type=_text(row, "line_type") or MALFORMED,
+        quantity=quantity,
+        unit_price=price,
+        amount=amount,
+        metadata={"malformed": True, "parse_error": problem},
+    )
+
+
+def _merge_tiers(rows: list[_Row]) -> _Row:
+    """Rows sharing the line key are price tiers of one line: amounts and quantities add up, the unit price
+    loses its meaning (0), and the tiers are kept as evidence."""
+    if len(rows) == 1:
+        return rows[0]
+    ordered = sorted(
+        rows, key=lambda r: (r.unit_price, r.quantity, r.amount, sorted(map(str, r.metadata.items())))
+    )
+    shared = {
+        k: v
+        for k, v in ordered[0].metadata.items()
+        if k not in _SUMMED_AMOUNT_FIELDS and all(r.metadata.get(k) == v for r in ordered)
+    }
+    for name in _SUMMED_AMOUNT_FIELDS:
+        if all(name in r.metadata for r in ordered):
+            shared[name] = sum((r.metadata[name] for r in ordered), ZERO)
+    shared["tiers"] = [
+        {"price": str(r.unit_price), "quantity": str(r.quantity), "cost": str(r.amount)} for r in ordered
+    ]
+    first = ordered[0]
+    return _Row(
+        day=first.day,
+        env_id=first.env_id,
+        resource_id=first.resource_id,
+        product_category=first.product_category,
+        product_type=first.product_type,
+        quantity=sum((r.quantity for r in ordered), ZERO),
+        unit_price=ZERO,
+        amount=sum((r.amount for r in ordered), ZERO),
+        metadata=shared,
+    )
+
+
+def _to_line(row: _Row, tenant_id: str) -> BillingLine:
+    total = row.amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+    metadata = {k: str(v) if isinstance(v, Decimal) else v for k, v in row.metadata.items()}
+    if total != row.amount:
+        metadata["raw_amount"] = str(row.amount)
+    return BillingLine(
+        ecosystem=ECOSYSTEM,
+        tenant_id=tenant_id,
+        timestamp=day_start(row.day),
+        resource_id=row.resource_id,
+        product_category=row.product_category,
+        product_type=row.product_type,
+        quantity=row.quantity,
+        unit_price=row.unit_price,
+        total_cost=total,
+        env_id=row.env_id,
+        provider_prorated=True,
+        metadata=metadata,
+    )
+
+
+def cost_rows_to_lines(rows: Iterable[Any], tenant_id: str) -> list[BillingLine]:
+    """Billing lines for raw Cost rows, tiers merged, sorted by line key (input order does not matter)."""
+    grouped: dict[tuple[date, str, str, str, str], list[_Row]] = {}
+    for raw in rows:
+        parsed = _read_row(raw)
+        grouped.setdefault(parsed.key, []).append(parsed)
+    return [_to_line(_merge_tiers(grouped[key]), tenant_id) for key in sorted(grouped)]
+
+
+class CCloudCostSource:
+    """Billing lines from the Costs API, fetched in windows of at most `days_per_query` days."""
+
+    def __init__(self, client: CCloudClient, tenant_id: str, days_per_query: int = 15) -> None:
+        if days_per_query < 1:
+            raise ValueError(f"days_per_query must be at least 1, got {days_per_query}")
+        self.client = client
+        self.tenant_id = tenant_id
+        self.days_per_query = days_per_query
+
+    def gather(self, start: date, end: date) -> list[BillingLine]:
+        """Lines whose cost period starts in `[start, end)`; raises CCloudApiError if any window fails."""
+        rows: list[Any] = []
+        for window_start, window_end in billing_windows(start, end, self.days_per_query):
+            params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
+            rows.extend(self.client.list(COSTS_PATH, params))
+        return cost_rows_to_lines(rows, self.tenant_id)

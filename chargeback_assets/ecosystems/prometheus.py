@@ -1,0 +1,224 @@
+"""The Prometheus metrics source shared by every ecosystem, and the fold of its rows into daily usage.
+
+Queries follow /work/notes/metrics-protocol.md: for a half-open window `[S, E)` and step N the range query
+runs from `S+N-0.001` to `E-0.001`, so with Prometheus 2.x's inclusive `[t-N, t]` ranges each step covers
+exactly `[S+(k-1)N, S+kN)` and a sample on `E` is counted in the next window only. An unreachable or failing
+Prometheus raises `MetricsQueryError`: it is never reported as "no usage" (DESIGN.md §3.8).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from chargeback_assets.ecosystems.base import SourceError
+from chargeback_assets.ecosystems.http_retry import (
+    Backoff,
+    Retryable,
+    Sleep,
+    call_with_retries,
+    rate_limit_hint,
+)
+from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
+from chargeback_assets.engine.models import UTC, MetricQuery, MetricRow, UsageRecord, Window
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+BACKOFF = Backoff(base_seconds=1.0, floor_seconds=0.0, cap_seconds=30.0, jitter=(0.8, 1.2))
+
+
+class MetricsQueryError(SourceError):
+    """A range query failed for good; names tenant, query key and status, never credentials."""
+
+    def __init__(self, tenant: str, query_key: str, status: int | None, detail: str) -> None:
+        shown = status if status is not None else "no response"
+        super().__init__(
+            f"Prometheus query {query_key!r} for tenant {tenant!r} failed (status {shown}): {detail}",
+            tenant=tenant,
+            source="prometheus",
+        )
+        self.query_key = query_key
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"MetricsQueryError({self.args[0]!r})"
+
+
+def _label_value(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_query(query: MetricQuery, step_seconds: int, resource_id: str | None) -> str:
+    """Fill `{}` with the resource filter (or nothing) and `$step` with the step in seconds."""
+    if resource_id is not None and query.resource_label:
+        selector = f'{{{query.resource_label}="{_label_value(resource_id)}"}}'
+    else:
+        selector = ""
+    return query.query_expression.replace("{}", selector).replace("$step", f"{step_seconds}s")
+
+
+def _step_start(evaluated_at: Any, step_seconds: int) -> datetime:
+    """The start of the step a point evaluated at `t = S + kN - 0.001` covers, i.e. `S + (k-1)N`."""
+    end_ms = round(float(evaluated_at) * 1000) + 1
+    return datetime.fromtimestamp((end_ms - step_seconds * 1000) / 1000, tz=UTC)
+
+
+class PrometheusMetricsSource:
+    """`MetricsSource` over the Prometheus HTTP API (`POST /api/v1/query_range`)."""
+
+    def __init__(
+        self,
+        settings: PrometheusSettings,
+        tenant: str,
+        session: requests.Session | None = None,
+        *,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tenant = tenant
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._session = session or requests.Session()
+        self._endpoint = settings.url.rstrip("/") + "/api/v1/query_range"
+        self._secrets: list[str] = []
+        if settings.auth_type == "basic":
+            password = settings.password.reveal() if settings.password else ""
+            self._session.auth = (settings.username or "", password)
+            self._secrets.append(password)
+        elif settings.auth_type == "bearer":
+            token = settings.bearer_token.reveal() if settings.bearer_token else ""
+            self._session.headers["Authorization"] = f"Bearer {token}"
+            self._secrets.append(token)
+
+    def __repr__(self) -> str:
+        return f"PrometheusMetricsSource(url={self.settings.url!r}, tenant={self.tenant!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def query_range(
+        self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str | None
+    ) -> list[MetricRow]:
+        """Rows of the half-open `window`, one per series and step that had samples."""
+        span = round(window.seconds)
+        if step_seconds <= 0 or span <= 0 or span % step_seconds:
+            raise ValueError(f"step {step_seconds}s must be positive and divide the window of {span}s")
+        start = window.start.timestamp()
+        form = {
+            "query": render_query(query, step_seconds, resource_id),
+            "start": f"{start + step_seconds - 0.001:.3f}",
+            "end": f"{start + span - 0.001:.3f}",
+            "step": str(step_seconds),
+        }
+        data = self._post(query.key, form)
+        return self._rows(query, data, step_seconds)
+
+    def _post(self, key: str, form: dict[str, str]) -> Any:
+        def attempt() -> Any:
+            try:
+                response = self._session.post(
+                    self._endpoint, data=form, timeout=self.settings.timeout_seconds
+                )
+            except requests.Timeout:
+                raise Retryable(self._error(key, None, "the request timed out")) from None
+            except requests.RequestException as exc:
+                raise Retryable(self._error(key, None, f"{type(exc).__name__}: {str(exc)[:200]}")) from None
+            body = self._json(response)
+            if response.status_code in RETRYABLE_STATUSES:
+                hint, exact = rate_limit_hint(response.headers)
+                raise Retryable(
+                    self._error(key, response.status_code, self._detail(body, response)), hint, exact
+                )
+            if response.status_code >= 400 or not isinstance(body, dict) or body.get("status") != "success":
+                raise self._error(key, response.status_code, self._detail(body, response))
+            return body.get("data")
+
+        def on_retry(number: int, wait: float, error: Exception) -> None:
+            log.warning("%s; retry %d in %.2fs", error, number, wait)
+
+        return call_with_retries(
+            attempt,
+            max_attempts=max(1, self.settings.max_attempts),
+            backoff=BACKOFF,
+            rng=self._rng,
+            sleep=self._sleep,
+            on_retry=on_retry,
+        )
+
+    @staticmethod
+    def _json(response: requests.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _detail(body: Any, response: requests.Response) -> str:
+        if isinstance(body, dict) and body.get("status") == "error":
+            return f"{body.get('errorType', 'error')}: {body.get('error', '')}"[:300]
+        if body is None:
+            return f"the response is not JSON: {response.text[:120]!r}"
+        return f"unexpected response: {str(body)[:200]}"
+
+    def _error(self, key: str, status: int | None, detail: str) -> MetricsQueryError:
+        for secret in self._secrets:
+            if secret:
+                detail = detail.replace(secret, "***")
+        return MetricsQueryError(self.tenant, key, status, detail)
+
+    def _rows(self, query: MetricQuery, data: Any, step_seconds: int) -> list[MetricRow]:
+        if (
+            not isinstance(data, dict)
+            or data.get("resultType") != "matrix"
+            or not isinstance(data.get("result"), list)
+        ):
+            raise self._error(query.key, 200, f"expected a matrix result, got {str(data)[:200]}")
+        rows = []
+        for series in data["result"]:
+            metric = series.get("metric") or {}
+            labels = {k: str(metric[k]) for k in query.label_keys if k in metric}
+            for point in series.get("values") or []:
+                try:
+                    timestamp, raw = point
+                    value = float(raw)
+                except (TypeError, ValueError):
+                    log.warning("query %s: skipping unreadable sample %r", query.key, point)
+                    continue
+                if not math.isfinite(value):
+                    log.warning("query %s: skipping non-finite sample %r", query.key, point)
+                    continue
+                rows.append(MetricRow(_step_start(timestamp, step_seconds), query.key, value, labels))
+        return rows
+
+
+def summarize_usage(rows: Iterable[MetricRow], query: MetricQuery, resource_id: str) -> list[UsageRecord]:
+    """A window's usage per subject of one resource: the exact sum of every positive sample.
+
+    Summing every step (not the last one) is what makes bursty principals count (the CCloud export holds
+    per-minute deltas). Each float is read as `Decimal(str(value))` so 0.1 stays 0.1. Zero and negative
+    samples are left out (a negative delta is a counter artifact, not negative usage), so a subject with no
+    positive usage gets no record. Rows of other queries or of other resources are ignored.
+    """
+    if not query.subject_label:
+        raise ValueError(f"query {query.key!r} has no subject_label; usage cannot be attributed")
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        if row.metric_key != query.key or row.value <= 0:
+            continue
+        if query.resource_label and row.labels.get(query.resource_label, resource_id) != resource_id:
+            continue
+        subject = row.labels.get(query.subject_label)
+        if not subject:
+            continue
+        totals[subject] = totals.get(subject, Decimal(0)) + Decimal(str(row.value))
+    return [UsageRecord(resource_id, query.key, subject, totals[subject]) for subject in sorted(totals)]

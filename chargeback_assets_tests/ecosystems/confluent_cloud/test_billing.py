@@ -1,0 +1,214 @@
+from __future__ import annotations
+
+import random
+from datetime import date, datetime
+from decimal import Decimal
+
+import pytest
+
+from chargeback_assets.ecosystems.confluent_cloud.billing import CCloudCostSource, billing_windows, row_hash
+from chargeback_assets.ecosystems.confluent_cloud.client import CCloudApiError
+from chargeback_assets.engine.models import UTC
+from chargeback_assets_tests.ecosystems.confluent_cloud.conftest import Reply, example, listing, paged
+
+COSTS = "/billing/v1/costs"
+
+CKU_ROW = {
+    "start_date": "2024-01-15",
+    "end_date": "2024-01-16",
+    "resource": {"id": "lkc-abc123", "display_name": "my-cluster", "environment": {"id": "env-xyz"}},
+    "product": "KAFKA",
+    "line_type": "KAFKA_NUM_CKU",
+    "quantity": 2.0,
+    "price": 1.50,
+    "amount": 3.00,
+    "original_amount": 3.50,
+}
+
+
+def _tier(quantity, price, amount):
+    return {
+        "start_date": "2024-01-15",
+        "end_date": "2024-01-16",
+        "resource": {"id": "lsrc-test", "environment": {"id": "env-1"}},
+        "product": "STREAM_GOVERNANCE",
+        "line_type": "NUM_RULES",
+        "quantity": quantity,
+        "price": price,
+        "amount": amount,
+    }
+
+
+@pytest.fixture
+def gather(fake, make_client):
+    def run(rows, start=date(2024, 1, 1), end=date(2024, 2, 1), days=31):
+        fake.route(COSTS, listing(rows))
+        return CCloudCostSource(make_client(), "org-123", days).gather(start, end)
+
+    return run
+
+
+def test_scenario_36_one_row(gather):
+    [line] = gather([CKU_ROW])
+    assert line.ecosystem == "confluent_cloud" and line.tenant_id == "org-123"
+    assert line.timestamp == datetime(2024, 1, 15, tzinfo=UTC)
+    assert (line.env_id, line.resource_id) == ("env-xyz", "lkc-abc123")
+    assert (line.product_category, line.product_type) == ("KAFKA", "KAFKA_NUM_CKU")
+    assert (line.quantity, line.unit_price, line.total_cost) == (
+        Decimal("2.0"),
+        Decimal("1.5"),
+        Decimal("3.0000"),
+    )
+    assert str(line.total_cost) == "3.0000"
+    assert (line.currency, line.granularity, line.provider_prorated) == ("USD", "daily", True)
+    assert line.metadata == {"resource_name": "my-cluster", "original_amount": "3.5"}
+
+
+def test_scenario_37_tiers_merge(gather):
+    rows = [_tier(240, 0.023, 5.52), _tier(72, 0.0345, 2.484)]
+    [line] = gather(rows)
+    assert line.total_cost == Decimal("8.004") and str(line.total_cost) == "8.0040"
+    assert line.quantity == Decimal("312") and line.unit_price == Decimal("0")
+    assert line.metadata["tiers"] == [
+        {"price": "0.023", "quantity": "240", "cost": "5.52"},
+        {"price": "0.0345", "quantity": "72", "cost": "2.484"},
+    ]
+    assert "raw_amount" not in line.metadata
+    assert gather(list(reversed(rows))) == [line]
+
+
+def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
+    no_resource = {**CKU_ROW, "resource": {}, "line_type": "SUPPORT", "product": "SUPPORT_CLOUD_BUSINESS"}
+    undated_a = {k: v for k, v in CKU_ROW.items() if k != "start_date"}
+    undated_b = {**undated_a, "amount": 7.25}
+    credit = {**CKU_ROW, "resource": {"id": "lkc-credit"}, "amount": -100}
+    garbage = {**CKU_ROW, "resource": {"id": "lkc-nan"}, "amount": "not-a-number"}
+    rows = [no_resource, undated_a, undated_b, CKU_ROW, credit, garbage]
+    lines = gather(rows)
+    by_id = {line.resource_id: line for line in lines}
+
+    assert len(lines) == 6
+    assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].total_cost == Decimal("3.0000")
+    assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].env_id == ""
+    for row, amount in ((undated_a, "3.0000"), (undated_b, "7.2500")):
+        malformed = by_id[f"malformed_billing_{row_hash(row)}"]
+        assert malformed.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+        assert str(malformed.total_cost) == amount
+        assert malformed.metadata["malformed"] is True and "start_date" in malformed.metadata["parse_error"]
+        assert (malformed.product_category, malformed.product_type) == ("KAFKA", "KAFKA_NUM_CKU")
+    assert by_id["lkc-abc123"].total_cost == Decimal("3.0000")
+    assert by_id["lkc-credit"].total_cost == Decimal("-100.0000")
+    assert by_id["lkc-nan"].total_cost == Decimal("0")
+    assert sum(line.total_cost for line in lines) == Decimal("3") * 3 + Decimal("7.25") - 100
+
+
+def test_ids_and_output_do_not_depend_on_row_order(gather):
+    rows = [
+        {**CKU_ROW, "resource": {}, "line_type": t, "amount": a}
+        for t, a in (("SUPPORT", 1), ("AUDIT_LOG_READ", 2), ("PROMO_CREDIT", -3))
+    ]
+    rows += [{**CKU_ROW, "start_date": None, "amount": 4}, CKU_ROW, _tier(1, 1, 1), _tier(2, 2, 4)]
+    first = gather(rows)
+    shuffled = rows[:]
+    random.Random(3).shuffle(shuffled)
+    assert gather(shuffled) == first
+    assert [line.key for line in first] == sorted(line.key for line in first)
+
+
+def test_malformed_shapes_are_kept(gather):
+    bad_resource = {**CKU_ROW, "resource": "lkc-abc123"}
+    bad_env = {**CKU_ROW, "resource": {"id": "lkc-1", "environment": ["env-1"]}}
+    bad_date = {**CKU_ROW, "start_date": "15/01/2024", "line_type": None}
+    not_object = ["a", "list", "row"]
+    lines = gather([bad_resource, bad_env, bad_date, not_object])
+    assert len(lines) == 4
+    assert all(line.resource_id.startswith("malformed_billing_") for line in lines)
+    assert all(line.metadata["malformed"] is True for line in lines)
+    by_id = {line.resource_id: line for line in lines}
+    assert (
+        "resource is not an object"
+        in by_id[f"malformed_billing_{row_hash(bad_resource)}"].metadata["parse_error"]
+    )
+    assert by_id[f"malformed_billing_{row_hash(bad_resource)}"].timestamp == datetime(2024, 1, 15, tzinfo=UTC)
+    assert "environment" in by_id[f"malformed_billing_{row_hash(bad_env)}"].metadata["parse_error"]
+    dated = by_id[f"malformed_billing_{row_hash(bad_date)}"]
+    assert dated.product_type == "MALFORMED" and dated.product_category == "KAFKA"
+    assert dated.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+    listed = by_id[f"malformed_billing_{row_hash(not_object)}"]
+    assert (listed.product_category, listed.total_cost) == ("MALFORMED", Decimal(0))
+
+
+def test_amounts_are_quantized_half_up_with_raw_amount_kept(gather):
+    rows = [
+        {**CKU_ROW, "resource": {"id": "lkc-up"}, "amount": 1.00005},
+        {**CKU_ROW, "resource": {"id": "lkc-down"}, "amount": 2.00004},
+        {**CKU_ROW, "resource": {"id": "lkc-null"}, "amount": None, "quantity": "NaN", "price": True},
+    ]
+    by_id = {line.resource_id: line for line in gather(rows)}
+    assert str(by_id["lkc-up"].total_cost) == "1.0001" and by_id["lkc-up"].metadata["raw_amount"] == "1.00005"
+    assert (
+        str(by_id["lkc-down"].total_cost) == "2.0000"
+        and by_id["lkc-down"].metadata["raw_amount"] == "2.00004"
+    )
+    null = by_id["lkc-null"]
+    assert (null.total_cost, null.quantity, null.unit_price) == (0, 0, 0)
+
+
+def test_multi_day_row_sits_on_its_start_date_and_optional_fields_are_kept(gather):
+    row = {
+        **CKU_ROW,
+        "end_date": "2024-01-18",
+        "amount": 9.75,
+        "discount_amount": 1.25,
+        "network_access_type": "PRIVATE_LINK",
+        "description": "KAFKA101",
+        "unit": "CKU-hour",
+    }
+    [line] = gather([row])
+    assert line.timestamp == datetime(2024, 1, 15, tzinfo=UTC) and line.total_cost == Decimal("9.75")
+    assert line.metadata == {
+        "resource_name": "my-cluster",
+        "original_amount": "3.5",
+        "discount_amount": "1.25",
+        "network_access_type": "PRIVATE_LINK",
+        "description": "KAFKA101",
+        "unit": "CKU-hour",
+    }
+
+
+def test_windows_split_by_days_per_query(fake, make_client):
+    assert billing_windows(date(2024, 1, 1), date(2024, 2, 1), 15) == [
+        (date(2024, 1, 1), date(2024, 1, 16)),
+        (date(2024, 1, 16), date(2024, 1, 31)),
+        (date(2024, 1, 31), date(2024, 2, 1)),
+    ]
+    assert billing_windows(date(2024, 1, 2), date(2024, 1, 2), 15) == []
+    fake.route(COSTS, listing([]))
+    CCloudCostSource(make_client(), "org-123", 15).gather(date(2024, 1, 1), date(2024, 2, 1))
+    asked = [(h.query["start_date"], h.query["end_date"], h.query["page_size"]) for h in fake.hits(COSTS)]
+    assert asked == [
+        ("2024-01-01", "2024-01-16", "2000"),
+        ("2024-01-16", "2024-01-31", "2000"),
+        ("2024-01-31", "2024-02-01", "2000"),
+    ]
+    with pytest.raises(ValueError, match="days_per_query"):
+        CCloudCostSource(make_client(), "org-123", 0)
+
+
+def test_authored_pages_are_read_completely(fake, make_client):
+    page1 = example("authored/billing-costs.page1.example.json")["data"]
+    last = example("authored/billing-costs.lastpage.example.json")["data"]
+    fake.route(COSTS, paged([page1, last], COSTS, keep=("start_date", "end_date")))
+    lines = CCloudCostSource(make_client(), "org-123").gather(date(2026, 7, 1), date(2026, 7, 2))
+    hits = fake.hits(COSTS)
+    assert len(hits) == 2 and hits[1].query["start_date"] == "2026-07-01"
+    expected = sum(Decimal(str(r["amount"])) for r in page1 + last)
+    assert sum(line.total_cost for line in lines) == expected.quantize(Decimal("0.0001"))
+    assert all(line.timestamp == datetime(2026, 7, 1, tzinfo=UTC) for line in lines)
+    assert not any(line.metadata.get("malformed") for line in lines)
+
+
+def test_a_failing_window_fails_the_gather(fake, make_client):
+    fake.route(COSTS, Reply(403, {"errors": [{"status": "403", "detail": "not a billing admin"}]}))
+    with pytest.raises(CCloudApiError, match="403"):
+        CCloudCostSource(make_client(), "org-123").gather(date(2024, 1, 1), date(2024, 1, 2))
