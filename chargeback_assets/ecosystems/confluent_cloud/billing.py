@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 ECOSYSTEM = "confluent_cloud"
 COSTS_PATH = "/billing/v1/costs"
 MALFORMED = "MALFORMED"
-EPOCH_DAY = date(1970, 1, 1)
 MONEY_QUANTUM = Decimal("0.0001")
 ZERO = Decimal(0)
 
@@ -113,14 +112,14 @@ class _Row:
         return (self.day, self.env_id, self.resource_id, self.product_type, self.product_category)
 
 
-def _read_row(row: Any) -> _Row:
+def _read_row(row: Any, undated_day: date) -> _Row:
     digest = row_hash(row)
     if not isinstance(row, dict):
-        return _malformed({}, digest, f"row is not an object: {type(row).__name__}")
+        return _malformed({}, digest, f"row is not an object: {type(row).__name__}", undated_day)
     try:
         return _read_well_formed(row, digest)
     except MalformedRow as problem:
-        return _malformed(row, digest, str(problem))
+        return _malformed(row, digest, str(problem), undated_day)
 
 
 def _numbers(row: Mapping[str, Any], digest: str) -> tuple[Decimal, Decimal, Decimal]:
@@ -170,12 +169,14 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
     )
 
 
-def _malformed(row: Mapping[str, Any], digest: str, problem: str) -> _Row:
+def _malformed(row: Mapping[str, Any], digest: str, problem: str, undated_day: date) -> _Row:
+    """A row we cannot read is still a cost: it is kept, dated by its own start_date when that parses, else
+    by the first day of the window that returned it, so it lands in a partition and is charged."""
     log.warning("billing row %s is malformed (%s); kept as malformed_billing_%s", digest, problem, digest)
     try:
         day = _parse_day(row.get("start_date"))
     except MalformedRow:
-        day = EPOCH_DAY
+        day = undated_day
     quantity, price, amount = _numbers(row, digest)
     return _Row(
         day=day,
@@ -244,11 +245,14 @@ def _to_line(row: _Row, tenant_id: str) -> BillingLine:
     )
 
 
-def cost_rows_to_lines(rows: Iterable[Any], tenant_id: str) -> list[BillingLine]:
-    """Billing lines for raw Cost rows, tiers merged, sorted by line key (input order does not matter)."""
+def cost_rows_to_lines(rows: Iterable[Any], tenant_id: str, undated_day: date) -> list[BillingLine]:
+    """Billing lines for raw Cost rows, tiers merged, sorted by line key (input order does not matter).
+
+    `undated_day` dates malformed rows whose start_date is unusable: the first day they were requested for.
+    """
     grouped: dict[tuple[date, str, str, str, str], list[_Row]] = {}
     for raw in rows:
-        parsed = _read_row(raw)
+        parsed = _read_row(raw, undated_day)
         grouped.setdefault(parsed.key, []).append(parsed)
     return [_to_line(_merge_tiers(grouped[key]), tenant_id) for key in sorted(grouped)]
 
@@ -265,8 +269,9 @@ class CCloudCostSource:
 
     def gather(self, start: date, end: date) -> list[BillingLine]:
         """Lines whose cost period starts in `[start, end)`; raises CCloudApiError if any window fails."""
-        rows: list[Any] = []
+        lines: list[BillingLine] = []
         for window_start, window_end in billing_windows(start, end, self.days_per_query):
             params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
-            rows.extend(self.client.list(COSTS_PATH, params))
-        return cost_rows_to_lines(rows, self.tenant_id)
+            rows = list(self.client.list(COSTS_PATH, params))
+            lines += cost_rows_to_lines(rows, self.tenant_id, undated_day=window_start)
+        return sorted(lines, key=lambda line: line.key)

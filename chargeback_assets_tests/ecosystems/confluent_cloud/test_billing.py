@@ -92,7 +92,8 @@ def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
     assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].env_id == ""
     for row, amount in ((undated_a, "3.0000"), (undated_b, "7.2500")):
         malformed = by_id[f"malformed_billing_{row_hash(row)}"]
-        assert malformed.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+        # Our rule (the reference used 1970-01-01, a day no partition covers): the window's first day.
+        assert malformed.timestamp == datetime(2024, 1, 1, tzinfo=UTC)
         assert str(malformed.total_cost) == amount
         assert malformed.metadata["malformed"] is True and "start_date" in malformed.metadata["parse_error"]
         assert (malformed.product_category, malformed.product_type) == ("KAFKA", "KAFKA_NUM_CKU")
@@ -133,7 +134,7 @@ def test_malformed_shapes_are_kept(gather):
     assert "environment" in by_id[f"malformed_billing_{row_hash(bad_env)}"].metadata["parse_error"]
     dated = by_id[f"malformed_billing_{row_hash(bad_date)}"]
     assert dated.product_type == "MALFORMED" and dated.product_category == "KAFKA"
-    assert dated.timestamp == datetime(1970, 1, 1, tzinfo=UTC)
+    assert dated.timestamp == datetime(2024, 1, 1, tzinfo=UTC)
     listed = by_id[f"malformed_billing_{row_hash(not_object)}"]
     assert (listed.product_category, listed.total_cost) == ("MALFORMED", Decimal(0))
 
