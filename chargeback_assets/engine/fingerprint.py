@@ -10,23 +10,21 @@ import hashlib
 import json
 from collections.abc import Iterable
 
-from chargeback_assets.engine.models import BillingLine
+from chargeback_assets.engine.models import UTC, BillingLine
 
 
 def line_id(line: BillingLine) -> str:
-    """Stable id of a billing line: sha256 over its key fields."""
-    key = "\x1f".join(
-        [
-            line.ecosystem,
-            line.tenant_id,
-            line.timestamp.isoformat(),
-            line.env_id,
-            line.resource_id,
-            line.product_type,
-            line.product_category,
-        ]
-    )
-    return hashlib.sha256(key.encode()).hexdigest()
+    """Stable id of a billing line: sha256 of its 7-field key (timestamp as fixed-width UTC text)."""
+    key = [
+        line.ecosystem,
+        line.tenant_id,
+        line.timestamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        line.env_id,
+        line.resource_id,
+        line.product_type,
+        line.product_category,
+    ]
+    return hashlib.sha256(json.dumps(key, separators=(",", ":")).encode()).hexdigest()
 
 
 def billing_fingerprint(lines: Iterable[BillingLine]) -> str:

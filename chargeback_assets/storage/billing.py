@@ -1,0 +1,146 @@
+"""The tenant's bill, one day at a time, and how often each line has been tried by the allocator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+from decimal import Decimal
+
+from chargeback_assets.engine.fingerprint import line_id
+from chargeback_assets.engine.models import BillingLine
+from chargeback_assets.storage.codec import (
+    day_bounds,
+    decode_json,
+    encode_json,
+    money_text,
+    parse_timestamp,
+    require_in_day,
+    require_scope,
+    timestamp_text,
+)
+from chargeback_assets.storage.database import Source, Transaction, delete_day
+
+_COLUMNS = (
+    "ecosystem, tenant_id, line_id, timestamp, env_id, resource_id, product_type, product_category, "
+    "quantity, unit_price, total_cost, currency, granularity, provider_prorated, allocation_attempts, "
+    "metadata_json"
+)
+
+
+def replace_billing_day(
+    tx: Transaction, ecosystem: str, tenant_id: str, day: date, lines: Sequence[BillingLine]
+) -> int:
+    """Replace the day's bill; a line that comes back with the same key keeps its allocation attempts.
+
+    Returns the number of lines written. Two lines with one key are refused: the source merges tiers.
+    """
+    kept = allocation_attempts(tx, ecosystem, tenant_id, day)
+    rows = {}
+    for line in lines:
+        what = (
+            f"billing line {line.resource_id or '<org>'}/{line.product_type} at {line.timestamp.isoformat()}"
+        )
+        require_scope(ecosystem, tenant_id, line.ecosystem, line.tenant_id, what)
+        require_in_day(line.timestamp, day, what)
+        lid = line_id(line)
+        if lid in rows:
+            raise ValueError(f"{what} appears twice in the bill for {day.isoformat()} (same 7-field key)")
+        rows[lid] = (
+            ecosystem,
+            tenant_id,
+            lid,
+            timestamp_text(line.timestamp, what),
+            line.env_id,
+            line.resource_id,
+            line.product_type,
+            line.product_category,
+            money_text(line.quantity, f"{what}: quantity"),
+            money_text(line.unit_price, f"{what}: unit_price"),
+            money_text(line.total_cost, f"{what}: total_cost"),
+            line.currency,
+            line.granularity,
+            int(line.provider_prorated),
+            kept.get(lid, 0),
+            encode_json(line.metadata, f"{what}: metadata"),
+        )
+    delete_day(tx, "billing", ecosystem, tenant_id, day, timestamp_column="timestamp")
+    tx.conn.executemany(f"INSERT INTO billing ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", rows.values())
+    return len(rows)
+
+
+def billing_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:
+    """The day's lines ordered by their key, so that every reader walks them in the same order."""
+    start, end = day_bounds(day)
+    cursor = source.conn.execute(
+        "SELECT timestamp, env_id, resource_id, product_type, product_category, quantity, unit_price, "
+        "total_cost, currency, granularity, provider_prorated, metadata_json FROM billing "
+        "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ? "
+        "ORDER BY timestamp, env_id, resource_id, product_type, product_category",
+        (ecosystem, tenant_id, start, end),
+    )
+    return [
+        BillingLine(
+            ecosystem=ecosystem,
+            tenant_id=tenant_id,
+            timestamp=parse_timestamp(ts),
+            env_id=env_id,
+            resource_id=resource_id,
+            product_type=product_type,
+            product_category=product_category,
+            quantity=Decimal(quantity),
+            unit_price=Decimal(unit_price),
+            total_cost=Decimal(total_cost),
+            currency=currency,
+            granularity=granularity,
+            provider_prorated=bool(prorated),
+            metadata=decode_json(metadata_json),
+        )
+        for (
+            ts,
+            env_id,
+            resource_id,
+            product_type,
+            product_category,
+            quantity,
+            unit_price,
+            total_cost,
+            currency,
+            granularity,
+            prorated,
+            metadata_json,
+        ) in cursor
+    ]
+
+
+def allocation_attempts(source: Source, ecosystem: str, tenant_id: str, day: date) -> dict[str, int]:
+    """line_id -> how many times the allocator has tried that line of the day."""
+    start, end = day_bounds(day)
+    return dict(
+        source.conn.execute(
+            "SELECT line_id, allocation_attempts FROM billing "
+            "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY line_id",
+            (ecosystem, tenant_id, start, end),
+        )
+    )
+
+
+def increment_allocation_attempts(
+    tx: Transaction, ecosystem: str, tenant_id: str, line_ids: Iterable[str]
+) -> dict[str, int]:
+    """Add one attempt to each line; returns the new counts. Unknown line ids are refused."""
+    wanted = sorted(set(line_ids))
+    tx.conn.executemany(
+        "UPDATE billing SET allocation_attempts = allocation_attempts + 1 "
+        "WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
+        [(ecosystem, tenant_id, lid) for lid in wanted],
+    )
+    counts = {}
+    for lid in wanted:
+        found = tx.conn.execute(
+            "SELECT allocation_attempts FROM billing WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
+            (ecosystem, tenant_id, lid),
+        ).fetchone()
+        if found is None:
+            raise ValueError(f"no billing line {lid} for tenant ({ecosystem!r}, {tenant_id!r})")
+        counts[lid] = found[0]
+    return counts

@@ -1,0 +1,179 @@
+"""The allocated chargeback: dimensions (who, what, how) and daily facts (when, how much).
+
+This is the hot write path (tens of thousands of rows per tenant-day), so dimensions are resolved in
+bulk: the tenant's known dimensions are loaded once into a dict, missing ones are inserted with one
+`executemany` under ids taken after the current maximum (safe: the caller holds the write lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from chargeback_assets.engine.models import ChargebackRow, CostType
+from chargeback_assets.storage.codec import (
+    day_bounds,
+    decode_json,
+    encode_json,
+    money_text,
+    parse_day,
+    parse_timestamp,
+    require_in_day,
+    require_scope,
+    timestamp_text,
+)
+from chargeback_assets.storage.database import Source, Transaction, delete_day
+
+_DIMENSION_COLUMNS = (
+    "ecosystem, tenant_id, env_id, resource_id, product_category, product_type, identity_id, cost_type, "
+    "allocation_method, allocation_detail"
+)
+_COST_TYPES = frozenset(c.value for c in CostType)
+_MISSING = object()
+
+
+def replace_chargeback_day(
+    tx: Transaction, ecosystem: str, tenant_id: str, day: date, rows: Sequence[ChargebackRow]
+) -> int:
+    """Replace the day's facts; returns the number of facts written.
+
+    Rows sharing a dimension and timestamp are summed into one fact (a line split into several tiers can
+    charge one identity twice: both amounts are owed). The fact keeps the metadata entries on which all
+    its rows agree, so the result does not depend on the order of the rows.
+    """
+    facts: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
+    timestamps: dict[datetime, str] = {}
+    for row in rows:
+        if row.ecosystem != ecosystem or row.tenant_id != tenant_id:
+            require_scope(ecosystem, tenant_id, row.ecosystem, row.tenant_id, _describe(row))
+        ts = timestamps.get(row.timestamp)
+        if ts is None:
+            require_in_day(row.timestamp, day, _describe(row))
+            ts = timestamps[row.timestamp] = timestamp_text(row.timestamp, _describe(row))
+        amount = row.amount
+        if not isinstance(amount, Decimal) or not amount.is_finite():
+            money_text(amount, f"{_describe(row)}: amount")
+        key = (ts, row.dimension)
+        fact = facts.get(key)
+        if fact is None:
+            facts[key] = [amount, row.metadata]
+        else:
+            fact[0] += amount
+            fact[1] = _common(fact[1], row.metadata)
+    dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts])
+    delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
+    tx.conn.executemany(
+        "INSERT INTO chargeback_facts (ecosystem, tenant_id, timestamp, dimension_id, amount, metadata_json) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                ecosystem,
+                tenant_id,
+                ts,
+                dimension_ids[dimension],
+                format(amount, "f"),
+                encode_json(metadata, f"chargeback metadata at {ts}") if metadata else "{}",
+            )
+            for (ts, dimension), (amount, metadata) in facts.items()
+        ],
+    )
+    return len(facts)
+
+
+def chargeback_rows_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[ChargebackRow]:
+    """The day's facts as rows, ordered by timestamp then dimension, so that outputs are reproducible."""
+    start, end = day_bounds(day)
+    cursor = source.conn.execute(
+        "SELECT f.timestamp, d.env_id, d.resource_id, d.product_category, d.product_type, d.identity_id, "
+        "d.cost_type, d.allocation_method, d.allocation_detail, f.amount, f.metadata_json "
+        "FROM chargeback_facts f JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
+        "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ? "
+        "ORDER BY f.timestamp, d.env_id, d.resource_id, d.product_category, d.product_type, d.identity_id, "
+        "d.cost_type, d.allocation_method, d.allocation_detail",
+        (ecosystem, tenant_id, start, end),
+    )
+    return [
+        ChargebackRow(
+            ecosystem=ecosystem,
+            tenant_id=tenant_id,
+            timestamp=parse_timestamp(ts),
+            env_id=env_id,
+            resource_id=resource_id,
+            product_category=product_category,
+            product_type=product_type,
+            identity_id=identity_id,
+            cost_type=CostType(cost_type),
+            allocation_method=allocation_method,
+            allocation_detail=allocation_detail,
+            amount=Decimal(amount),
+            metadata=decode_json(metadata_json),
+        )
+        for (
+            ts,
+            env_id,
+            resource_id,
+            product_category,
+            product_type,
+            identity_id,
+            cost_type,
+            allocation_method,
+            allocation_detail,
+            amount,
+            metadata_json,
+        ) in cursor
+    ]
+
+
+def chargeback_dates(source: Source, ecosystem: str, tenant_id: str) -> list[date]:
+    """Every UTC day that has chargeback facts for the tenant, ascending."""
+    cursor = source.conn.execute(
+        "SELECT DISTINCT substr(timestamp, 1, 10) FROM chargeback_facts "
+        "WHERE ecosystem = ? AND tenant_id = ? ORDER BY 1",
+        (ecosystem, tenant_id),
+    )
+    return [parse_day(text) for (text,) in cursor]
+
+
+def _dimension_ids(
+    tx: Transaction, ecosystem: str, tenant_id: str, dimensions: Sequence[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """Get-or-create every dimension at once; new ones are numbered in order of first appearance."""
+    known = {
+        tuple(row[1:]): row[0]
+        for row in tx.conn.execute(
+            f"SELECT dimension_id, {_DIMENSION_COLUMNS} FROM chargeback_dimensions "
+            "WHERE ecosystem = ? AND tenant_id = ?",
+            (ecosystem, tenant_id),
+        )
+    }
+    missing = [d for d in dict.fromkeys(dimensions) if d not in known]
+    if missing:
+        for dimension in missing:
+            if dimension[7] not in _COST_TYPES:
+                raise ValueError(f"chargeback dimension {dimension!r}: unknown cost type {dimension[7]!r}")
+        next_id = tx.conn.execute(
+            "SELECT IFNULL(MAX(dimension_id), 0) + 1 FROM chargeback_dimensions"
+        ).fetchone()[0]
+        new = {dimension: next_id + i for i, dimension in enumerate(missing)}
+        tx.conn.executemany(
+            f"INSERT INTO chargeback_dimensions (dimension_id, {_DIMENSION_COLUMNS}) "
+            f"VALUES ({', '.join('?' * 11)})",
+            [(dimension_id, *dimension) for dimension, dimension_id in new.items()],
+        )
+        known.update(new)
+    return known
+
+
+def _common(kept: Mapping[str, Any], other: Mapping[str, Any]) -> Mapping[str, Any]:
+    if kept == other:
+        return kept
+    return {k: v for k, v in kept.items() if other.get(k, _MISSING) == v}
+
+
+def _describe(row: ChargebackRow) -> str:
+    return (
+        f"chargeback row for {row.identity_id} on {row.resource_id or '<org>'}/{row.product_type} "
+        f"at {row.timestamp.isoformat()}"
+    )

@@ -1,0 +1,122 @@
+"""How domain values become SQLite text and come back unchanged.
+
+Money is decimal text (never REAL, so no binary rounding), timestamps are fixed-width ISO-8601 UTC text
+(fixed width keeps lexicographic order equal to time order, so range queries work on the text), and JSON
+columns use a tagged encoding so that `Decimal`, `datetime`, `date` and tuples survive a round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from chargeback_assets.engine.models import UTC, Window, require_utc
+
+_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def timestamp_text(value: datetime, what: str) -> str:
+    return require_utc(value, what).strftime(_TIMESTAMP_FORMAT)
+
+
+def optional_timestamp_text(value: datetime | None, what: str) -> str | None:
+    return None if value is None else timestamp_text(value, what)
+
+
+def parse_timestamp(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    return datetime.strptime(text, _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def day_text(day: date) -> str:
+    if isinstance(day, datetime):
+        raise TypeError(f"expected a calendar date, got the datetime {day.isoformat()}")
+    return day.isoformat()
+
+
+def parse_day(text: str) -> date:
+    return date.fromisoformat(text)
+
+
+def money_text(value: Decimal, what: str) -> str:
+    """Plain decimal text of an exact amount; floats are refused because they are already rounded."""
+    if not isinstance(value, Decimal):
+        raise TypeError(f"{what} must be a Decimal, got {type(value).__name__} {value!r}")
+    if not value.is_finite():
+        raise ValueError(f"{what} must be a finite Decimal, got {value}")
+    return format(value, "f")
+
+
+def encode_json(value: Mapping[str, Any], what: str) -> str:
+    """Canonical JSON (sorted keys) so that equal metadata always gives equal text."""
+    return json.dumps(_tag(value, what), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def decode_json(text: str) -> Any:
+    return json.loads(text, object_hook=_untag)
+
+
+def _tag(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return {"$decimal": money_text(value, path)}
+    if isinstance(value, datetime):
+        return {"$datetime": timestamp_text(value, path)}
+    if isinstance(value, date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, tuple):
+        return {"$tuple": [_tag(item, f"{path}[{i}]") for i, item in enumerate(value)]}
+    if isinstance(value, list):
+        return [_tag(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        tagged = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: keys must be strings, got {type(key).__name__} {key!r}")
+            if key.startswith("$"):
+                raise ValueError(f"{path}: key {key!r} may not start with '$' (reserved for typed values)")
+            tagged[key] = _tag(item, f"{path}.{key}")
+        return tagged
+    raise TypeError(f"{path}: cannot store a {type(value).__name__} value ({value!r}) as JSON")
+
+
+def _untag(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1:
+        ((key, raw),) = obj.items()
+        if key == "$decimal":
+            return Decimal(raw)
+        if key == "$datetime":
+            return parse_timestamp(raw)
+        if key == "$date":
+            return date.fromisoformat(raw)
+        if key == "$tuple":
+            return tuple(raw)
+    return obj
+
+
+def day_bounds(day: date) -> tuple[str, str]:
+    """The stored text of `[day, day+1)`, for range queries on timestamp columns."""
+    window = Window.for_day(day)
+    return timestamp_text(window.start, "day start"), timestamp_text(window.end, "day end")
+
+
+def require_scope(
+    ecosystem: str, tenant_id: str, item_ecosystem: str, item_tenant_id: str, what: str
+) -> None:
+    """Refuse an item of another tenant: a write is always scoped to one (ecosystem, tenant_id)."""
+    if (item_ecosystem, item_tenant_id) != (ecosystem, tenant_id):
+        raise ValueError(
+            f"{what} belongs to ({item_ecosystem!r}, {item_tenant_id!r}), "
+            f"not to the tenant being written ({ecosystem!r}, {tenant_id!r})"
+        )
+
+
+def require_in_day(instant: datetime, day: date, what: str) -> None:
+    """Refuse a row outside the partition being replaced: it would survive the next replace of its own day."""
+    if not Window.for_day(day).contains(require_utc(instant, what)):
+        raise ValueError(f"{what} has timestamp {instant.isoformat()}, outside the day {day.isoformat()}")

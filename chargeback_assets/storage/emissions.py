@@ -1,0 +1,91 @@
+"""One record per (tenant, emitter, pipeline, date): whether that output was published, and how many tries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Literal, get_args
+
+from chargeback_assets.storage.codec import day_text, parse_day, parse_timestamp, timestamp_text
+from chargeback_assets.storage.database import Source, Transaction
+
+EmissionStatus = Literal["emitted", "failed", "skipped"]
+_STATUSES = get_args(EmissionStatus)
+
+
+@dataclass(frozen=True, slots=True)
+class EmissionRecord:
+    ecosystem: str
+    tenant_id: str
+    emitter_name: str
+    pipeline: str
+    date: date
+    status: str
+    attempt_count: int
+    last_error: str | None
+    updated_at: datetime
+
+
+_COLUMNS = "emitter_name, pipeline, date, status, attempt_count, last_error, updated_at"
+
+
+def record_emission(
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    emitter_name: str,
+    pipeline: str,
+    day: date,
+    status: EmissionStatus,
+    at: datetime,
+    error: str | None = None,
+) -> EmissionRecord:
+    """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1."""
+    if status not in _STATUSES:
+        raise ValueError(f"emission status must be one of {list(_STATUSES)}, got {status!r}")
+    tx.conn.execute(
+        f"INSERT INTO emission_records (ecosystem, tenant_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) "
+        "ON CONFLICT (ecosystem, tenant_id, emitter_name, pipeline, date) DO UPDATE SET "
+        "status = excluded.status, attempt_count = attempt_count + 1, last_error = excluded.last_error, "
+        "updated_at = excluded.updated_at",
+        (
+            ecosystem,
+            tenant_id,
+            emitter_name,
+            pipeline,
+            day_text(day),
+            status,
+            error,
+            timestamp_text(at, f"emission of {emitter_name}/{pipeline} for {day}: at"),
+        ),
+    )
+    (record,) = emission_records(tx, ecosystem, tenant_id, emitter_name, pipeline, day)
+    return record
+
+
+def emission_records(
+    source: Source,
+    ecosystem: str,
+    tenant_id: str,
+    emitter_name: str | None = None,
+    pipeline: str | None = None,
+    day: date | None = None,
+) -> list[EmissionRecord]:
+    """The tenant's records, optionally narrowed, ordered by emitter, pipeline and date."""
+    filters = {
+        "emitter_name": emitter_name,
+        "pipeline": pipeline,
+        "date": None if day is None else day_text(day),
+    }
+    where = "".join(f" AND {column} = ?" for column, value in filters.items() if value is not None)
+    cursor = source.conn.execute(
+        f"SELECT {_COLUMNS} FROM emission_records WHERE ecosystem = ? AND tenant_id = ?{where} "
+        "ORDER BY emitter_name, pipeline, date",
+        (ecosystem, tenant_id, *(value for value in filters.values() if value is not None)),
+    )
+    return [
+        EmissionRecord(
+            ecosystem, tenant_id, name, pipe, parse_day(d), status, attempts, error, parse_timestamp(at)
+        )
+        for name, pipe, d, status, attempts, error, at in cursor
+    ]

@@ -1,0 +1,360 @@
+"""Numbered schema migrations, applied in order when the database is opened.
+
+A migration is never edited once released: a schema change is a new, higher-numbered migration. The
+caller runs `apply_migrations` inside a `BEGIN IMMEDIATE` transaction, so the version check and the
+changes happen under the write lock: when two processes open a new file at once, the second waits and
+then finds nothing left to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlite_utils
+
+from chargeback_assets.engine.models import UTC
+
+VERSION_TABLE = "schema_version"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+def _table(
+    db: sqlite_utils.Database,
+    name: str,
+    columns: dict[str, type],
+    pk: str | tuple[str, ...],
+    nullable: Sequence[str] = (),
+    defaults: dict[str, object] | None = None,
+    foreign_keys: Sequence[tuple[str, str, str]] = (),
+) -> sqlite_utils.db.Table:
+    """A STRICT table whose columns are NOT NULL unless listed as nullable (STRICT refuses REAL in TEXT)."""
+    table = db.table(name)
+    table.create(
+        columns,
+        pk=pk,
+        not_null=[c for c in columns if c not in nullable],
+        defaults=defaults or {},
+        foreign_keys=list(foreign_keys),
+        strict=True,
+    )
+    return table
+
+
+def _seed_tables(db: sqlite_utils.Database) -> None:
+    """The original system's tables: bill, inventory, chargeback, pipeline bookkeeping, tags, emissions."""
+    scope = {"ecosystem": str, "tenant_id": str}
+    billing = _table(
+        db,
+        "billing",
+        {
+            **scope,
+            "line_id": str,
+            "timestamp": str,
+            "env_id": str,
+            "resource_id": str,
+            "product_type": str,
+            "product_category": str,
+            "quantity": str,
+            "unit_price": str,
+            "total_cost": str,
+            "currency": str,
+            "granularity": str,
+            "provider_prorated": int,
+            "allocation_attempts": int,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "line_id"),
+        defaults={"allocation_attempts": 0, "metadata_json": "{}"},
+    )
+    billing.create_index(["ecosystem", "tenant_id", "timestamp"])
+
+    resources = _table(
+        db,
+        "resources",
+        {
+            **scope,
+            "resource_id": str,
+            "resource_type": str,
+            "display_name": str,
+            "parent_id": str,
+            "owner_id": str,
+            "status": str,
+            "cloud": str,
+            "region": str,
+            "created_at": str,
+            "deleted_at": str,
+            "last_seen_at": str,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "resource_id"),
+        nullable=(
+            "display_name",
+            "parent_id",
+            "owner_id",
+            "cloud",
+            "region",
+            "created_at",
+            "deleted_at",
+            "last_seen_at",
+        ),
+    )
+    resources.create_index(["ecosystem", "tenant_id", "resource_type"])
+    resources.create_index(["ecosystem", "tenant_id", "deleted_at"])
+
+    identities = _table(
+        db,
+        "identities",
+        {
+            **scope,
+            "identity_id": str,
+            "identity_type": str,
+            "display_name": str,
+            "status": str,
+            "created_at": str,
+            "deleted_at": str,
+            "last_seen_at": str,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "identity_id"),
+        nullable=("display_name", "created_at", "deleted_at", "last_seen_at"),
+    )
+    identities.create_index(["ecosystem", "tenant_id", "identity_type"])
+    identities.create_index(["ecosystem", "tenant_id", "deleted_at"])
+
+    _table(
+        db,
+        "chargeback_dimensions",
+        {
+            "dimension_id": int,
+            **scope,
+            "env_id": str,
+            "resource_id": str,
+            "product_category": str,
+            "product_type": str,
+            "identity_id": str,
+            "cost_type": str,
+            "allocation_method": str,
+            "allocation_detail": str,
+        },
+        pk="dimension_id",
+        nullable=("resource_id", "allocation_method", "allocation_detail"),
+    )
+    # NULL never equals NULL in a UNIQUE constraint, so the nullable columns are indexed through IFNULL with
+    # a blob sentinel: it keeps NULL and the empty string apart while making two NULLs collide.
+    db.execute(
+        "CREATE UNIQUE INDEX idx_chargeback_dimensions_unique ON chargeback_dimensions ("
+        "ecosystem, tenant_id, env_id, IFNULL(resource_id, X'00'), product_category, product_type, "
+        "identity_id, cost_type, IFNULL(allocation_method, X'00'), IFNULL(allocation_detail, X'00'))"
+    )
+
+    facts = _table(
+        db,
+        "chargeback_facts",
+        {**scope, "timestamp": str, "dimension_id": int, "amount": str, "metadata_json": str},
+        pk=("timestamp", "dimension_id"),
+        foreign_keys=[("dimension_id", "chargeback_dimensions", "dimension_id")],
+    )
+    facts.create_index(["ecosystem", "tenant_id", "timestamp"])
+    facts.create_index(["dimension_id"])
+
+    _table(
+        db,
+        "pipeline_state",
+        {
+            **scope,
+            "tracking_date": str,
+            "billing_gathered": int,
+            "resources_gathered": int,
+            "chargeback_calculated": int,
+            "metrics_fetch_failed": int,
+            "billing_fingerprint": str,
+            "billing_fingerprint_at": str,
+            "calculation_id": str,
+            "calculation_completed_at": str,
+            "calculation_run_id": str,
+        },
+        pk=("ecosystem", "tenant_id", "tracking_date"),
+        nullable=(
+            "billing_fingerprint",
+            "billing_fingerprint_at",
+            "calculation_id",
+            "calculation_completed_at",
+            "calculation_run_id",
+        ),
+        defaults={
+            "billing_gathered": 0,
+            "resources_gathered": 0,
+            "chargeback_calculated": 0,
+            "metrics_fetch_failed": 0,
+        },
+    )
+
+    runs = _table(
+        db,
+        "pipeline_runs",
+        {
+            **scope,
+            "run_id": str,
+            "tenant_name": str,
+            "dates_json": str,
+            "status": str,
+            "started_at": str,
+            "ended_at": str,
+            "rows_written": int,
+            "error_message": str,
+        },
+        pk=("ecosystem", "tenant_id", "run_id"),
+        nullable=("ended_at", "error_message"),
+    )
+    runs.create_index(["ecosystem", "tenant_id", "started_at"])
+
+    tags = _table(
+        db,
+        "custom_tags",
+        {
+            "tag_id": int,
+            **scope,
+            "entity_type": str,
+            "entity_id": str,
+            "tag_key": str,
+            "tag_value": str,
+            "created_by": str,
+            "created_at": str,
+        },
+        pk="tag_id",
+    )
+    tags.create_index(["ecosystem", "tenant_id", "entity_type", "entity_id", "tag_key"], unique=True)
+    tags.create_index(["ecosystem", "tenant_id", "tag_key", "tag_value"])
+
+    emissions = _table(
+        db,
+        "emission_records",
+        {
+            "record_id": int,
+            **scope,
+            "emitter_name": str,
+            "pipeline": str,
+            "date": str,
+            "status": str,
+            "attempt_count": int,
+            "last_error": str,
+            "updated_at": str,
+        },
+        pk="record_id",
+        nullable=("last_error",),
+    )
+    emissions.create_index(["ecosystem", "tenant_id", "emitter_name", "pipeline", "date"], unique=True)
+
+
+def _graph_tables(db: sqlite_utils.Database) -> None:
+    """What the asset graph hands from one asset (one process) to the next, and counters that outlive runs."""
+    scope = {"ecosystem": str, "tenant_id": str}
+    _table(
+        db,
+        "usage_metrics",
+        {**scope, "date": str, "resource_id": str, "metric_key": str, "subject": str, "value": str},
+        pk=("ecosystem", "tenant_id", "date", "resource_id", "metric_key", "subject"),
+    )
+    _table(
+        db,
+        "usage_fetch_failures",
+        {**scope, "date": str, "resource_id": str, "error": str},
+        pk=("ecosystem", "tenant_id", "date", "resource_id"),
+    )
+    _table(
+        db,
+        "identity_resolutions",
+        {
+            **scope,
+            "date": str,
+            "line_id": str,
+            "scope": str,
+            "position": int,
+            "identity_id": str,
+            "identity_type": str,
+            "display_name": str,
+            "created_at": str,
+            "deleted_at": str,
+            "last_seen_at": str,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "date", "line_id", "scope", "position"),
+        nullable=("display_name", "created_at", "deleted_at", "last_seen_at"),
+    )
+    _table(
+        db,
+        "resolution_contexts",
+        {**scope, "date": str, "line_id": str, "context_json": str},
+        pk=("ecosystem", "tenant_id", "date", "line_id"),
+    )
+    _table(
+        db,
+        "gather_counters",
+        {**scope, "scan_key": str, "consecutive_empty": int, "consecutive_failures": int},
+        pk=("ecosystem", "tenant_id", "scan_key"),
+        defaults={"consecutive_empty": 0, "consecutive_failures": 0},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "seed tables", _seed_tables),
+    Migration(2, "asset graph tables", _graph_tables),
+)
+
+
+class SchemaTooNewError(RuntimeError):
+    """The file was migrated by a newer version of the project; writing to it could corrupt it."""
+
+
+def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    return max((m.version for m in migrations), default=0)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if not db.table(VERSION_TABLE).exists():
+        return 0
+    return db.execute(f"SELECT IFNULL(MAX(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
+
+
+def apply_migrations(db: sqlite_utils.Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the migrations newer than the file's version; returns the versions applied.
+
+    Must run inside a write transaction (see the module docstring).
+    """
+    if not db.conn.in_transaction:
+        raise RuntimeError("apply_migrations must run inside a BEGIN IMMEDIATE transaction")
+    db.table(VERSION_TABLE).create(
+        {"version": int, "name": str, "applied_at": str},
+        pk="version",
+        not_null=["name", "applied_at"],
+        if_not_exists=True,
+        strict=True,
+    )
+    current = schema_version(db)
+    known = latest_version(migrations)
+    if current > known:
+        raise SchemaTooNewError(
+            f"database schema version {current} is newer than this code knows ({known}); upgrade the project"
+        )
+    applied = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version <= current:
+            continue
+        migration.apply(db)
+        db.table(VERSION_TABLE).insert(
+            {
+                "version": migration.version,
+                "name": migration.name,
+                "applied_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+        applied.append(migration.version)
+    return applied

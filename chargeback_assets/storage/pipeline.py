@@ -1,0 +1,237 @@
+"""Pipeline bookkeeping: per-day state, the audit of Dagster runs, and gather counters.
+
+Each Dagster run is its own process, so anything one run must know about an earlier one (the billing
+fingerprint the change sensor compares with, how many gathers in a row came back empty) lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from chargeback_assets.storage.codec import (
+    day_text,
+    optional_timestamp_text,
+    parse_day,
+    parse_timestamp,
+    timestamp_text,
+)
+from chargeback_assets.storage.database import Source, Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineState:
+    """What has been done for one tenant-day. A day never touched reads as all-false."""
+
+    ecosystem: str
+    tenant_id: str
+    tracking_date: date
+    billing_gathered: bool = False
+    resources_gathered: bool = False
+    chargeback_calculated: bool = False
+    metrics_fetch_failed: bool = False
+    billing_fingerprint: str | None = None
+    billing_fingerprint_at: datetime | None = None
+    calculation_id: str | None = None
+    calculation_completed_at: datetime | None = None
+    calculation_run_id: str | None = None
+
+
+_FLAGS = ("billing_gathered", "resources_gathered", "chargeback_calculated", "metrics_fetch_failed")
+_TIMES = ("billing_fingerprint_at", "calculation_completed_at")
+_TEXTS = ("billing_fingerprint", "calculation_id", "calculation_run_id")
+_STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS)
+_STATE_COLUMNS = ", ".join(_STATE_FIELDS)
+
+
+def get_state(source: Source, ecosystem: str, tenant_id: str, day: date) -> PipelineState:
+    row = source.conn.execute(
+        f"SELECT {_STATE_COLUMNS} FROM pipeline_state "
+        "WHERE ecosystem = ? AND tenant_id = ? AND tracking_date = ?",
+        (ecosystem, tenant_id, day_text(day)),
+    ).fetchone()
+    if row is None:
+        return PipelineState(ecosystem, tenant_id, day)
+    values = {name: _from_column(name, value) for name, value in zip(_STATE_FIELDS, row, strict=True)}
+    return PipelineState(ecosystem, tenant_id, day, **values)
+
+
+def update_state(tx: Transaction, ecosystem: str, tenant_id: str, day: date, **changes: Any) -> PipelineState:
+    """Set some fields of a tenant-day's state (creating it if needed); the others keep their values."""
+    unknown = sorted(set(changes) - set(_STATE_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown pipeline state field(s) {unknown}; known: {sorted(_STATE_FIELDS)}")
+    if not changes:
+        raise ValueError("update_state needs at least one field to change")
+    names = sorted(changes)
+    values = [_to_column(name, changes[name]) for name in names]
+    tx.conn.execute(
+        f"INSERT INTO pipeline_state (ecosystem, tenant_id, tracking_date, {', '.join(names)}) "
+        f"VALUES (?, ?, ?{', ?' * len(names)}) "
+        "ON CONFLICT (ecosystem, tenant_id, tracking_date) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in names),
+        (ecosystem, tenant_id, day_text(day), *values),
+    )
+    return get_state(tx, ecosystem, tenant_id, day)
+
+
+def record_fingerprint(
+    tx: Transaction, ecosystem: str, tenant_id: str, day: date, fingerprint: str, at: datetime
+) -> PipelineState:
+    """Remember the fingerprint of the bill a partition was built from, for the billing-change sensor."""
+    return update_state(
+        tx, ecosystem, tenant_id, day, billing_fingerprint=fingerprint, billing_fingerprint_at=at
+    )
+
+
+def recorded_fingerprints(
+    source: Source, ecosystem: str, tenant_id: str, days: Iterable[date]
+) -> dict[date, str]:
+    """day -> recorded fingerprint, for the days that have one."""
+    wanted = sorted({day_text(d) for d in days})
+    if not wanted:
+        return {}
+    cursor = source.conn.execute(
+        "SELECT tracking_date, billing_fingerprint FROM pipeline_state WHERE ecosystem = ? AND tenant_id = ? "
+        f"AND billing_fingerprint IS NOT NULL AND tracking_date IN ({', '.join('?' * len(wanted))}) "
+        "ORDER BY tracking_date",
+        (ecosystem, tenant_id, *wanted),
+    )
+    return {parse_day(d): fingerprint for d, fingerprint in cursor}
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRun:
+    """One Dagster run's work for one tenant (a backfill run spanning tenants gives one row per tenant)."""
+
+    run_id: str
+    ecosystem: str
+    tenant_id: str
+    tenant_name: str
+    dates: tuple[date, ...]
+    status: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    rows_written: int = 0
+    error_message: str | None = None
+
+
+_RUN_COLUMNS = (
+    "run_id, ecosystem, tenant_id, tenant_name, dates_json, status, started_at, ended_at, rows_written, "
+    "error_message"
+)
+
+
+def record_run(tx: Transaction, run: PipelineRun) -> None:
+    """Insert or overwrite a run's audit row (the run-audit sensor calls this at start and at the end)."""
+    what = f"pipeline run {run.run_id}"
+    tx.conn.execute(
+        f"INSERT OR REPLACE INTO pipeline_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+        (
+            run.run_id,
+            run.ecosystem,
+            run.tenant_id,
+            run.tenant_name,
+            json.dumps([day_text(d) for d in run.dates]),
+            run.status,
+            timestamp_text(run.started_at, f"{what}: started_at"),
+            optional_timestamp_text(run.ended_at, f"{what}: ended_at"),
+            run.rows_written,
+            run.error_message,
+        ),
+    )
+
+
+def get_run(source: Source, ecosystem: str, tenant_id: str, run_id: str) -> PipelineRun | None:
+    runs = _runs(source, ecosystem, tenant_id, "AND run_id = ?", (run_id,))
+    return runs[0] if runs else None
+
+
+def recent_runs(source: Source, ecosystem: str, tenant_id: str, limit: int = 100) -> list[PipelineRun]:
+    """The tenant's runs, newest first."""
+    return _runs(source, ecosystem, tenant_id, "ORDER BY started_at DESC, run_id LIMIT ?", (limit,))
+
+
+def _runs(
+    source: Source, ecosystem: str, tenant_id: str, tail: str, params: tuple[Any, ...]
+) -> list[PipelineRun]:
+    cursor = source.conn.execute(
+        f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE ecosystem = ? AND tenant_id = ? {tail}",
+        (ecosystem, tenant_id, *params),
+    )
+    return [
+        PipelineRun(
+            run_id=run_id,
+            ecosystem=ecosystem,
+            tenant_id=tenant_id,
+            tenant_name=tenant_name,
+            dates=tuple(parse_day(d) for d in json.loads(dates_json)),
+            status=status,
+            started_at=parse_timestamp(started_at),
+            ended_at=parse_timestamp(ended_at),
+            rows_written=rows_written,
+            error_message=error_message,
+        )
+        for (
+            run_id,
+            _eco,
+            _tenant,
+            tenant_name,
+            dates_json,
+            status,
+            started_at,
+            ended_at,
+            rows_written,
+            error_message,
+        ) in cursor
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class GatherCounter:
+    """Consecutive empty and failed gathers of one scan key (`resources:<type>`, `identities`)."""
+
+    consecutive_empty: int = 0
+    consecutive_failures: int = 0
+
+
+def get_counter(source: Source, ecosystem: str, tenant_id: str, scan_key: str) -> GatherCounter:
+    row = source.conn.execute(
+        "SELECT consecutive_empty, consecutive_failures FROM gather_counters "
+        "WHERE ecosystem = ? AND tenant_id = ? AND scan_key = ?",
+        (ecosystem, tenant_id, scan_key),
+    ).fetchone()
+    return GatherCounter() if row is None else GatherCounter(*row)
+
+
+def set_counter(
+    tx: Transaction, ecosystem: str, tenant_id: str, scan_key: str, counter: GatherCounter
+) -> None:
+    tx.conn.execute(
+        "INSERT OR REPLACE INTO gather_counters "
+        "(ecosystem, tenant_id, scan_key, consecutive_empty, consecutive_failures) VALUES (?, ?, ?, ?, ?)",
+        (ecosystem, tenant_id, scan_key, counter.consecutive_empty, counter.consecutive_failures),
+    )
+
+
+def _to_column(name: str, value: Any) -> Any:
+    if name in _FLAGS:
+        if not isinstance(value, bool):
+            raise TypeError(f"pipeline state {name} must be a bool, got {value!r}")
+        return int(value)
+    if name in _TIMES:
+        return optional_timestamp_text(value, f"pipeline state {name}")
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"pipeline state {name} must be a string or None, got {value!r}")
+    return value
+
+
+def _from_column(name: str, value: Any) -> Any:
+    if name in _FLAGS:
+        return bool(value)
+    if name in _TIMES:
+        return parse_timestamp(value)
+    return value

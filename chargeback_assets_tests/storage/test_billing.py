@@ -1,0 +1,112 @@
+import hashlib
+import json
+from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from chargeback_assets.engine.models import BillingLine
+from chargeback_assets.storage.billing import (
+    allocation_attempts,
+    billing_for_day,
+    increment_allocation_attempts,
+    line_id,
+    replace_billing_day,
+)
+from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
+
+CKU = BillingLine(
+    ecosystem=ECO,
+    tenant_id=TENANT,
+    timestamp=at(),
+    env_id="env-1",
+    resource_id="lkc-1",
+    product_category="KAFKA",
+    product_type="KAFKA_NUM_CKUS",
+    quantity=Decimal("24.000000"),
+    unit_price=Decimal("0.000012345"),
+    total_cost=Decimal("12.3400"),
+    currency="USD",
+    granularity="daily",
+    provider_prorated=False,
+    metadata={"original_amount": Decimal("12.34"), "discounts": ["promo"], "tier": 2},
+)
+ORG = replace(CKU, env_id="", resource_id="", product_category="SUPPORT", product_type="SUPPORT", metadata={})
+
+
+def test_line_id_is_the_sha256_of_the_seven_field_key():
+    key = [ECO, TENANT, "2024-03-10T00:00:00.000000Z", "env-1", "lkc-1", "KAFKA_NUM_CKUS", "KAFKA"]
+    assert line_id(CKU) == hashlib.sha256(json.dumps(key, separators=(",", ":")).encode()).hexdigest()
+    assert line_id(replace(CKU, total_cost=Decimal("99"), metadata={})) == line_id(CKU)
+    assert line_id(replace(CKU, env_id="env-2")) != line_id(CKU)
+
+
+def test_a_day_round_trips_exactly_in_key_order(db):
+    hourly = replace(CKU, timestamp=at(23, 59), granularity="hourly", provider_prorated=True)
+    with db.transaction() as tx:
+        assert replace_billing_day(tx, ECO, TENANT, DAY, [hourly, CKU, ORG]) == 3
+    lines = billing_for_day(db, ECO, TENANT, DAY)
+    assert lines == [ORG, CKU, hourly]
+    assert str(lines[1].unit_price) == "0.000012345" and str(lines[1].total_cost) == "12.3400"
+    assert lines[1].timestamp.tzinfo is not None and lines[1].timestamp.utcoffset() == timedelta(0)
+    assert billing_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []
+
+
+def test_money_is_text_in_the_file(db):
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU])
+    assert db.conn.execute("SELECT typeof(total_cost), total_cost FROM billing").fetchone() == (
+        "text",
+        "12.3400",
+    )
+
+
+def test_another_tenant_never_sees_the_bill(db):
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU])
+        replace_billing_day(tx, ECO, OTHER_TENANT, DAY, [])
+    assert billing_for_day(db, ECO, OTHER_TENANT, DAY) == []
+    assert billing_for_day(db, "self_managed_kafka", TENANT, DAY) == []
+    assert len(billing_for_day(db, ECO, TENANT, DAY)) == 1
+
+
+def test_reinserting_a_day_keeps_the_attempts_of_lines_that_come_back(db):
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU, ORG])
+        assert increment_allocation_attempts(tx, ECO, TENANT, [line_id(CKU), line_id(ORG)]) == {
+            line_id(CKU): 1,
+            line_id(ORG): 1,
+        }
+        assert increment_allocation_attempts(tx, ECO, TENANT, [line_id(CKU)]) == {line_id(CKU): 2}
+    new_line = replace(CKU, resource_id="lkc-2")
+    revised = replace(CKU, total_cost=Decimal("13.0000"))
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [revised, new_line])
+    assert allocation_attempts(db, ECO, TENANT, DAY) == {line_id(CKU): 2, line_id(new_line): 0}
+
+
+def test_incrementing_an_unknown_line_is_refused(db):
+    with pytest.raises(ValueError, match="no billing line nope for tenant"), db.transaction() as tx:
+        increment_allocation_attempts(tx, ECO, TENANT, ["nope"])
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (replace(CKU, tenant_id=OTHER_TENANT), "belongs to .*'globex'.*not to the tenant being written"),
+        (replace(CKU, timestamp=at() + timedelta(days=1)), "outside the day 2024-03-10"),
+        (replace(CKU, total_cost=12.34), "total_cost must be a Decimal, got float"),
+        (replace(CKU, metadata={"when": {1, 2}}), "metadata.when: cannot store a set"),
+    ],
+)
+def test_bad_lines_are_refused_naming_the_line(db, line, message):
+    with pytest.raises((ValueError, TypeError), match=message), db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [line])
+    assert db.conn.execute("SELECT COUNT(*) FROM billing").fetchone() == (0,)
+
+
+def test_two_lines_with_one_key_are_refused(db):
+    with pytest.raises(ValueError, match=r"billing line lkc-1/KAFKA_NUM_CKUS .* appears twice"):
+        with db.transaction() as tx:
+            replace_billing_day(tx, ECO, TENANT, DAY, [CKU, replace(CKU, total_cost=Decimal("1"))])

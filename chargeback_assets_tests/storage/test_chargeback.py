@@ -1,0 +1,151 @@
+import sqlite3
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chargeback_assets.engine.models import ChargebackRow, CostType
+from chargeback_assets.storage.chargeback import (
+    chargeback_dates,
+    chargeback_rows_for_day,
+    replace_chargeback_day,
+)
+from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
+
+ROW = ChargebackRow(
+    ecosystem=ECO,
+    tenant_id=TENANT,
+    timestamp=at(),
+    env_id="env-1",
+    resource_id="lkc-1",
+    product_category="KAFKA",
+    product_type="KAFKA_NUM_CKUS",
+    identity_id="sa-1",
+    cost_type=CostType.USAGE,
+    amount=Decimal("70.0000"),
+    allocation_method="terminal",
+    allocation_detail=None,
+    metadata={"env_id": "env-1", "chain_tier": 0},
+)
+
+
+def _write(db, rows, day=DAY, tenant_id=TENANT):
+    with db.transaction() as tx:
+        return replace_chargeback_day(tx, ECO, tenant_id, day, rows)
+
+
+def test_rows_of_one_dimension_are_summed_never_overwritten(db):
+    second = replace(ROW, amount=Decimal("30.0000"), metadata={"env_id": "env-1", "chain_tier": 1})
+    assert _write(db, [ROW, second]) == 1
+    assert chargeback_rows_for_day(db, ECO, TENANT, DAY) == [
+        replace(ROW, amount=Decimal("100.0000"), metadata={"env_id": "env-1"})
+    ]
+    assert db.conn.execute("SELECT amount FROM chargeback_facts").fetchall() == [("100.0000",)]
+
+
+def test_null_columns_are_part_of_the_dimension(db):
+    org_wide = replace(ROW, resource_id=None, allocation_method=None, amount=Decimal("1.0000"))
+    empty_resource = replace(ROW, resource_id="", allocation_method=None, amount=Decimal("2.0000"))
+    assert _write(db, [org_wide, org_wide, empty_resource]) == 2
+    assert [(r.resource_id, r.amount) for r in chargeback_rows_for_day(db, ECO, TENANT, DAY)] == [
+        (None, Decimal("2.0000")),
+        ("", Decimal("2.0000")),
+    ]
+    _write(db, [org_wide])
+    assert db.conn.execute("SELECT COUNT(*) FROM chargeback_dimensions").fetchone() == (2,)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
+        db.conn.execute(
+            "INSERT INTO chargeback_dimensions (ecosystem, tenant_id, env_id, resource_id, product_category, "
+            "product_type, identity_id, cost_type, allocation_method, allocation_detail) "
+            "VALUES (?, ?, 'env-1', NULL, 'KAFKA', 'KAFKA_NUM_CKUS', 'sa-1', 'usage', NULL, NULL)",
+            (ECO, TENANT),
+        )
+
+
+def test_a_day_round_trips_in_a_fixed_order_and_replacing_it_reuses_dimensions(db):
+    rows = [
+        replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
+        replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
+        replace(
+            ROW,
+            identity_id="UNALLOCATED",
+            allocation_method="ALLOCATION_FAILED",
+            metadata={"d": date(2024, 1, 1)},
+        ),
+        ROW,
+    ]
+    assert _write(db, rows) == 4
+    stored = chargeback_rows_for_day(db, ECO, TENANT, DAY)
+    assert stored == [rows[2], rows[1], rows[3], rows[0]]  # timestamp, then identity, then cost type
+    assert all(isinstance(r.cost_type, CostType) for r in stored)
+    dimension_ids = db.conn.execute("SELECT dimension_id FROM chargeback_dimensions ORDER BY 1").fetchall()
+    assert _write(db, list(reversed(rows))) == 4
+    assert chargeback_rows_for_day(db, ECO, TENANT, DAY) == stored
+    assert (
+        db.conn.execute("SELECT dimension_id FROM chargeback_dimensions ORDER BY 1").fetchall()
+        == dimension_ids
+    )
+
+
+def test_replacing_a_day_leaves_other_days_and_tenants_alone(db):
+    next_day = DAY + timedelta(days=1)
+    _write(db, [ROW])
+    _write(db, [replace(ROW, timestamp=at(day=next_day))], day=next_day)
+    _write(db, [replace(ROW, tenant_id=OTHER_TENANT, amount=Decimal("5.0000"))], tenant_id=OTHER_TENANT)
+    _write(db, [replace(ROW, amount=Decimal("1.0000"))])
+    assert [r.amount for r in chargeback_rows_for_day(db, ECO, TENANT, DAY)] == [Decimal("1.0000")]
+    assert [r.amount for r in chargeback_rows_for_day(db, ECO, TENANT, next_day)] == [Decimal("70.0000")]
+    assert [r.amount for r in chargeback_rows_for_day(db, ECO, OTHER_TENANT, DAY)] == [Decimal("5.0000")]
+    assert chargeback_dates(db, ECO, TENANT) == [DAY, next_day]
+    assert chargeback_dates(db, ECO, OTHER_TENANT) == [DAY]
+    assert chargeback_dates(db, "self_managed_kafka", TENANT) == []
+    _write(db, [])
+    assert chargeback_dates(db, ECO, TENANT) == [next_day]
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (replace(ROW, tenant_id=OTHER_TENANT), "belongs to .*'globex'"),
+        (replace(ROW, timestamp=at() - timedelta(microseconds=1)), "outside the day 2024-03-10"),
+        (replace(ROW, amount=0.7), "amount must be a Decimal, got float"),
+        (replace(ROW, cost_type="bogus"), "unknown cost type 'bogus'"),
+    ],
+)
+def test_bad_rows_are_refused_and_nothing_is_written(db, row, message):
+    _write(db, [ROW])
+    with pytest.raises((ValueError, TypeError), match=message):
+        _write(db, [replace(ROW, amount=Decimal("2.0000")), row])
+    assert [r.amount for r in chargeback_rows_for_day(db, ECO, TENANT, DAY)] == [Decimal("70.0000")]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["sa-1", "sa-2", "UNALLOCATED"]),
+            st.sampled_from([None, "lkc-1"]),
+            st.sampled_from(list(CostType)),
+            st.integers(min_value=0, max_value=23),
+            st.integers(min_value=-(10**9), max_value=10**9),
+        ),
+        max_size=40,
+    )
+)
+def test_stored_facts_keep_every_cent_per_dimension(db, draws):
+    rows = [
+        replace(ROW, identity_id=who, resource_id=resource, cost_type=cost_type, timestamp=at(hour),
+                amount=Decimal(cents).scaleb(-4), metadata={})
+        for who, resource, cost_type, hour, cents in draws
+    ]  # fmt: skip
+    expected: dict[tuple, Decimal] = {}
+    for row in rows:
+        key = (row.timestamp, row.dimension)
+        expected[key] = expected.get(key, Decimal(0)) + row.amount
+    assert _write(db, rows) == len(expected)
+    stored = chargeback_rows_for_day(db, ECO, TENANT, DAY)
+    assert {(r.timestamp, r.dimension): r.amount for r in stored} == expected
+    assert len(stored) == len(expected)
