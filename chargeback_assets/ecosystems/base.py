@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol
 
+from chargeback_assets.engine.allocation import Allocator
 from chargeback_assets.engine.inventory import InventoryView
 from chargeback_assets.engine.models import (
-    AllocationContext,
-    AllocationResult,
     BillingLine,
     Identity,
     IdentityResolution,
@@ -26,11 +25,9 @@ from chargeback_assets.engine.models import (
     Window,
 )
 
-Allocator = Callable[[AllocationContext], AllocationResult]
-
 
 class SourceError(Exception):
-    """A source (billing, inventory, metrics) failed; the message names tenant, source and cause, never secrets."""
+    """A billing, inventory or metrics source failed; the message names tenant and source, never secrets."""
 
     def __init__(self, message: str, *, tenant: str = "", source: str = "") -> None:
         super().__init__(message)

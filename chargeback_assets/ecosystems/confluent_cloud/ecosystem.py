@@ -1,0 +1,39 @@
+"""Confluent Cloud as an ecosystem: the Billing API, the inventory APIs, Prometheus and the product handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chargeback_assets.ecosystems.base import EcosystemRuntime
+from chargeback_assets.ecosystems.confluent_cloud.billing import CCloudCostSource
+from chargeback_assets.ecosystems.confluent_cloud.chains import fallback_allocator
+from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
+from chargeback_assets.ecosystems.confluent_cloud.handlers import confluent_cloud_handlers
+from chargeback_assets.ecosystems.confluent_cloud.inventory import CCloudInventory
+from chargeback_assets.ecosystems.confluent_cloud.settings import (
+    ConfluentCloudSettings,
+    parse_confluent_cloud_settings,
+)
+from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
+
+
+class ConfluentCloudEcosystem:
+    name = "confluent_cloud"
+
+    def parse_settings(self, raw: Mapping[str, Any], path: str) -> ConfluentCloudSettings:
+        return parse_confluent_cloud_settings(raw, path)
+
+    def build(self, tenant_name: str, tenant_id: str, settings: ConfluentCloudSettings) -> EcosystemRuntime:
+        client = CCloudClient(settings.http, settings.api_key, settings.api_secret, tenant_name)
+        metrics = PrometheusMetricsSource(settings.metrics, tenant_name) if settings.metrics else None
+        closers = [client.close] + ([metrics.close] if metrics else [])
+        return EcosystemRuntime(
+            cost_source=CCloudCostSource(client, tenant_id, settings.days_per_query),
+            inventory=CCloudInventory(client, tenant_id, settings.flink, settings.http),
+            metrics=metrics,
+            handlers=confluent_cloud_handlers(),
+            fallback_allocator=fallback_allocator(),
+            metrics_step_seconds=settings.metrics_step_seconds,
+            closers=closers,
+        )
