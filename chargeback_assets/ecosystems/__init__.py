@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from chargeback_assets.ecosystems.confluent_cloud import settings as confluent_cloud
-from chargeback_assets.ecosystems.generic_metrics import settings as generic_metrics
-from chargeback_assets.ecosystems.self_managed_kafka import settings as self_managed_kafka
+from chargeback_assets.ecosystems.confluent_cloud import settings as confluent_cloud_settings
+from chargeback_assets.ecosystems.generic_metrics import settings as generic_metrics_settings
+from chargeback_assets.ecosystems.self_managed_kafka import settings as self_managed_kafka_settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,13 +23,14 @@ class SettingsParser:
 SETTINGS_PARSERS: Mapping[str, SettingsParser] = MappingProxyType(
     {
         "confluent_cloud": SettingsParser(
-            confluent_cloud.parse_confluent_cloud_settings, confluent_cloud.SERVICE_TYPES
+            confluent_cloud_settings.parse_confluent_cloud_settings, confluent_cloud_settings.SERVICE_TYPES
         ),
         "self_managed_kafka": SettingsParser(
-            self_managed_kafka.parse_self_managed_kafka_settings, self_managed_kafka.SERVICE_TYPES
+            self_managed_kafka_settings.parse_self_managed_kafka_settings,
+            self_managed_kafka_settings.SERVICE_TYPES,
         ),
         "generic_metrics": SettingsParser(
-            generic_metrics.parse_generic_metrics_settings, generic_metrics.SERVICE_TYPES
+            generic_metrics_settings.parse_generic_metrics_settings, generic_metrics_settings.SERVICE_TYPES
         ),
     }
 )

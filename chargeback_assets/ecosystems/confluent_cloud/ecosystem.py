@@ -1,4 +1,4 @@
-"""Confluent Cloud as an ecosystem: the Billing API, the inventory APIs, Prometheus and the product handlers."""
+"""Confluent Cloud as an ecosystem: Billing API, inventory APIs, Prometheus metrics, product handlers."""
 
 from __future__ import annotations
 

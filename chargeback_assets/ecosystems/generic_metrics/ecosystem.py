@@ -1,0 +1,36 @@
+"""Generic metrics as an ecosystem: its settings parser and the runtime one tenant needs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chargeback_assets.ecosystems.base import EcosystemRuntime
+from chargeback_assets.ecosystems.generic_metrics.billing import generic_cost_source
+from chargeback_assets.ecosystems.generic_metrics.cost_model import ECOSYSTEM
+from chargeback_assets.ecosystems.generic_metrics.handlers import GenericHandler
+from chargeback_assets.ecosystems.generic_metrics.inventory import GenericInventory
+from chargeback_assets.ecosystems.generic_metrics.settings import (
+    GenericMetricsSettings,
+    parse_generic_metrics_settings,
+)
+from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
+
+
+class GenericMetricsEcosystem:
+    name = ECOSYSTEM
+
+    def parse_settings(self, raw: Mapping[str, Any], path: str) -> GenericMetricsSettings:
+        return parse_generic_metrics_settings(raw, path)
+
+    def build(self, tenant_name: str, tenant_id: str, settings: GenericMetricsSettings) -> EcosystemRuntime:
+        metrics = PrometheusMetricsSource(settings.metrics, tenant_name)
+        return EcosystemRuntime(
+            cost_source=generic_cost_source(settings, metrics, tenant=tenant_name, tenant_id=tenant_id),
+            inventory=GenericInventory(settings, metrics, tenant_id),
+            metrics=metrics,
+            handlers=[GenericHandler(settings, tenant_id)],
+            fallback_allocator=None,
+            metrics_step_seconds=settings.metrics_step_seconds,
+            closers=[metrics.close],
+        )
