@@ -8,7 +8,7 @@ from __future__ import annotations
 
 
 class ConfigError(ValueError):
-    """A configuration value broke a rule. `path` is the dotted key path, e.g. `tenants.prod.retention_days`."""
+    """A configuration value broke a rule; `path` is the dotted key path, e.g. `tenants.prod.start_date`."""
 
     def __init__(self, path: str, rule: str) -> None:
         super().__init__(f"{path}: {rule}")
@@ -17,7 +17,7 @@ class ConfigError(ValueError):
 
 
 class Secret:
-    """A credential. `str()` and `repr()` are masked; only `reveal()` returns the value, at the point of use."""
+    """A credential: `str()` and `repr()` are masked; only `reveal()` gives the value, where it is used."""
 
     __slots__ = ("_value",)
 

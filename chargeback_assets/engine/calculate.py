@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,6 +35,8 @@ from chargeback_assets.engine.money import ZERO, quantize
 Resolver = Callable[[BillingLine, InventoryView, ResourceUsage | None], IdentityResolution]
 
 INACTIVE_DETAIL = "resource_inactive_fraction"
+METRICS_FAILED_DETAIL = "metrics_fetch_failed"
+"""Set on every row of a line whose usage could not be fetched, so the fallback is never silent."""
 
 _FIXED_DURATIONS = {"hourly": timedelta(hours=1), "daily": timedelta(days=1)}
 
@@ -127,6 +129,8 @@ def allocate_line(
         dimension_metadata={"env_id": line.env_id},
     )
     rows = list(allocator(ctx).rows) if fraction > 0 else []
+    if metrics_fetch_failed:
+        rows = [replace(row, allocation_detail=METRICS_FAILED_DETAIL) for row in rows]
     if split != total:
         rows.append(
             make_row(

@@ -126,6 +126,7 @@ class SandboxServer:
         self.requests: list[RecordedRequest] = []
         self.bill = Bill(org.costs)
         self._host, self._port = host, port
+        self.api_key, self.api_secret = api_key, api_secret
         self._credentials = f"{api_key}:{api_secret}"
         self._prometheus_basic = f"{prometheus_basic[0]}:{prometheus_basic[1]}" if prometheus_basic else None
         self._prometheus_bearer = prometheus_bearer

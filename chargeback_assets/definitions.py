@@ -1,0 +1,43 @@
+"""The one place that wires the graph: config -> partitions -> assets, checks, schedule, sensors.
+
+`defs` is built from the config file named by $CHARGEBACK_CONFIG (default chargeback.yaml), so the tenant
+list, the partitions and the schedule follow the config after a code-location reload.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from chargeback_assets.assets import build_assets
+from chargeback_assets.checks import build_checks
+from chargeback_assets.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_config
+from chargeback_assets.constants import ALLOCATE, GATHER, RESOLVE
+from chargeback_assets.partitions import build_partitions
+from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.schedules import build_daily_schedule
+from chargeback_assets.sensors import build_audit_sensors, build_billing_change_sensor
+
+CHARGEBACK_JOB = "chargeback_job"
+
+
+def build_definitions(config_path: str) -> dg.Definitions:
+    config = load_config(config_path)
+    partitions = build_partitions(config)
+    pipeline = dg.AssetSelection.groups(GATHER, RESOLVE, ALLOCATE)
+    return dg.Definitions(
+        assets=build_assets(partitions, config),
+        asset_checks=build_checks(partitions),
+        jobs=[dg.define_asset_job(CHARGEBACK_JOB, selection=pipeline)],
+        schedules=[build_daily_schedule(config, pipeline)],
+        sensors=[build_billing_change_sensor(config, pipeline), *build_audit_sensors(partitions)],
+        resources={"chargeback": ChargebackResource(config_path=os.path.abspath(config_path))},
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Loaded by Dagster when the code location loads, so importing this module needs no config file."""
+    return build_definitions(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)

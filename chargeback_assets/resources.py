@@ -1,0 +1,63 @@
+"""Dagster resources: the project's configuration, its SQLite database and each tenant's ecosystem."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+
+from chargeback_assets.config import AppConfig, TenantConfig, load_config
+from chargeback_assets.ecosystems.runtime import build_runtime
+from chargeback_assets.stages.scope import TenantData, TenantScope
+from chargeback_assets.storage.database import ChargebackDatabase
+
+
+@functools.cache
+def cached_config(path: str) -> AppConfig:
+    return load_config(path)
+
+
+class ChargebackResource(dg.ConfigurableResource):
+    """Opens the database and builds tenant runtimes from the config file named by `config_path`."""
+
+    config_path: str
+
+    @property
+    def config(self) -> AppConfig:
+        return cached_config(self.config_path)
+
+    def tenant(self, name: str) -> TenantConfig:
+        try:
+            return self.config.tenants[name]
+        except KeyError:
+            raise dg.Failure(f"tenant {name!r} is not in {self.config_path}") from None
+
+    @contextmanager
+    def database(self) -> Iterator[ChargebackDatabase]:
+        path = Path(self.config.storage.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = ChargebackDatabase.open(path)
+        try:
+            yield db
+        finally:
+            db.close()
+
+    @contextmanager
+    def data(self, tenant_name: str) -> Iterator[TenantData]:
+        """A tenant's stored data only: for checks and reports, which call no source."""
+        with self.database() as db:
+            yield TenantData(self.tenant(tenant_name), db)
+
+    @contextmanager
+    def scope(self, tenant_name: str) -> Iterator[TenantScope]:
+        """A tenant's runtime (clients, sessions) and the database, closed when the work is done."""
+        tenant = self.tenant(tenant_name)
+        runtime = build_runtime(tenant)
+        try:
+            with self.database() as db:
+                yield TenantScope(tenant, db, runtime)
+        finally:
+            runtime.close()

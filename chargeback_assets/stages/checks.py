@@ -1,0 +1,69 @@
+"""What the asset checks verify, computed from storage: reconciliation, UNALLOCATED share, data quality."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow
+from chargeback_assets.engine.money import ZERO
+from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.usage import usage_failures_for_day
+
+
+def _line_key(item: BillingLine | ChargebackRow) -> tuple[object, ...]:
+    return (item.timestamp, item.env_id, item.resource_id or "", item.product_type, item.product_category)
+
+
+@dataclass(frozen=True, slots=True)
+class DayReconciliation:
+    day: date
+    billed: Decimal
+    allocated: Decimal
+    unallocated: Decimal
+    mismatches: tuple[str, ...]
+
+
+def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
+    """Compare, line by line, the stored chargeback rows with the stored bill."""
+    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    rows = chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    allocated: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
+    for row in rows:
+        allocated[_line_key(row)] += row.amount
+    mismatches = []
+    for line in lines:
+        got = allocated.pop(_line_key(line), ZERO)
+        if got != line.total_cost:
+            where = f"{day} {line.product_type} {line.resource_id or '<org>'}"
+            mismatches.append(f"{where}: billed {line.total_cost}, rows sum {got}")
+    mismatches += [
+        f"{day} rows without a billing line: {key[3]} {key[2] or '<org>'} {got}"
+        for key, got in allocated.items()
+    ]
+    return DayReconciliation(
+        day=day,
+        billed=sum((line.total_cost for line in lines), ZERO),
+        allocated=sum((row.amount for row in rows), ZERO),
+        unallocated=sum((row.amount for row in rows if row.identity_id == UNALLOCATED), ZERO),
+        mismatches=tuple(mismatches),
+    )
+
+
+def malformed_lines(data: TenantData, day: date) -> list[str]:
+    return [
+        f"{day} {line.resource_id}: {line.metadata.get('parse_error', 'malformed')}"
+        for line in billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+        if line.metadata.get("malformed")
+    ]
+
+
+def metrics_failures(data: TenantData, day: date) -> list[str]:
+    return [
+        f"{day} {resource}: {error}"
+        for resource, error in usage_failures_for_day(data.db, data.ecosystem, data.tenant_id, day).items()
+    ]

@@ -1,0 +1,46 @@
+"""Identity resolution: for each billing line of a day, who it can be charged to, by scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from chargeback_assets.engine.calculate import line_window
+from chargeback_assets.engine.fingerprint import line_id
+from chargeback_assets.engine.models import IdentityResolution
+from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.stages.views import InventoryViews
+from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.resolutions import replace_resolutions_day
+from chargeback_assets.storage.usage import usage_for_day
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionDay:
+    day: date
+    lines: int
+    resolved: int
+    unhandled: int
+    with_identities: int
+
+
+def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
+    lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
+    usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
+    views = InventoryViews(scope)
+    resolutions: dict[str, IdentityResolution] = {}
+    for line in lines:
+        handler = scope.runtime.handler_for(line.product_type)
+        if handler is None:
+            continue
+        view = views.for_window(line_window(line))
+        resolutions[line_id(line)] = handler.resolve(line, view, usage.get(line.resource_id))
+    with scope.db.transaction() as tx:
+        replace_resolutions_day(tx, scope.ecosystem, scope.tenant_id, day, resolutions)
+    return ResolutionDay(
+        day=day,
+        lines=len(lines),
+        resolved=len(resolutions),
+        unhandled=len(lines) - len(resolutions),
+        with_identities=sum(1 for r in resolutions.values() if r.merged_active),
+    )

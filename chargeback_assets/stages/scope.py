@@ -1,0 +1,50 @@
+"""What every stage works within: one tenant, its running ecosystem and the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+from chargeback_assets.config import TenantConfig
+from chargeback_assets.ecosystems.base import EcosystemRuntime
+from chargeback_assets.storage.database import ChargebackDatabase
+
+
+class StageError(RuntimeError):
+    """A stage failed for a tenant and some days; the message names tenant, dates and source."""
+
+
+@dataclass(slots=True)
+class TenantData:
+    """A tenant's stored data: enough for reading and checking, without any source."""
+
+    tenant: TenantConfig
+    db: ChargebackDatabase
+
+    @property
+    def ecosystem(self) -> str:
+        return self.tenant.ecosystem
+
+    @property
+    def tenant_id(self) -> str:
+        return self.tenant.tenant_id
+
+    def fail(self, source: str, days: Iterable[date], cause: object) -> StageError:
+        return StageError(f"tenant {self.tenant.name}, {describe_days(days)}: {source} failed: {cause}")
+
+
+@dataclass(slots=True)
+class TenantScope(TenantData):
+    """A tenant's data plus its running ecosystem (sources, handlers), as the gather stages need."""
+
+    runtime: EcosystemRuntime
+
+
+def describe_days(days: Iterable[date]) -> str:
+    ordered = sorted(set(days))
+    if not ordered:
+        return "no dates"
+    if len(ordered) == 1:
+        return f"date {ordered[0].isoformat()}"
+    return f"dates {ordered[0].isoformat()}..{ordered[-1].isoformat()} ({len(ordered)} days)"

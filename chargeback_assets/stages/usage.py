@@ -1,0 +1,103 @@
+"""Usage metrics: the day's usage per (resource, metric, subject), from half-open range queries.
+
+Every (resource, query) pair the days' billing lines need is fetched once for each contiguous run of days,
+then cut into days. Unreachable metrics are never "no usage": the stage raises so the partition is retried;
+only on the final attempt is the failure recorded, and the lines of that resource then fall through to their
+non-usage tiers with detail `metrics_fetch_failed` (and a warning check fails).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from chargeback_assets.ecosystems.base import SourceError
+from chargeback_assets.ecosystems.prometheus import summarize_usage
+from chargeback_assets.engine.models import MetricQuery, MetricRow, UsageRecord, Window, day_start
+from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.pipeline import update_state
+from chargeback_assets.storage.usage import replace_usage_day
+
+METRICS_WORKERS = 4
+
+
+@dataclass(slots=True)
+class UsageDay:
+    day: date
+    records: int = 0
+    resources: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def contiguous_runs(days: Sequence[date]) -> list[list[date]]:
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and runs[-1][-1] + timedelta(days=1) == day:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def needed_queries(
+    scope: TenantScope, days: Sequence[date]
+) -> dict[tuple[str, str], tuple[MetricQuery, set[date]]]:
+    """(resource, query key) -> the query and the days whose billing lines need it."""
+    needs: dict[tuple[str, str], tuple[MetricQuery, set[date]]] = {}
+    for day in days:
+        for line in billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day):
+            handler = scope.runtime.handler_for(line.product_type)
+            if handler is None:
+                continue
+            for query in handler.metric_queries(line.product_type):
+                needs.setdefault((line.resource_id, query.key), (query, set()))[1].add(day)
+    return needs
+
+
+def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool) -> list[UsageDay]:
+    ordered = sorted(set(days))
+    outcome = {day: UsageDay(day) for day in ordered}
+    records: dict[date, list[UsageRecord]] = defaultdict(list)
+    metrics = scope.runtime.metrics
+    needs = needed_queries(scope, ordered) if metrics is not None else {}
+    step = scope.runtime.metrics_step_seconds
+
+    def fetch(resource_id: str, query: MetricQuery, run: list[date]) -> list[MetricRow]:
+        window = Window(day_start(run[0]), day_start(run[-1] + timedelta(days=1)))
+        return metrics.query_range(query, window, step, resource_id)  # type: ignore[union-attr]
+
+    jobs = [
+        (resource_id, query, run)
+        for (resource_id, _key), (query, needed_days) in sorted(needs.items())
+        for run in contiguous_runs(sorted(needed_days))
+    ]
+    with ThreadPoolExecutor(max_workers=METRICS_WORKERS) as pool:
+        futures = [(job, pool.submit(fetch, *job)) for job in jobs]
+        for (resource_id, query, run), future in futures:
+            try:
+                rows = future.result()
+            except SourceError as exc:
+                if not final_attempt:
+                    raise scope.fail("metrics source", run, exc) from exc
+                for day in run:
+                    outcome[day].failures[resource_id] = str(exc)
+                continue
+            by_day: dict[date, list[MetricRow]] = defaultdict(list)
+            for row in rows:
+                by_day[row.timestamp.date()].append(row)
+            for day in run:
+                records[day].extend(summarize_usage(by_day.get(day, []), query, resource_id))
+    for day in ordered:
+        day_records = records[day]
+        outcome[day].records = len(day_records)
+        outcome[day].resources = len({r.resource_id for r in day_records})
+        with scope.db.transaction() as tx:
+            replace_usage_day(tx, scope.ecosystem, scope.tenant_id, day, day_records, outcome[day].failures)
+            update_state(
+                tx, scope.ecosystem, scope.tenant_id, day, metrics_fetch_failed=bool(outcome[day].failures)
+            )
+    return list(outcome.values())
