@@ -7,7 +7,6 @@ was recorded and is requested again. Run keys are not used: Dagster deduplicates
 swallow exactly that revert.
 """
 
-
 import json
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
@@ -63,7 +62,7 @@ def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection)
             except StageError as exc:
                 context.log.warning(f"{name}: billing not checked this tick: {exc}")
                 continue
-            for day in days:
+            for day in sorted(current):
                 key = f"{name}|{day.isoformat()}"
                 watched_keys.add(key)
                 fingerprint = current[day]
@@ -126,8 +125,17 @@ def _step_errors(instance: dg.DagsterInstance, run_id: str) -> list[str]:
         event = record.event_log_entry.dagster_event
         data = event.step_failure_data if event else None
         if data and data.error:
-            errors.append(f"{event.step_key}: {data.error.message.strip()}")
+            errors.append(f"{event.step_key}: {_error_chain(data.error)}")
     return errors
+
+
+def _error_chain(error: object) -> str:
+    """The messages of an error and its causes: a retried step's own message only says retries ran out."""
+    messages = []
+    while error is not None:
+        messages.append(error.message.strip())  # type: ignore[attr-defined]
+        error = error.cause  # type: ignore[attr-defined]
+    return " <- ".join(messages)
 
 
 def record_audit(

@@ -35,6 +35,17 @@ class SourceError(Exception):
         self.source = source
 
 
+class IncompleteBilling(SourceError):
+    """Some days could not be priced; `lines` holds the days that could, so they are still written."""
+
+    def __init__(
+        self, message: str, *, tenant: str, source: str, lines: list[BillingLine], failed_days: Sequence[date]
+    ) -> None:
+        super().__init__(message, tenant=tenant, source=source)
+        self.lines = lines
+        self.failed_days = tuple(failed_days)
+
+
 class CostSource(Protocol):
     def gather(self, start: date, end: date) -> Iterable[BillingLine]:
         """Billing lines whose period starts in `[start, end)` (UTC days). Raises SourceError."""

@@ -20,9 +20,13 @@ def sandbox_tenant(
     tenant_id: str,
     start_date: date,
     emitters: Sequence[Mapping[str, Any]] = (),
+    http: Mapping[str, Any] | None = None,
     **tenant_settings: Any,
 ) -> dict[str, Any]:
-    """A confluent_cloud tenant whose every endpoint (REST, Flink regions, Prometheus) is the sandbox."""
+    """A confluent_cloud tenant whose every endpoint (REST, Flink regions, Prometheus) is the sandbox.
+
+    `http` overrides the REST client settings (the default only drops the pause between requests).
+    """
     regions = sorted({pool["spec"]["region"] for pool in org.objects.get("compute_pools", [])})
     return {
         "ecosystem": "confluent_cloud",
@@ -31,7 +35,7 @@ def sandbox_tenant(
         **tenant_settings,
         "plugin_settings": {
             "ccloud_api": {"key": server.api_key, "secret": server.api_secret, "base_url": server.url},
-            "http": {"min_interval_seconds": 0},
+            "http": {"min_interval_seconds": 0, **(http or {})},
             "metrics": {"type": "prometheus", "url": server.url},
             "flink": [
                 {

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from chargeback_assets.ecosystems.base import MetricsSource, SourceError
+from chargeback_assets.ecosystems.base import IncompleteBilling, MetricsSource, SourceError
 from chargeback_assets.engine.models import BillingLine, MetricQuery, MetricRow, Window
 
 log = logging.getLogger(__name__)
@@ -34,17 +34,6 @@ class MeteredDays:
 
     rows: dict[Window, list[MetricRow]] = field(default_factory=dict)
     failed: dict[date, str] = field(default_factory=dict)
-
-
-class IncompleteBilling(SourceError):
-    """Some days' metrics could not be fetched; `lines` holds the priced days that could."""
-
-    def __init__(
-        self, message: str, *, tenant: str, source: str, lines: list[BillingLine], failed_days: Sequence[date]
-    ) -> None:
-        super().__init__(message, tenant=tenant, source=source)
-        self.lines = lines
-        self.failed_days = tuple(failed_days)
 
 
 def _fetch(

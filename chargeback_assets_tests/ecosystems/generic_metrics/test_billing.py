@@ -10,8 +10,8 @@ from decimal import Decimal
 
 import pytest
 
+from chargeback_assets.ecosystems.base import IncompleteBilling
 from chargeback_assets.ecosystems.generic_metrics.billing import generic_cost_source
-from chargeback_assets.ecosystems.generic_metrics.metered_days import IncompleteBilling
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
 from chargeback_assets_tests.ecosystems.generic_metrics.metered_history import STEP_SECONDS, PrometheusProxy
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from chargeback_assets.ecosystems.generic_metrics.metered_days import IncompleteBilling
+from chargeback_assets.ecosystems.base import IncompleteBilling
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
 from chargeback_assets.ecosystems.self_managed_kafka.billing import kafka_cost_source
 from chargeback_assets.ecosystems.self_managed_kafka.cost_model import (
