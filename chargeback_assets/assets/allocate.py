@@ -35,7 +35,7 @@ def build_allocate_assets(
     ) -> dg.MaterializeResult:
         days = []
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            days += [(scope.tenant.name, calculate_day(scope, day, context.run_id)) for day in wanted]
+            days += [(scope.tenant.name, calculate_day(scope, day, context.run.run_id)) for day in wanted]
         unknown = sorted({pt for _, d in days for pt in d.unknown_product_types})
         if unknown:
             context.log.warning(f"no handler for product types {unknown}: charged by the fallback allocator")

@@ -1,0 +1,71 @@
+"""A tenant's totals over some days, read back from storage: what the demo and operators print."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from chargeback_assets.engine.models import Window, day_start
+from chargeback_assets.engine.money import ZERO
+from chargeback_assets.stages.checks import reconcile_day
+from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.inventory import identities_overlapping
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityCost:
+    identity_id: str
+    display_name: str
+    identity_type: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class TenantReport:
+    tenant: str
+    days: int
+    billed: Decimal
+    allocated: Decimal
+    unallocated: Decimal
+    mismatched_lines: int
+    top: tuple[IdentityCost, ...]
+
+
+def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> TenantReport:
+    billed = allocated = unallocated = ZERO
+    mismatched = 0
+    by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for day in days:
+        check = reconcile_day(data, day)
+        billed += check.billed
+        allocated += check.allocated
+        unallocated += check.unallocated
+        mismatched += len(check.mismatches)
+        for row in chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
+            by_identity[row.identity_id] += row.amount
+    window = Window(day_start(min(days)), day_start(max(days)))
+    known = {
+        i.identity_id: i for i in identities_overlapping(data.db, data.ecosystem, data.tenant_id, window)
+    }
+    ranked = sorted(by_identity.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return TenantReport(
+        tenant=data.tenant.name,
+        days=len(days),
+        billed=billed,
+        allocated=allocated,
+        unallocated=unallocated,
+        mismatched_lines=mismatched,
+        top=tuple(
+            IdentityCost(
+                identity_id,
+                (known[identity_id].display_name or "") if identity_id in known else "",
+                known[identity_id].identity_type if identity_id in known else "resource or sentinel",
+                amount,
+            )
+            for identity_id, amount in ranked
+        ),
+    )
