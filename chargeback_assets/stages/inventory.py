@@ -47,11 +47,9 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
     try:
         gathered = scope.runtime.inventory.gather()
     except SourceError as exc:
-        failures = _count_gather_failure(scope)
-        threshold = scope.tenant.gather_failure_threshold
-        raise scope.fail(
-            "inventory source", days, f"{exc} ({failures} consecutive failed gathers, threshold {threshold})"
-        ) from exc
+        raise _gather_failed(scope, days, exc) from exc
+    if not gathered.observed_types:
+        raise _gather_failed(scope, days, "; ".join(gathered.errors) or "nothing could be gathered")
     identities = [*gathered.identities, unallocated_identity(scope.ecosystem, scope.tenant_id)]
     summary = InventorySummary(
         resources=len(gathered.resources),
@@ -74,6 +72,15 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
         for day in days:
             update_state(tx, scope.ecosystem, scope.tenant_id, day, resources_gathered=gathered.complete)
     return summary
+
+
+def _gather_failed(scope: TenantScope, days: Sequence[date], cause: object) -> Exception:
+    """A gather that saw nothing at all: counted, so repeated failures suspend the tenant's scheduled runs."""
+    failures = _count_gather_failure(scope)
+    threshold = scope.tenant.gather_failure_threshold
+    return scope.fail(
+        "inventory source", days, f"{cause} ({failures} consecutive failed gathers, threshold {threshold})"
+    )
 
 
 def _count_gather_failure(scope: TenantScope) -> int:

@@ -1,0 +1,302 @@
+"""The emission stage over a real SQLite file: records, attempts, lookback, monthly grouping, tags, and the
+OpenMetrics file backfilled into a real Prometheus and queried back against the database totals."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from chargeback_assets.config import parse_config
+from chargeback_assets.engine.models import ChargebackRow, CostType, Identity, Resource, day_start
+from chargeback_assets.stages.emission import PIPELINE, EmissionFailed, emit_days
+from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day, replace_chargeback_day
+from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.emissions import emission_records
+from chargeback_assets.storage.inventory import upsert_identities, upsert_resources
+from chargeback_assets.storage.tags import EntityTag, list_tags, set_tag
+from chargeback_assets_tests.real_prometheus import _wait_ready, free_port, require_prometheus
+
+ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
+NOW = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
+DAYS = [date(2026, 3, 16), date(2026, 3, 17), date(2026, 3, 18)]
+IDENTITIES = {"sa-1": "Payments app", "sa-2": "Fraud model", "u-3": "Dana"}
+RESOURCES = {"lkc-1": "orders", "lkc-2": "events"}
+
+
+def rows_for(day: date, salt: int = 0) -> list[ChargebackRow]:
+    """A day's rows with amounts that differ per day and do not add up to round numbers."""
+    rows = []
+    for i, identity in enumerate(sorted(IDENTITIES)):
+        for j, resource in enumerate(sorted(RESOURCES)):
+            for cost_type in CostType:
+                amount = Decimal(day.day * 7 + i * 3 + j + salt) / Decimal(7)
+                rows.append(
+                    ChargebackRow(
+                        ecosystem=ECOSYSTEM,
+                        tenant_id=TENANT_ID,
+                        timestamp=day_start(day),
+                        resource_id=resource,
+                        product_category="KAFKA",
+                        product_type="KAFKA_NUM_CKU"
+                        if cost_type is CostType.SHARED
+                        else "KAFKA_NETWORK_READ",
+                        identity_id=identity,
+                        cost_type=cost_type,
+                        amount=amount.quantize(Decimal("0.0001")),
+                        allocation_method="usage_ratio",
+                        env_id="env-1",
+                    )
+                )
+    return rows
+
+
+def open_data(
+    tmp_path: Path, emitters: list[dict[str, Any]], tags: dict[str, Any] | None = None
+) -> TenantData:
+    raw = {
+        "storage": {"path": str(tmp_path / "chargeback.db")},
+        "tenants": {
+            "prod": {
+                "ecosystem": ECOSYSTEM,
+                "tenant_id": TENANT_ID,
+                "start_date": "2026-03-01",
+                "plugin_settings": {"ccloud_api": {"key": "k", "secret": "s"}},
+                "emitters": emitters,
+                "tags": tags or {},
+            }
+        },
+    }
+    tenant = parse_config(raw, {}).tenants["prod"]
+    return TenantData(tenant, ChargebackDatabase.open(tmp_path / "chargeback.db"))
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> Iterator[ChargebackDatabase]:
+    db = ChargebackDatabase.open(tmp_path / "chargeback.db")
+    with db.transaction() as tx:
+        seen = datetime(2026, 3, 1, tzinfo=UTC)
+        upsert_identities(
+            tx,
+            ECOSYSTEM,
+            TENANT_ID,
+            [Identity(ECOSYSTEM, TENANT_ID, i, "service_account", name) for i, name in IDENTITIES.items()],
+            seen,
+        )
+        upsert_resources(
+            tx,
+            ECOSYSTEM,
+            TENANT_ID,
+            [Resource(ECOSYSTEM, TENANT_ID, r, "kafka_cluster", name) for r, name in RESOURCES.items()],
+            seen,
+        )
+        for day in DAYS:
+            replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, rows_for(day))
+    yield db
+    db.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def csv_emitter(out: Path, **extra: Any) -> dict[str, Any]:
+    return {"type": "csv", "name": "files", "params": {"output_dir": str(out)}, **extra}
+
+
+def test_csv_files_read_back_equal_the_database_rows_to_the_cent(tmp_path: Path, stored) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    (run,) = emit_days(data, "csv", DAYS, now=NOW)
+    assert run.emitted == DAYS and run.failed == {} and run.skipped == {}
+    for day in DAYS:
+        cells = read_csv(tmp_path / "csv" / f"t1_{day.isoformat()}.csv")
+        db_rows = chargeback_rows_for_day(stored, ECOSYSTEM, TENANT_ID, day)
+        got = sorted(
+            (c["identity_id"], c["resource_id"], c["cost_type"], Decimal(c["amount"])) for c in cells
+        )
+        want = sorted((r.identity_id, r.resource_id, str(r.cost_type), r.amount) for r in db_rows)
+        assert got == want
+        assert sum(Decimal(c["amount"]) for c in cells) == sum(r.amount for r in db_rows)
+        assert {(c["identity_id"], c["identity_name"], c["resource_name"]) for c in cells} == {
+            (i, IDENTITIES[i], RESOURCES[r]) for i in IDENTITIES for r in RESOURCES
+        }
+    records = emission_records(stored, ECOSYSTEM, TENANT_ID, "files", PIPELINE)
+    assert [(r.date, r.status, r.attempt_count) for r in records] == [(d, "emitted", 1) for d in DAYS]
+
+
+def test_a_failed_emission_is_recorded_raised_and_retried_with_counted_attempts(
+    tmp_path: Path, stored
+) -> None:
+    out = tmp_path / "csv"
+    out.write_text("a file where the output directory should be")
+    data = open_data(tmp_path, [csv_emitter(out)])
+    with pytest.raises(EmissionFailed) as failed:
+        emit_days(data, "csv", DAYS[:1], now=NOW)
+    message = str(failed.value)
+    assert "tenant prod" in message and "emitter files" in message and "2026-03-16" in message
+    assert "cannot write" in message
+    (record,) = emission_records(stored, ECOSYSTEM, TENANT_ID, "files", PIPELINE)
+    assert (record.status, record.attempt_count) == ("failed", 1)
+    assert "cannot write" in record.last_error
+
+    out.unlink()
+    (run,) = emit_days(data, "csv", DAYS[:1], now=NOW)
+    assert run.emitted == DAYS[:1]
+    (record,) = emission_records(stored, ECOSYSTEM, TENANT_ID, "files", PIPELINE)
+    assert (record.status, record.attempt_count, record.last_error) == ("emitted", 2, None)
+    assert (out / "t1_2026-03-16.csv").exists()
+
+
+def test_dates_older_than_lookback_and_dates_without_rows_are_recorded_as_skipped(
+    tmp_path: Path, stored
+) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv", lookback_days=3)])
+    empty = date(2026, 3, 19)
+    (run,) = emit_days(data, "csv", [*DAYS, empty], now=NOW)  # NOW - 3 days = 2026-03-17
+    assert run.emitted == DAYS[1:]
+    assert run.skipped == {DAYS[0]: "older than lookback_days (3)", empty: "no chargeback rows"}
+    records = {r.date: r.status for r in emission_records(stored, ECOSYSTEM, TENANT_ID)}
+    assert records == {DAYS[0]: "skipped", DAYS[1]: "emitted", DAYS[2]: "emitted", empty: "skipped"}
+    assert sorted(p.name for p in (tmp_path / "csv").iterdir()) == ["t1_2026-03-17.csv", "t1_2026-03-18.csv"]
+
+
+def test_monthly_aggregation_writes_one_file_with_the_month_summed_per_dimension(
+    tmp_path: Path, stored
+) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv", aggregation="monthly")])
+    (run,) = emit_days(data, "csv", DAYS[1:2], now=NOW)
+    assert run.emitted == DAYS[1:2]
+    cells = read_csv(tmp_path / "csv" / "t1_2026-03-01.csv")
+    assert {c["date"] for c in cells} == {"2026-03-01"}
+    totals: dict[tuple[str, str, str], Decimal] = defaultdict(Decimal)
+    for day in DAYS:
+        for r in chargeback_rows_for_day(stored, ECOSYSTEM, TENANT_ID, day):
+            totals[(r.identity_id, r.resource_id, str(r.cost_type))] += r.amount
+    assert {
+        (c["identity_id"], c["resource_id"], c["cost_type"]): Decimal(c["amount"]) for c in cells
+    } == totals
+    assert len(cells) == len(totals)
+
+
+def test_re_emitting_a_recalculated_day_replaces_its_file(tmp_path: Path, stored) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    emit_days(data, "csv", DAYS[:1], now=NOW)
+    with stored.transaction() as tx:
+        replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, DAYS[0], rows_for(DAYS[0], salt=5)[:2])
+    emit_days(data, "csv", DAYS[:1], now=NOW)
+    cells = read_csv(tmp_path / "csv" / "t1_2026-03-16.csv")
+    assert [Decimal(c["amount"]) for c in cells] == [r.amount for r in rows_for(DAYS[0], salt=5)[:2]]
+    (record,) = emission_records(stored, ECOSYSTEM, TENANT_ID)
+    assert (record.status, record.attempt_count) == ("emitted", 2)
+
+
+def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: Path, stored) -> None:
+    with stored.transaction() as tx:
+        for entity_type, entity_id, key, value in [
+            ("identity", "sa-1", "team", "payments"),
+            ("identity", "sa-1", "owner", "cli-owner"),
+            ("resource", "lkc-2", "team", "platform"),
+        ]:
+            set_tag(tx, EntityTag(ECOSYSTEM, TENANT_ID, entity_type, entity_id, key, value, "cli", NOW))
+    config_tags = {"identities": {"sa-1": {"owner": "config-owner", "tier": "gold"}}}
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")], tags=config_tags)
+    emit_days(data, "csv", DAYS[:1], now=NOW)
+    cells = read_csv(tmp_path / "csv" / "t1_2026-03-16.csv")
+    tags = {(c["identity_id"], c["resource_id"]): c["tags"] for c in cells}
+    assert tags[("sa-1", "lkc-1")] == "owner=cli-owner;team=payments;tier=gold"  # a CLI tag beats config
+    assert tags[("sa-1", "lkc-2")] == "owner=cli-owner;team=platform;tier=gold"  # resource beats identity
+    assert tags[("sa-2", "lkc-1")] == ""
+    teams = read_csv(tmp_path / "csv" / "t1_2026-03-16_teams.csv")
+    assert {t["team"] for t in teams} == {"payments", "platform", "UNTAGGED"}
+    assert sum(Decimal(t["amount"]) for t in teams) == sum(Decimal(c["amount"]) for c in cells)
+
+    # a config tag removed from the file leaves the table at the next emission; CLI tags stay
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    emit_days(data, "csv", DAYS[:1], now=NOW)
+    assert {(t.tag_key, t.created_by) for t in list_tags(stored, ECOSYSTEM, TENANT_ID)} == {
+        ("team", "cli"),
+        ("owner", "cli"),
+    }
+
+
+def test_a_tenant_without_an_emitter_of_the_type_does_nothing(tmp_path: Path, stored) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    assert emit_days(data, "prometheus", DAYS, now=NOW) == []
+    assert emission_records(stored, ECOSYSTEM, TENANT_ID) == []
+
+
+@contextmanager
+def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
+    """Blocks built from our own file by promtool, served by a real Prometheus on a free loopback port."""
+    require_prometheus()
+    data = workdir / "tsdb"
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(openmetrics), str(data)],
+        check=True,
+        capture_output=True,
+    )
+    config = workdir / "prometheus.yml"
+    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
+    url = f"http://127.0.0.1:{free_port()}"
+    log_path = workdir / "prometheus.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address={url.removeprefix('http://')}",
+                "--storage.tsdb.retention.time=100y",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_ready(url, process, log_path)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+
+
+TOLERANCE = Decimal("0.00005")
+"""Prometheus stores float64: a day's sum per identity comes back within half a ten-thousandth."""
+
+
+def test_the_openmetrics_file_backfilled_into_prometheus_gives_the_database_totals(
+    tmp_path: Path, stored
+) -> None:
+    out = tmp_path / "prom"
+    data = open_data(
+        tmp_path, [{"type": "prometheus", "name": "metrics", "params": {"output_dir": str(out)}}]
+    )
+    (run,) = emit_days(data, "prometheus", DAYS, now=NOW)
+    assert run.emitted == DAYS
+    with backfilled_prometheus(tmp_path, out / "t1.om") as url:
+        for day in DAYS:  # every emitted day, not only the newest
+            response = requests.get(
+                f"{url}/api/v1/query",
+                params={
+                    "query": 'sum by (identity_id) (chargeback_amount{tenant_id="t1"})',
+                    "time": int(day_start(day).timestamp()),
+                },
+                timeout=10,
+            ).json()
+            got = {s["metric"]["identity_id"]: Decimal(s["value"][1]) for s in response["data"]["result"]}
+            want: dict[str, Decimal] = defaultdict(Decimal)
+            for r in chargeback_rows_for_day(stored, ECOSYSTEM, TENANT_ID, day):
+                want[r.identity_id] += r.amount
+            assert got.keys() == want.keys(), day
+            for identity, amount in want.items():
+                assert abs(got[identity] - amount) <= TOLERANCE, (day, identity, got[identity], amount)
