@@ -45,11 +45,16 @@ def read_prometheus_settings(section: Section) -> PrometheusSettings:
             "bearer_token": section.secret("bearer_token", None),
         }
         timeout_seconds = section.number("timeout_seconds", default["timeout_seconds"], gt=0, le=300)
+        max_attempts = section.integer("max_attempts", default["max_attempts"], ge=1, le=10)
         for name, value in credentials.items():
             wanted = name in _CREDENTIALS_BY_AUTH_TYPE[auth_type]
             require_exactly(section, {name: value}, wanted=wanted, condition=f"auth_type is {auth_type}")
         return PrometheusSettings(
-            url=url, auth_type=auth_type, timeout_seconds=timeout_seconds, **credentials
+            url=url,
+            auth_type=auth_type,
+            timeout_seconds=timeout_seconds,
+            max_attempts=max_attempts,
+            **credentials,
         )
 
 

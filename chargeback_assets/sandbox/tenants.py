@@ -21,11 +21,13 @@ def sandbox_tenant(
     start_date: date,
     emitters: Sequence[Mapping[str, Any]] = (),
     http: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
     **tenant_settings: Any,
 ) -> dict[str, Any]:
     """A confluent_cloud tenant whose every endpoint (REST, Flink regions, Prometheus) is the sandbox.
 
-    `http` overrides the REST client settings (the default only drops the pause between requests).
+    `http` and `metrics` override the REST client and Prometheus settings (by default the only change is no
+    pause between requests).
     """
     regions = sorted({pool["spec"]["region"] for pool in org.objects.get("compute_pools", [])})
     return {
@@ -36,7 +38,7 @@ def sandbox_tenant(
         "plugin_settings": {
             "ccloud_api": {"key": server.api_key, "secret": server.api_secret, "base_url": server.url},
             "http": {"min_interval_seconds": 0, **(http or {})},
-            "metrics": {"type": "prometheus", "url": server.url},
+            "metrics": {"type": "prometheus", "url": server.url, **(metrics or {})},
             "flink": [
                 {
                     "region_id": region,
