@@ -46,6 +46,23 @@ _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?-]+")
 _PARTITION_KEY_FORBIDDEN = ("|", ",", "[", "]")
 _TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def tag_problem(key: str, value: str | None = None) -> str | None:
+    """The one rule for tag keys and values (config and the tags command line); None when valid."""
+    if not _TAG_KEY.fullmatch(key):
+        return "tag keys must match ^[a-z][a-z0-9_.-]{0,62}$ (lower case, start with a letter)"
+    if value is None:
+        return None
+    if not value.strip():
+        return "must not be empty"
+    if len(value) > TAG_VALUE_MAX_LENGTH:
+        return f"must be at most {TAG_VALUE_MAX_LENGTH} characters, got {len(value)}"
+    if _CONTROL_CHARACTER.search(value):
+        return "tag values may not contain control characters"
+    return None
+
+
 TAG_VALUE_MAX_LENGTH = 256
 
 Ecosystem = Literal["confluent_cloud", "self_managed_kafka", "generic_metrics"]
@@ -404,14 +421,11 @@ def _read_tag_values(section: Section) -> Mapping[str, str]:
     with section:
         tags: dict[str, str] = {}
         for key in section:
-            if not _TAG_KEY.fullmatch(key):
-                raise ConfigError(
-                    section.at(key),
-                    "tag keys must match ^[a-z][a-z0-9_.-]{0,62}$ (lower case, start with a letter)",
-                )
-            value = section.string(key, max_length=TAG_VALUE_MAX_LENGTH)
-            if _CONTROL_CHARACTER.search(value):
-                raise ConfigError(section.at(key), "tag values may not contain control characters")
+            if (problem := tag_problem(key)) is not None:
+                raise ConfigError(section.at(key), problem)
+            value = section.string(key)
+            if (problem := tag_problem(key, value)) is not None:
+                raise ConfigError(section.at(key), problem)
             tags[key] = value
         return MappingProxyType(tags)
 

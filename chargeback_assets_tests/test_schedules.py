@@ -1,4 +1,4 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -11,12 +11,16 @@ def test_daily_schedule_requests_each_tenants_newest_settled_day(tmp_path) -> No
         schedule = graph.defs.resolve_schedule_def("daily_chargeback_schedule")
         tick = datetime.combine(graph.newest, datetime.min.time(), UTC).replace(hour=3)
         with dg.instance_for_test() as instance:
-            context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+            context = dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=tick,
+                repository_def=graph.defs.get_repository_def(),
+            )
             requests = schedule.evaluate_tick(context).run_requests
     today: date = tick.date()
-    assert sorted((r.partition_key, r.tags["chargeback/tenant"]) for r in requests) == [
-        (f"{date.fromordinal(today.toordinal() - 1)}|acme-prod", "acme-prod"),
-        (f"{date.fromordinal(today.toordinal() - 4)}|acme-staging", "acme-staging"),
+    assert sorted((r.tags["chargeback/tenant"], r.partition_key) for r in requests) == [
+        ("acme-prod", f"{today - timedelta(days=1)}|acme-prod"),
+        ("acme-staging", f"{today - timedelta(days=4)}|acme-staging"),
     ]
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.execution_timezone == "UTC"

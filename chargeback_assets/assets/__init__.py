@@ -9,6 +9,7 @@ from __future__ import annotations
 import dagster as dg
 
 from chargeback_assets.assets.allocate import build_allocate_assets
+from chargeback_assets.assets.emit import build_emit_assets
 from chargeback_assets.assets.gather import build_gather_assets
 from chargeback_assets.assets.resolve import build_resolve_assets
 from chargeback_assets.config import AppConfig
@@ -20,4 +21,5 @@ def build_assets(partitions: dg.MultiPartitionsDefinition, config: AppConfig) ->
         *build_gather_assets(partitions),
         *build_resolve_assets(partitions),
         *build_allocate_assets(partitions, retries),
+        *build_emit_assets(partitions),
     ]

@@ -20,6 +20,8 @@ PARTITIONED = [
     "usage_metrics",
     "identity_resolutions",
     "chargeback_facts",
+    "chargeback_csv",
+    "chargeback_prometheus",
 ]
 
 

@@ -1,0 +1,168 @@
+"""CSV output: one file per tenant per period, for spreadsheets and finance tools.
+
+File: `<output_dir>/<filename_template>`, the template using `{tenant_id}`, `{date}` (the period's ISO date;
+the 1st for monthly aggregation) and `{month}` (YYYY-MM); default `{tenant_id}_{date}.csv`. Columns, in
+order: `COLUMNS` below. Amounts are exact decimal text; `tags` is `k=v;k=v` sorted by key. Text cells that a
+spreadsheet would run as a formula (starting with `= + - @`, tab or carriage return) get a leading `'`.
+When any row carries a `team` tag, `<file stem>_teams.csv` holds the (date, tenant_id, team, cost_type)
+sums, untagged rows under team `UNTAGGED`. Files are RFC 4180 (CRLF line ends), UTF-8, written to a
+temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import string
+from collections.abc import Iterable, Sequence
+from datetime import date
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import IO
+
+from chargeback_assets.emitters.base import (
+    EmitRow,
+    EmitterError,
+    inside,
+    money_text,
+    tags_text,
+    team_totals,
+    write_atomically,
+)
+
+COLUMNS = (
+    "date",
+    "tenant_id",
+    "ecosystem",
+    "env_id",
+    "resource_id",
+    "resource_name",
+    "product_category",
+    "product_type",
+    "identity_id",
+    "identity_name",
+    "identity_type",
+    "cost_type",
+    "amount",
+    "allocation_method",
+    "allocation_detail",
+    "tags",
+)
+TEAM_COLUMNS = ("date", "tenant_id", "team", "cost_type", "amount")
+DEFAULT_FILENAME_TEMPLATE = "{tenant_id}_{date}.csv"
+TEMPLATE_FIELDS = frozenset({"tenant_id", "date", "month"})
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def check_filename_template(template: str) -> str | None:
+    """What is wrong with a filename template (unknown fields, a path leaving output_dir), or None."""
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:
+        return f"is not a valid template: {exc}"
+    unknown = sorted(set(fields) - TEMPLATE_FIELDS)
+    if unknown:
+        return f"unknown field(s) {unknown}; allowed: {{tenant_id}}, {{date}}, {{month}}"
+    for flavour in (PurePosixPath, PureWindowsPath):
+        path = flavour(template)
+        if path.is_absolute() or path.anchor or ".." in path.parts:
+            return f"must be a relative path inside output_dir, got {template!r}"
+    if not template.strip() or template.endswith(("/", "\\")):
+        return f"must name a file, got {template!r}"
+    return None
+
+
+def neutralize(text: str) -> str:
+    """A cell a spreadsheet shows as text: a leading formula character is escaped with `'`."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+class CsvEmitter:
+    def __init__(self, output_dir: Path, filename_template: str = DEFAULT_FILENAME_TEMPLATE) -> None:
+        problem = check_filename_template(filename_template)
+        if problem:
+            raise ValueError(f"filename_template {problem}")
+        self.output_dir = output_dir
+        self.filename_template = filename_template
+
+    def path_for(self, tenant_id: str, period: date) -> Path:
+        name = self.filename_template.format(
+            tenant_id=tenant_id, date=period.isoformat(), month=period.strftime("%Y-%m")
+        )
+        return inside(self.output_dir, name, "CSV file")
+
+    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
+        path = self.path_for(tenant_id, period)
+        day = period.isoformat()
+        write_atomically(path, lambda out: _write_rows(out, day, rows))
+        teams_path = path.with_name(f"{path.stem}_teams.csv")
+        totals = team_totals(rows)
+        if totals is None:
+            _remove_stale(teams_path)
+            return [str(path)]
+        tenant = neutralize(tenant_id)
+        write_atomically(
+            teams_path,
+            lambda out: _write_table(
+                out,
+                TEAM_COLUMNS,
+                [
+                    (day, tenant, neutralize(team), cost_type, money_text(amount))
+                    for (team, cost_type), amount in totals.items()
+                ],
+            ),
+        )
+        return [str(path), str(teams_path)]
+
+    def publish(self, tenant_id: str) -> list[str]:
+        return []
+
+
+def _write_rows(out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
+    tags_cells: dict[int, str] = {}
+
+    def tags_cell(item: EmitRow) -> str:
+        key = id(item.tags)
+        cell = tags_cells.get(key)
+        if cell is None:
+            cell = tags_cells[key] = neutralize(tags_text(item.tags))
+        return cell
+
+    _write_table(
+        out,
+        COLUMNS,
+        (
+            (
+                day,
+                neutralize(r.tenant_id),
+                neutralize(r.ecosystem),
+                neutralize(r.env_id),
+                neutralize(r.resource_id or ""),
+                neutralize(item.resource_name),
+                neutralize(r.product_category),
+                neutralize(r.product_type),
+                neutralize(r.identity_id),
+                neutralize(item.identity_name),
+                neutralize(item.identity_type),
+                str(r.cost_type),
+                money_text(r.amount),
+                neutralize(r.allocation_method or ""),
+                neutralize(r.allocation_detail or ""),
+                tags_cell(item),
+            )
+            for item in rows
+            for r in (item.row,)
+        ),
+    )
+
+
+def _write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; also quotes cells holding \r or \n
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def _remove_stale(path: Path) -> None:
+    """A rollup left by an earlier emission of the period, when team tags have since been removed."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise EmitterError(f"cannot remove the stale team rollup {path}: {exc.strerror or exc}") from exc

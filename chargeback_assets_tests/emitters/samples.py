@@ -1,0 +1,50 @@
+"""Chargeback rows for emitter tests, built field by field so each test states what matters to it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal
+
+from chargeback_assets.emitters.base import EmitRow
+from chargeback_assets.engine.models import ChargebackRow, CostType, day_start
+
+
+def emit_row(
+    day: date,
+    identity_id: str,
+    amount: str,
+    *,
+    resource_id: str | None = "lkc-1",
+    product_type: str = "KAFKA_NUM_CKU",
+    cost_type: CostType = CostType.USAGE,
+    allocation_method: str | None = "usage_ratio",
+    allocation_detail: str | None = None,
+    product_category: str = "KAFKA",
+    identity_name: str = "",
+    identity_type: str = "service_account",
+    resource_name: str = "orders cluster",
+    tags: Mapping[str, str] | None = None,
+    tenant_id: str = "t1",
+) -> EmitRow:
+    row = ChargebackRow(
+        ecosystem="confluent_cloud",
+        tenant_id=tenant_id,
+        timestamp=day_start(day),
+        resource_id=resource_id,
+        product_category=product_category,
+        product_type=product_type,
+        identity_id=identity_id,
+        cost_type=cost_type,
+        amount=Decimal(amount),
+        allocation_method=allocation_method,
+        allocation_detail=allocation_detail,
+        env_id="env-1",
+    )
+    return EmitRow(
+        row,
+        resource_name=resource_name,
+        identity_name=identity_name or identity_id.upper(),
+        identity_type=identity_type,
+        tags=dict(tags or {}),
+    )

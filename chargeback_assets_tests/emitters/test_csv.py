@@ -1,0 +1,170 @@
+import csv
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from chargeback_assets.config import EmitterConfig
+from chargeback_assets.emitters.base import EmitterError
+from chargeback_assets.emitters.csv import COLUMNS, TEAM_COLUMNS, CsvEmitter, check_filename_template
+from chargeback_assets.emitters.registry import build_emitter
+from chargeback_assets.engine.models import CostType
+from chargeback_assets.validation import ConfigError
+from chargeback_assets_tests.emitters.samples import emit_row
+
+DAY = date(2026, 3, 14)
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_one_file_per_tenant_and_date_with_the_documented_columns_and_exact_amounts(tmp_path: Path) -> None:
+    rows = [
+        emit_row(DAY, "sa-1", "10.0001", tags={"team": "payments", "env": "prod"}),
+        emit_row(DAY, "sa-2", "-0.5000", resource_id=None, cost_type=CostType.SHARED, allocation_method=None),
+    ]
+    written = CsvEmitter(tmp_path / "out").emit("t1", DAY, rows)
+
+    path = tmp_path / "out" / "t1_2026-03-14.csv"
+    assert written[0] == str(path)
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+    first, second = read(path)
+    assert first == {
+        "date": "2026-03-14",
+        "tenant_id": "t1",
+        "ecosystem": "confluent_cloud",
+        "env_id": "env-1",
+        "resource_id": "lkc-1",
+        "resource_name": "orders cluster",
+        "product_category": "KAFKA",
+        "product_type": "KAFKA_NUM_CKU",
+        "identity_id": "sa-1",
+        "identity_name": "SA-1",
+        "identity_type": "service_account",
+        "cost_type": "usage",
+        "amount": "10.0001",
+        "allocation_method": "usage_ratio",
+        "allocation_detail": "",
+        "tags": "env=prod;team=payments",
+    }
+    assert (second["resource_id"], second["cost_type"], second["amount"], second["tags"]) == (
+        "",
+        "shared",
+        "-0.5000",
+        "",
+    )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["t1_2026-03-14.csv", "t1_2026-03-14_teams.csv"]
+
+
+def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Path) -> None:
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+    rows = [
+        emit_row(DAY, f"sa-{i}", "1.0000", identity_name=text, resource_name=text, tags={"team": text})
+        for i, text in enumerate(hostile)
+    ]
+    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows)[0])
+    cells = read(path)
+    assert [c["identity_name"] for c in cells] == ["'" + text for text in hostile]
+    assert [c["resource_name"] for c in cells] == ["'" + text for text in hostile]
+    teams = read(path.with_name("t1_2026-03-14_teams.csv"))
+    assert sorted(t["team"] for t in teams) == sorted("'" + text for text in hostile)
+    # a negative amount is a number, not a formula: left alone
+    negative = read(Path(CsvEmitter(tmp_path).emit("t1", DAY, [emit_row(DAY, "sa-1", "-3.2500")])[0]))
+    assert negative[0]["amount"] == "-3.2500"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "../{tenant_id}.csv",
+        "/tmp/{tenant_id}.csv",
+        "a/../../{date}.csv",
+        "{tenant_id}_{user}.csv",
+        "..\\x.csv",
+    ],
+)
+def test_filename_templates_that_escape_output_dir_or_use_unknown_fields_are_rejected(template: str) -> None:
+    assert check_filename_template(template) is not None
+    config = EmitterConfig("csv", "files", params={"output_dir": "out", "filename_template": template})
+    with pytest.raises(ConfigError) as raised:
+        build_emitter(config, "tenants.prod.emitters[0]")
+    assert raised.value.path == "tenants.prod.emitters[0].params.filename_template"
+
+
+def test_a_tenant_id_that_would_escape_output_dir_is_refused_when_writing(tmp_path: Path) -> None:
+    emitter = CsvEmitter(tmp_path / "out")
+    with pytest.raises(EmitterError, match="outside the output directory"):
+        emitter.emit("../../etc/t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+    assert not (tmp_path / "etc").exists()
+
+
+def test_emitter_params_are_validated_with_their_key_path() -> None:
+    with pytest.raises(ConfigError) as missing:
+        build_emitter(EmitterConfig("csv", "files"), "tenants.prod.emitters[1]")
+    assert missing.value.path == "tenants.prod.emitters[1].params.output_dir"
+    with pytest.raises(ConfigError) as unknown:
+        build_emitter(
+            EmitterConfig("csv", "files", params={"output_dir": "x", "dir": "y"}), "tenants.p.emitters[0]"
+        )
+    assert unknown.value.path == "tenants.p.emitters[0].params"
+    assert "'dir'" in str(unknown.value)
+
+
+def test_monthly_template_fields_and_subdirectories(tmp_path: Path) -> None:
+    emitter = CsvEmitter(tmp_path, "{month}/{tenant_id}-{date}.csv")
+    written = emitter.emit("t1", date(2026, 3, 1), [emit_row(date(2026, 3, 1), "sa-1", "2.0000")])
+    assert written == [str(tmp_path / "2026-03" / "t1-2026-03-01.csv")]
+
+
+def test_team_rollup_sums_per_team_and_cost_type_and_goes_away_with_the_tags(tmp_path: Path) -> None:
+    rows = [
+        emit_row(DAY, "sa-1", "1.1111", tags={"team": "payments"}),
+        emit_row(DAY, "sa-2", "2.2222", tags={"team": "payments"}),
+        emit_row(DAY, "sa-2", "0.0001", tags={"team": "payments"}, cost_type=CostType.SHARED),
+        emit_row(DAY, "sa-3", "5.0000"),
+    ]
+    emitter = CsvEmitter(tmp_path)
+    emitter.emit("t1", DAY, rows)
+    teams_path = tmp_path / "t1_2026-03-14_teams.csv"
+    assert teams_path.read_text().splitlines()[0] == ",".join(TEAM_COLUMNS)
+    assert read(teams_path) == [
+        {
+            "date": "2026-03-14",
+            "tenant_id": "t1",
+            "team": "UNTAGGED",
+            "cost_type": "usage",
+            "amount": "5.0000",
+        },
+        {
+            "date": "2026-03-14",
+            "tenant_id": "t1",
+            "team": "payments",
+            "cost_type": "shared",
+            "amount": "0.0001",
+        },
+        {
+            "date": "2026-03-14",
+            "tenant_id": "t1",
+            "team": "payments",
+            "cost_type": "usage",
+            "amount": "3.3333",
+        },
+    ]
+    emitter.emit("t1", DAY, [emit_row(DAY, "sa-3", "5.0000")])
+    assert not teams_path.exists()
+    assert sum(Decimal(r["amount"]) for r in read(tmp_path / "t1_2026-03-14.csv")) == Decimal("5.0000")
+
+
+def test_an_unwritable_output_dir_raises_an_emitter_error_and_leaves_no_temporary_file(
+    tmp_path: Path,
+) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the directory should be")
+    with pytest.raises(EmitterError, match="cannot write"):
+        CsvEmitter(blocker).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+    writable = tmp_path / "ok"
+    CsvEmitter(writable).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+    assert [p.name for p in writable.iterdir()] == ["t1_2026-03-14.csv"]
