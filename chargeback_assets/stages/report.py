@@ -13,7 +13,7 @@ from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.checks import reconcile_day
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
-from chargeback_assets.storage.inventory import identities_overlapping
+from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,14 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
         for row in chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
             by_identity[row.identity_id] += row.amount
     window = Window(day_start(min(days)), day_start(max(days)))
-    known = {
-        i.identity_id: i for i in identities_overlapping(data.db, data.ecosystem, data.tenant_id, window)
+    names = {
+        i.identity_id: (i.display_name or "", i.identity_type)
+        for i in identities_overlapping(data.db, data.ecosystem, data.tenant_id, window)
     }
+    for resource in all_resources(data.db, data.ecosystem, data.tenant_id):
+        names.setdefault(
+            resource.resource_id, (resource.display_name or "", f"resource {resource.resource_type}")
+        )
     ranked = sorted(by_identity.items(), key=lambda item: (-item[1], item[0]))[:top]
     return TenantReport(
         tenant=data.tenant.name,
@@ -60,12 +65,7 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
         unallocated=unallocated,
         mismatched_lines=mismatched,
         top=tuple(
-            IdentityCost(
-                identity_id,
-                (known[identity_id].display_name or "") if identity_id in known else "",
-                known[identity_id].identity_type if identity_id in known else "resource or sentinel",
-                amount,
-            )
+            IdentityCost(identity_id, *names.get(identity_id, ("", "sentinel")), amount)
             for identity_id, amount in ranked
         ),
     )
