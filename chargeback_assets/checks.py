@@ -4,7 +4,6 @@
 emitter publishes it. The others warn: they flag data a FinOps reader should look at, without stopping it.
 """
 
-
 from collections.abc import Callable, Iterator
 from datetime import date
 

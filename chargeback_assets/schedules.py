@@ -1,6 +1,5 @@
 """The daily schedule: the newest settled day, for every tenant, one run per tenant."""
 
-
 from datetime import timedelta
 
 import dagster as dg

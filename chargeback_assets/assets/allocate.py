@@ -1,6 +1,5 @@
 """Allocate: chargeback facts that sum exactly to the bill, line by line."""
 
-
 from collections import defaultdict
 from decimal import Decimal
 

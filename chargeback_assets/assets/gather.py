@@ -1,6 +1,5 @@
 """Gather: billing lines from the cost source; resources and identities from the inventory APIs."""
 
-
 import dagster as dg
 
 from chargeback_assets.assets.runs import markdown_table, money, tenant_work

@@ -1,6 +1,5 @@
 """Resolve: usage metrics per (resource, principal, metric) and the identities each line may be charged to."""
 
-
 import dagster as dg
 
 from chargeback_assets.assets.runs import markdown_table, tenant_work

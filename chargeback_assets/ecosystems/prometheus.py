@@ -184,6 +184,7 @@ class PrometheusMetricsSource:
         ):
             raise self._error(query.key, 200, f"expected a matrix result, got {str(data)[:200]}")
         rows = []
+        starts: dict[Any, datetime] = {}  # every series repeats the same step timestamps: convert each once
         for series in data["result"]:
             metric = series.get("metric") or {}
             labels = {k: str(metric[k]) for k in query.label_keys if k in metric}
@@ -197,7 +198,10 @@ class PrometheusMetricsSource:
                 if not math.isfinite(value):
                     log.warning("query %s: skipping non-finite sample %r", query.key, point)
                     continue
-                rows.append(MetricRow(_step_start(timestamp, step_seconds), query.key, value, labels))
+                start = starts.get(timestamp)
+                if start is None:
+                    start = starts[timestamp] = _step_start(timestamp, step_seconds)
+                rows.append(MetricRow(start, query.key, value, labels))
         return rows
 
 
@@ -211,14 +215,17 @@ def summarize_usage(rows: Iterable[MetricRow], query: MetricQuery, resource_id: 
     """
     if not query.subject_label:
         raise ValueError(f"query {query.key!r} has no subject_label; usage cannot be attributed")
+    key, resource_label, subject_label = query.key, query.resource_label, query.subject_label
+    nothing = Decimal(0)
     totals: dict[str, Decimal] = {}
     for row in rows:
-        if row.metric_key != query.key or row.value <= 0:
+        if row.metric_key != key or row.value <= 0:
             continue
-        if query.resource_label and row.labels.get(query.resource_label, resource_id) != resource_id:
+        labels = row.labels
+        if resource_label and labels.get(resource_label, resource_id) != resource_id:
             continue
-        subject = row.labels.get(query.subject_label)
+        subject = labels.get(subject_label)
         if not subject:
             continue
-        totals[subject] = totals.get(subject, Decimal(0)) + Decimal(str(row.value))
+        totals[subject] = totals.get(subject, nothing) + Decimal(str(row.value))
     return [UsageRecord(resource_id, query.key, subject, totals[subject]) for subject in sorted(totals)]

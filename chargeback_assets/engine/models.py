@@ -208,6 +208,13 @@ class IdentitySet(Mapping[str, Identity]):
     def __getitem__(self, identity_id: str) -> Identity:
         return self._items[identity_id]
 
+    def get(self, identity_id: str, default: Identity | None = None) -> Identity | None:  # type: ignore[override]
+        """Straight from the dict: Mapping's default goes through __getitem__ and a caught KeyError."""
+        return self._items.get(identity_id, default)
+
+    def __contains__(self, identity_id: object) -> bool:
+        return identity_id in self._items
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)
 

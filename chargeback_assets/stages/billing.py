@@ -12,6 +12,7 @@ from chargeback_assets.ecosystems.base import IncompleteBilling, SourceError
 from chargeback_assets.engine.fingerprint import billing_fingerprint
 from chargeback_assets.engine.models import BillingLine
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.pipeline import record_fingerprint, update_state
@@ -59,6 +60,7 @@ def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date,
     return {day: billing_fingerprint(lines) for day, lines in fetch_bill(scope, days).by_day.items()}
 
 
+@collector_paused
 def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]:
     """Replace each day's billing lines and record the fingerprint they were built from."""
     now = datetime.now(UTC)

@@ -12,6 +12,7 @@ from chargeback_assets.engine.calculate import LinePlan, allocate_day, line_wind
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, IdentityResolution
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.billing import (
@@ -74,6 +75,7 @@ def plan_lines(scope: TenantScope, day: date, lines: list[BillingLine]) -> list[
     return plans
 
 
+@collector_paused
 def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> ChargebackDay:
     """Allocate and write one day, or record the failed attempts and raise so the day is retried."""
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)

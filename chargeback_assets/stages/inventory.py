@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 
 from chargeback_assets.ecosystems.base import SourceError
 from chargeback_assets.engine.models import SYSTEM_IDENTITY_TYPE, UNALLOCATED, Identity
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.database import Transaction
 from chargeback_assets.storage.inventory import (
@@ -42,6 +43,7 @@ def unallocated_identity(ecosystem: str, tenant_id: str) -> Identity:
     return Identity(ecosystem, tenant_id, UNALLOCATED, SYSTEM_IDENTITY_TYPE, "Unallocated Costs")
 
 
+@collector_paused
 def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySummary:
     now = datetime.now(UTC)
     try:

@@ -8,6 +8,7 @@ from datetime import date
 from chargeback_assets.engine.calculate import line_window
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import IdentityResolution
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.billing import billing_for_day
@@ -24,6 +25,7 @@ class ResolutionDay:
     with_identities: int
 
 
+@collector_paused
 def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)

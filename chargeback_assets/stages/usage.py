@@ -12,11 +12,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from chargeback_assets.ecosystems.base import SourceError
 from chargeback_assets.ecosystems.prometheus import summarize_usage
 from chargeback_assets.engine.models import MetricQuery, MetricRow, UsageRecord, Window, day_start
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.pipeline import update_state
@@ -58,6 +59,7 @@ def needed_queries(
     return needs
 
 
+@collector_paused
 def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool) -> list[UsageDay]:
     ordered = sorted(set(days))
     outcome = {day: UsageDay(day) for day in ordered}
@@ -66,9 +68,19 @@ def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool
     needs = needed_queries(scope, ordered) if metrics is not None else {}
     step = scope.runtime.metrics_step_seconds
 
-    def fetch(resource_id: str, query: MetricQuery, run: list[date]) -> list[MetricRow]:
+    def fetch(resource_id: str, query: MetricQuery, run: list[date]) -> dict[date, list[UsageRecord]]:
+        """One range query cut into its days and folded in the worker, so its raw rows die here: a
+        30-day backfill would otherwise hold millions of samples waiting for the main thread."""
         window = Window(day_start(run[0]), day_start(run[-1] + timedelta(days=1)))
-        return metrics.query_range(query, window, step, resource_id)  # type: ignore[union-attr]
+        rows = metrics.query_range(query, window, step, resource_id)  # type: ignore[union-attr]
+        by_day: dict[date, list[MetricRow]] = defaultdict(list)
+        day_of: dict[datetime, date] = {}
+        for row in rows:
+            day = day_of.get(row.timestamp)
+            if day is None:
+                day = day_of[row.timestamp] = row.timestamp.date()
+            by_day[day].append(row)
+        return {day: summarize_usage(by_day.get(day, []), query, resource_id) for day in run}
 
     jobs = [
         (resource_id, query, run)
@@ -77,20 +89,17 @@ def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool
     ]
     with ThreadPoolExecutor(max_workers=METRICS_WORKERS) as pool:
         futures = [(job, pool.submit(fetch, *job)) for job in jobs]
-        for (resource_id, query, run), future in futures:
+        for (resource_id, _query, run), future in futures:
             try:
-                rows = future.result()
+                usage_by_day = future.result()
             except SourceError as exc:
                 if not final_attempt:
                     raise scope.fail("metrics source", run, exc) from exc
                 for day in run:
                     outcome[day].failures[resource_id] = str(exc)
                 continue
-            by_day: dict[date, list[MetricRow]] = defaultdict(list)
-            for row in rows:
-                by_day[row.timestamp.date()].append(row)
             for day in run:
-                records[day].extend(summarize_usage(by_day.get(day, []), query, resource_id))
+                records[day].extend(usage_by_day[day])
     for day in ordered:
         day_records = records[day]
         outcome[day].records = len(day_records)

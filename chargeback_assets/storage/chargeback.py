@@ -141,7 +141,7 @@ def _dimension_ids(
 ) -> dict[tuple[Any, ...], int]:
     """Get-or-create every dimension at once; new ones are numbered in order of first appearance."""
     known = {
-        tuple(row[1:]): row[0]
+        row[1:]: row[0]  # rows are tuples already
         for row in tx.conn.execute(
             f"SELECT dimension_id, {_DIMENSION_COLUMNS} FROM chargeback_dimensions "
             "WHERE ecosystem = ? AND tenant_id = ?",

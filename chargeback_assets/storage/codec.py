@@ -8,6 +8,7 @@ columns use a tagged encoding so that `Decimal`, `datetime`, `date` and tuples s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 from chargeback_assets.engine.models import UTC, Window, require_utc
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_STORED_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def timestamp_text(value: datetime, what: str) -> str:
@@ -27,8 +29,19 @@ def optional_timestamp_text(value: datetime | None, what: str) -> str | None:
 
 
 def parse_timestamp(text: str | None) -> datetime | None:
+    """Stored timestamp text back to an aware datetime.
+
+    Text of the exact stored shape (`YYYY-MM-DDTHH:MM:SS.ffffffZ`) is read with `fromisoformat`, many times
+    faster than `strptime` (every identity read carries three timestamps); anything else goes through
+    `strptime`, which accepts what it always did and rejects the rest.
+    """
     if text is None:
         return None
+    if _STORED_SHAPE.fullmatch(text):
+        try:
+            return datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)
+        except ValueError:
+            pass  # e.g. month 13: let strptime raise its usual error
     return datetime.strptime(text, _TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
@@ -52,11 +65,30 @@ def money_text(value: Decimal, what: str) -> str:
 
 
 def encode_json(value: Mapping[str, Any], what: str) -> str:
-    """Canonical JSON (sorted keys) so that equal metadata always gives equal text."""
-    return json.dumps(_tag(value, what), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """Canonical JSON (sorted keys) so that equal metadata always gives equal text.
+
+    Most metadata (every chargeback row's) is one flat level of plain scalars, which tagging would copy
+    unchanged: it is encoded directly, as it is the hot path of writing a day's rows.
+    """
+    tagged = value if _is_plain(value) else _tag(value, what)
+    return json.dumps(tagged, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    return type(value) is dict and all(
+        type(key) is str and not key.startswith("$") and type(item) in _PLAIN_TYPES
+        for key, item in value.items()
+    )
 
 
 def decode_json(text: str) -> Any:
+    """The value `encode_json` stored. Text with no tag in it (a tag key is `"$...`, or `"\\u0024...` if
+    escaped) has no object to untag, so it skips the per-object hook: most stored metadata is like that."""
+    if '"$' not in text and "\\u0024" not in text:
+        return json.loads(text)
     return json.loads(text, object_hook=_untag)
 
 

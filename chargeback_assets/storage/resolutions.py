@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from chargeback_assets.engine.models import IdentityResolution, IdentitySet
+from chargeback_assets.engine.models import Identity, IdentityResolution, IdentitySet
 from chargeback_assets.storage.codec import day_text, decode_json, encode_json
 from chargeback_assets.storage.database import Source, Transaction, delete_day
 from chargeback_assets.storage.inventory import (
@@ -33,6 +33,8 @@ def replace_resolutions_day(
     d = day_text(day)
     identity_rows = []
     context_rows = []
+    # One identity object is shared by many lines (a cluster's key owners by all its lines): encode it once.
+    snapshots: dict[int, tuple[str | None, ...]] = {}
     for line_id, resolution in resolutions.items():
         what = f"resolution of billing line {line_id}"
         context_rows.append(
@@ -40,18 +42,13 @@ def replace_resolutions_day(
         )
         for scope in _SCOPES:
             for position, identity in enumerate(getattr(resolution, scope).values()):
-                who = f"{what}: {scope} identity {identity.identity_id}"
-                identity_rows.append(
-                    (
-                        ecosystem,
-                        tenant_id,
-                        d,
-                        line_id,
-                        scope,
-                        position,
-                        *identity_snapshot(ecosystem, tenant_id, identity, who),
+                snapshot = snapshots.get(id(identity))
+                if snapshot is None:
+                    who = f"{what}: {scope} identity {identity.identity_id}"
+                    snapshot = snapshots[id(identity)] = identity_snapshot(
+                        ecosystem, tenant_id, identity, who
                     )
-                )
+                identity_rows.append((ecosystem, tenant_id, d, line_id, scope, position, *snapshot))
     for table in ("identity_resolutions", "resolution_contexts"):
         delete_day(tx, table, ecosystem, tenant_id, day)
     tx.conn.executemany(
@@ -81,11 +78,16 @@ def resolutions_for_day(
             scope_params,
         )
     }
+    decoded: dict[tuple[str | None, ...], Identity] = {}  # equal snapshots repeat across lines: decode once
     for line_id, scope, *snapshot in source.conn.execute(
         f"SELECT line_id, scope, {IDENTITY_SNAPSHOT_COLUMNS} FROM identity_resolutions "
         "WHERE ecosystem = ? AND tenant_id = ? AND date = ? ORDER BY line_id, scope, position",
         scope_params,
     ):
+        key = tuple(snapshot)
+        identity = decoded.get(key)
+        if identity is None:
+            identity = decoded[key] = identity_from_row(ecosystem, tenant_id, key)
         identities: IdentitySet = getattr(resolutions[line_id], scope)
-        identities.add(identity_from_row(ecosystem, tenant_id, snapshot))
+        identities.add(identity)
     return resolutions

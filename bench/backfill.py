@@ -1,0 +1,128 @@
+"""Issue 4: a 30-day backfill of the `large` sandbox organization through Dagster, then one revised day.
+
+The backfill is `chargeback_job` executed in process as one single-run range (the tags a backfill of a
+partition range puts on its run), on a fresh Dagster instance and an empty database each time. Then the
+sandbox revises one day's bill; the billing-change sensor is evaluated (it must request exactly that
+partition) and the requested partition is executed: the revision time is sensor tick + re-materialization.
+Building the definitions and starting the sandbox are not timed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from bench.harness import median, megabytes, timed
+from bench.sandbox import RemoteSandbox, remote_sandbox
+from chargeback_assets.constants import TENANT_TAG
+from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
+from chargeback_assets.partitions import partition_key
+from chargeback_assets.resources import ChargebackResource
+
+BACKFILL_RUNS = 3
+REVISION_RUNS = 3
+DAYS = 30
+TENANT = "large"
+REVISED_AGE_DAYS = 2
+"""The revised day is the newest day minus this: inside every tenant's recalculation window (>= 1 day)."""
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def backfill(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
+    result = defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
+        instance=instance,
+        run_config=QUIET,
+        tags={
+            TENANT_TAG: TENANT,
+            "dagster/asset_partition_range_start": partition_key(first, TENANT),
+            "dagster/asset_partition_range_end": partition_key(last, TENANT),
+        },
+    )
+    if not result.success:
+        raise RuntimeError(f"the {DAYS}-day backfill run failed")
+
+
+def revision(
+    defs: dg.Definitions, instance: dg.DagsterInstance, config_path: Path, day: date
+) -> tuple[float, float]:
+    """Seconds of the sensor tick and of the re-materialization it requested (exactly `day` or fail)."""
+    sensor = defs.resolve_sensor_def("billing_change_sensor")
+    context = dg.build_sensor_context(
+        instance=instance,
+        resources={"chargeback": ChargebackResource(config_path=str(config_path))},
+        definitions=defs,
+    )
+    tick_s, result = timed(lambda: sensor(context))
+    requested = [request.partition_key for request in result.run_requests or []]
+    if requested != [partition_key(day, TENANT)]:
+        raise RuntimeError(f"the sensor requested {requested}, expected only {partition_key(day, TENANT)}")
+    request = result.run_requests[0]
+    run_s, outcome = timed(
+        lambda: defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
+            instance=instance, run_config=QUIET, partition_key=request.partition_key, tags=request.tags
+        )
+    )
+    if not outcome.success:
+        raise RuntimeError(f"the re-materialization of {request.partition_key} failed")
+    return tick_s, run_s
+
+
+def one_backfill(sandbox: RemoteSandbox, workdir: Path, first: date, last: date) -> dict[str, Any]:
+    config_path = sandbox.write_config(workdir, TENANT)
+    defs = build_definitions(str(config_path))
+    with dg.instance_for_test(temp_dir=str(workdir)) as instance:
+        before, server_cpu = sandbox.requests(), sandbox.cpu_seconds()
+        backfill_s, _ = timed(lambda: backfill(defs, instance, first, last))
+        backfill_requests = sandbox.requests() - before
+        server_cpu = sandbox.cpu_seconds() - server_cpu
+        ticks, reruns = [], []
+        day = last - timedelta(days=REVISED_AGE_DAYS)
+        for attempt in range(REVISION_RUNS):
+            sandbox.revise_bill(day, Decimal("1.10") + Decimal(attempt) / 100)
+            tick_s, run_s = revision(defs, instance, config_path, day)
+            ticks.append(tick_s)
+            reruns.append(run_s)
+    return {
+        "backfill_s": backfill_s,
+        "requests": backfill_requests,
+        "server_cpu_s": server_cpu,
+        "ticks": ticks,
+        "reruns": reruns,
+        "day": day,
+    }
+
+
+def run() -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    last = today - timedelta(days=1)
+    first = today - timedelta(days=DAYS)
+    outcomes = []
+    with remote_sandbox(today, DAYS + 1, first) as sandbox:
+        for attempt in range(BACKFILL_RUNS):
+            with tempfile.TemporaryDirectory(prefix=f"bench-backfill{attempt}-") as workdir:
+                outcomes.append(one_backfill(sandbox, Path(workdir), first, last))
+        server_rss = sandbox.peak_rss_kib()
+    ticks = [t for o in outcomes for t in o["ticks"]]
+    reruns = [r for o in outcomes for r in o["reruns"]]
+    revised = [t + r for t, r in zip(ticks, reruns, strict=True)]
+    return {
+        "title": f"{DAYS}-day backfill (Dagster)",
+        "median_s": median([o["backfill_s"] for o in outcomes]),
+        "runs": BACKFILL_RUNS,
+        "figures": [f"{outcomes[0]['requests']} requests"],
+        "target_s": 60,
+        "target_rss_mb": 500,
+        "details": [
+            f"revised day {outcomes[0]['day']} via billing_change_sensor: median {median(revised):.2f} s "
+            f"({len(revised)} revisions; sensor tick {median(ticks):.2f} s + re-materialization "
+            f"{median(reruns):.2f} s); the sensor requested exactly that partition each time",
+            f"days {first}..{last}, one tenant; the sandbox server runs in its own process (CPU "
+            f"{median([o['server_cpu_s'] for o in outcomes]):.1f} s per backfill, peak RSS "
+            f"{megabytes(server_rss):,.0f} MB, neither counted in the figures above)",
+        ],
+    }

@@ -1,0 +1,104 @@
+"""The `large` sandbox organization in its own process, driven over a pipe, and a config pointing at it.
+
+The server runs in a separate (spawned) process so that the benchmark process's peak RSS and CPU are the
+pipeline's alone: the simulated organization and its request handling live elsewhere, as Confluent Cloud
+would. The pipe answers what the HTTP API cannot: how many requests were served, and bill revisions.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import resource
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from decimal import Decimal
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from chargeback_assets.sandbox import SandboxServer, generate_org
+from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
+
+SIZE = "large"
+SEED = 7
+START_TIMEOUT_S = 120
+
+
+def _serve(conn: Connection, size: str, seed: int, end_date: date, days: int, start_date: date) -> None:
+    org = generate_org(size, seed=seed, end_date=end_date, days=days)
+    # The simulator stands in for Confluent Cloud: keep its full collections off the organization it
+    # holds, so its answers are not what the benchmark times.
+    gc.freeze()
+    with SandboxServer(org) as server:
+        conn.send(sandbox_tenant(org, server, tenant_id=f"sandbox-{size}", start_date=start_date))
+        while True:
+            command, *args = conn.recv()
+            if command == "stop":
+                conn.send(None)
+                return
+            if command == "requests":
+                conn.send(len(server.requests))
+            elif command == "revise":
+                server.revise_bill(*args)
+                conn.send(None)
+            elif command == "usage":
+                used = resource.getrusage(resource.RUSAGE_SELF)
+                conn.send((used.ru_utime + used.ru_stime, used.ru_maxrss))
+
+
+class RemoteSandbox:
+    """The parent's handle on the sandbox process: the tenant settings it serves, and its counters."""
+
+    def __init__(self, conn: Connection, tenant: dict[str, Any]) -> None:
+        self._conn = conn
+        self.tenant = tenant
+
+    def _ask(self, *command: Any) -> Any:
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def requests(self) -> int:
+        return self._ask("requests")
+
+    def revise_bill(self, day: date, factor: Decimal) -> None:
+        self._ask("revise", day, factor)
+
+    def cpu_seconds(self) -> float:
+        """CPU the sandbox process has used so far: the simulator's share of a timed span."""
+        return self._ask("usage")[0]
+
+    def peak_rss_kib(self) -> int:
+        return self._ask("usage")[1]
+
+    def write_config(self, workdir: Path, tenant_name: str) -> Path:
+        """A config with this one tenant, its database in `workdir`."""
+        return write_config(
+            workdir / "chargeback.yaml", {tenant_name: self.tenant}, workdir / "chargeback.db"
+        )
+
+    def stop(self) -> None:
+        self._ask("stop")
+
+
+@contextmanager
+def remote_sandbox(end_date: date, days: int, start_date: date) -> Iterator[RemoteSandbox]:
+    """The large organization covering `[end_date - days, end_date)`, served until the block ends."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    process = context.Process(
+        target=_serve, args=(child, SIZE, SEED, end_date, days, start_date), name="bench-sandbox", daemon=True
+    )
+    process.start()
+    try:
+        if not parent.poll(START_TIMEOUT_S):
+            raise RuntimeError(f"the sandbox process did not start within {START_TIMEOUT_S} s")
+        sandbox = RemoteSandbox(parent, parent.recv())
+        yield sandbox
+        sandbox.stop()
+    finally:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+            process.join()
