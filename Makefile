@@ -26,6 +26,9 @@ test: lint
 demo: $(STAMP)
 	$(PY) -m chargeback_assets.demo
 
+ui: $(STAMP)
+	$(PY) -m chargeback_assets.demo ui
+
 bench: $(STAMP)
 	$(PY) -m bench
 

@@ -155,19 +155,10 @@ def run_ui(workdir: Path, days: int, port: int) -> int:
         workspace = str(REPO / "workspace.yaml")
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
+        scripts = Path(sys.executable).parent  # the console scripts installed beside this interpreter
         commands = {
-            "webserver": [
-                sys.executable,
-                "-m",
-                "dagster_webserver",
-                "-w",
-                workspace,
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            "daemon": [sys.executable, "-m", "dagster", "daemon", "run", "-w", workspace],
+            "webserver": [scripts / "dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+            "daemon": [scripts / "dagster-daemon", "run", "-w", workspace],
         }
         processes = {
             name: subprocess.Popen(
