@@ -20,6 +20,7 @@ from chargeback_assets.engine.models import (
     AllocationContext,
     AllocationMethod,
     AllocationResult,
+    BillingLine,
     ChargebackRow,
     CostType,
 )
@@ -39,18 +40,16 @@ class AllocationModel(Protocol):
     def allocate(self, ctx: AllocationContext) -> AllocationResult | None: ...
 
 
-def make_row(
-    ctx: AllocationContext,
+def line_row(
+    line: BillingLine,
     identity_id: str,
     amount: Decimal,
     cost_type: CostType,
     method: str | None,
     detail: str | None,
-    metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any],
 ) -> ChargebackRow:
-    """A chargeback row carrying the line's dimension fields; row metadata overlays dimension metadata."""
-    line = ctx.billing_line
-    merged = {**ctx.dimension_metadata, **(metadata or {})}
+    """A chargeback row carrying the line's dimension fields (every row of a line is made here)."""
     return ChargebackRow(
         ecosystem=line.ecosystem,
         tenant_id=line.tenant_id,
@@ -64,8 +63,22 @@ def make_row(
         allocation_method=method,
         allocation_detail=detail,
         env_id=line.env_id,
-        metadata=merged,
+        metadata=metadata,
     )
+
+
+def make_row(
+    ctx: AllocationContext,
+    identity_id: str,
+    amount: Decimal,
+    cost_type: CostType,
+    method: str | None,
+    detail: str | None,
+    metadata: Mapping[str, Any] | None = None,
+) -> ChargebackRow:
+    """A row of the line being allocated; row metadata overlays the context's dimension metadata."""
+    merged = {**ctx.dimension_metadata, **(metadata or {})}
+    return line_row(ctx.billing_line, identity_id, amount, cost_type, method, detail, merged)
 
 
 def _with_metadata(result: AllocationResult, **extra: Any) -> AllocationResult:

@@ -14,7 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from chargeback_assets.engine.allocation import Allocator, make_row
+from chargeback_assets.engine.allocation import Allocator, line_row, make_row
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.inventory import InventoryView
 from chargeback_assets.engine.models import (
@@ -148,20 +148,10 @@ def allocate_line(
 
 def failed_allocation_row(line: BillingLine, attempts: int, error: str) -> ChargebackRow:
     """The single row a line gets once its retries are exhausted: the full bill, to UNALLOCATED."""
-    return ChargebackRow(
-        ecosystem=line.ecosystem,
-        tenant_id=line.tenant_id,
-        timestamp=line.timestamp,
-        resource_id=line.resource_id,
-        product_category=line.product_category,
-        product_type=line.product_type,
-        identity_id=UNALLOCATED,
-        cost_type=CostType.SHARED,
-        amount=line.total_cost,
-        allocation_method=AllocationMethod.ALLOCATION_FAILED,
-        allocation_detail=f"Failed after {attempts} attempts: {error}",
-        env_id=line.env_id,
-        metadata={"env_id": line.env_id},
+    detail = f"Failed after {attempts} attempts: {error}"
+    method = AllocationMethod.ALLOCATION_FAILED
+    return line_row(
+        line, UNALLOCATED, line.total_cost, CostType.SHARED, method, detail, {"env_id": line.env_id}
     )
 
 
