@@ -1,6 +1,7 @@
 """The Prometheus metrics source shared by every ecosystem, and the fold of its rows into daily usage.
 
-Queries follow /work/notes/metrics-protocol.md: for a half-open window `[S, E)` and step N the range query
+A query template holds `{}` where the resource filter goes (`{kafka_id="lkc-1"}`) and `$step` for the
+step as a duration (`3600s`). For a half-open window `[S, E)` and step N the range query
 runs from `S+N-0.001` to `E-0.001`, so with Prometheus 2.x's inclusive `[t-N, t]` ranges each step covers
 exactly `[S+(k-1)N, S+kN)` and a sample on `E` is counted in the next window only. An unreachable or failing
 Prometheus raises `MetricsQueryError`: it is never reported as "no usage" (DESIGN.md §3.8).

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import copy
 from functools import cache
-from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 from openapi_schema_validator import OAS30ReadValidator, oas30_format_checker
 
-CONTRACTS = Path("/work/shared/contracts/ccloud")
+from chargeback_assets_tests.contracts import CONTRACTS
+
 ORG_SPEC = "sdk/org-v2.openapi.yaml"
 CONNECT_SPEC = "sdk/connect-v1.openapi.yaml"
 CONNECTORS_PATH = "/connect/v1/environments/{environment_id}/clusters/{kafka_cluster_id}/connectors"

@@ -1,4 +1,4 @@
-"""The PromQL range queries Confluent Cloud's product handlers need (/work/notes/metrics-protocol.md).
+"""The PromQL range queries Confluent Cloud's product handlers need (templates: see ecosystems/prometheus.py).
 
 The export holds per-minute deltas as gauges, so each step sums its samples (`sum_over_time`) and a day's
 usage is the sum of its steps; `{}` is where the metrics source injects the resource filter.

@@ -1,11 +1,10 @@
 """Confluent-shaped replies for the fake HTTP server, built from the recorded examples in
-/work/shared/contracts/ccloud/examples/, and a client factory pointed at it."""
+shared/contracts/ccloud/examples/, and a client factory pointed at it."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,9 +13,9 @@ import pytest
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
 from chargeback_assets.ecosystems.confluent_cloud.settings import HttpSettings
 from chargeback_assets.validation import Secret
+from chargeback_assets_tests.contracts import EXAMPLES
 from chargeback_assets_tests.ecosystems.http_fake import FakeHttpServer, Reply, Request, SleepRecorder
 
-EXAMPLES = Path("/work/shared/contracts/ccloud/examples")
 API_KEY = "TESTKEY7FJIYKQ4S"
 API_SECRET = "s3cr3t-Zq9vW2xY8uT5"
 

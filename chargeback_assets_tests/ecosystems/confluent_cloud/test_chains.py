@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,7 @@ from chargeback_assets.ecosystems.confluent_cloud.billing import cost_rows_to_li
 from chargeback_assets.engine.allocation import AllocationError
 from chargeback_assets.engine.calculate import INACTIVE_DETAIL, allocate_line, line_window, with_tenant_period
 from chargeback_assets.engine.models import UTC, IdentityResolution, IdentitySet
+from chargeback_assets_tests.contracts import EXAMPLES
 from chargeback_assets_tests.ecosystems.confluent_cloud.builders import (
     DAY,
     HANDLERS,
@@ -39,7 +39,7 @@ from chargeback_assets_tests.ecosystems.confluent_cloud.builders import (
     usage,
 )
 
-EXAMPLE = Path("/work/shared/contracts/ccloud/examples/authored/billing-costs.page1.example.json")
+EXAMPLE = EXAMPLES / "authored" / "billing-costs.page1.example.json"
 NO_ACTIVE = "no_active_identities_located"
 
 
