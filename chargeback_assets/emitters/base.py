@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, TypeVar
 
-from chargeback_assets.engine.models import ChargebackRow
 from chargeback_assets.engine.money import ZERO
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 TEAM_TAG = "team"
 UNTAGGED = "UNTAGGED"
@@ -31,15 +33,52 @@ class EmitterError(RuntimeError):
     """The destination refused the output (unwritable directory, rejected push): the emission failed."""
 
 
-@dataclass(frozen=True, slots=True)
-class EmitRow:
-    """A chargeback row with what a reader needs beside the ids: display names, identity type and tags."""
+class Charge(Protocol):
+    """What emitters output of a chargeback row: its dimension and amount (never its metadata).
 
-    row: ChargebackRow
+    `ChargebackRow` has these fields; the emission stage passes storage's lighter `ChargebackFact`.
+    """
+
+    @property
+    def ecosystem(self) -> str: ...
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def env_id(self) -> str: ...
+    @property
+    def resource_id(self) -> str | None: ...
+    @property
+    def product_category(self) -> str: ...
+    @property
+    def product_type(self) -> str: ...
+    @property
+    def identity_id(self) -> str: ...
+    @property
+    def cost_type(self) -> str: ...
+    @property
+    def allocation_method(self) -> str | None: ...
+    @property
+    def allocation_detail(self) -> str | None: ...
+    @property
+    def amount(self) -> Decimal: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Labels:
+    """What a reader needs of a row beside its ids: display names, identity type and tags.
+
+    The stage makes one per (identity, resource) pair and its rows share it. It hashes and compares by
+    identity, so emitters can cache per pair what they derive from it (rendered cells, a team).
+    """
+
     resource_name: str = ""
     identity_name: str = ""
     identity_type: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+
+
+EmitRow = tuple[Charge, Labels]
+"""A chargeback row and its labels (a plain pair: a large period has tens of thousands)."""
 
 
 class Emitter(Protocol):
@@ -50,6 +89,22 @@ class Emitter(Protocol):
         """Make the emitted periods visible, where that is a separate step; returns what was published."""
 
 
+class Memo(dict[K, V]):
+    """A dict that computes a missing value once, from its key.
+
+    A large period repeats a few hundred distinct label values over tens of thousands of rows: looking a
+    known one up costs a dict subscript, with no Python call, which is what makes per-row rendering cheap.
+    """
+
+    def __init__(self, compute: Callable[[K], V]) -> None:
+        super().__init__()
+        self._compute = compute
+
+    def __missing__(self, key: K) -> V:
+        value = self[key] = self._compute(key)
+        return value
+
+
 def tags_text(tags: Mapping[str, str]) -> str:
     """`k=v;k=v` sorted by key: one cell, stable across runs."""
     return ";".join(f"{key}={tags[key]}" for key in sorted(tags))
@@ -57,12 +112,16 @@ def tags_text(tags: Mapping[str, str]) -> str:
 
 def team_totals(rows: Iterable[EmitRow]) -> dict[tuple[str, str], Decimal] | None:
     """(team, cost type) -> exact sum, when any row carries a `team` tag; otherwise None (no rollup)."""
+    by_labels: dict[tuple[Labels, str], Decimal] = {}  # rows share their Labels: look the team up per pair
+    for row, labels in rows:
+        key = (labels, row.cost_type)
+        by_labels[key] = by_labels.get(key, ZERO) + row.amount
     totals: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     tagged = False
-    for item in rows:
-        team = item.tags.get(TEAM_TAG)
+    for (labels, cost_type), amount in by_labels.items():
+        team = labels.tags.get(TEAM_TAG)
         tagged = tagged or team is not None
-        totals[(team or UNTAGGED, str(item.row.cost_type))] += item.row.amount
+        totals[(team or UNTAGGED, str(cost_type))] += amount
     return dict(sorted(totals.items())) if tagged else None
 
 

@@ -12,8 +12,9 @@ temporary name and renamed.
 from __future__ import annotations
 
 import csv
+import re
 import string
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO
@@ -21,6 +22,8 @@ from typing import IO
 from chargeback_assets.emitters.base import (
     EmitRow,
     EmitterError,
+    Labels,
+    Memo,
     inside,
     money_text,
     tags_text,
@@ -50,6 +53,7 @@ TEAM_COLUMNS = ("date", "tenant_id", "team", "cost_type", "amount")
 DEFAULT_FILENAME_TEMPLATE = "{tenant_id}_{date}.csv"
 TEMPLATE_FIELDS = frozenset({"tenant_id", "date", "month"})
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NEEDS_QUOTES = re.compile('[,"\r\n]')
 
 
 def check_filename_template(template: str) -> str | None:
@@ -82,6 +86,7 @@ class CsvEmitter:
             raise ValueError(f"filename_template {problem}")
         self.output_dir = output_dir
         self.filename_template = filename_template
+        self._lines = _LineRenderer()
 
     def path_for(self, tenant_id: str, period: date) -> Path:
         name = self.filename_template.format(
@@ -92,7 +97,7 @@ class CsvEmitter:
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         path = self.path_for(tenant_id, period)
         day = period.isoformat()
-        write_atomically(path, lambda out: _write_rows(out, day, rows))
+        write_atomically(path, lambda out: self._write_rows(out, day, rows))
         teams_path = path.with_name(f"{path.stem}_teams.csv")
         totals = team_totals(rows)
         if totals is None:
@@ -115,43 +120,49 @@ class CsvEmitter:
     def publish(self, tenant_id: str) -> list[str]:
         return []
 
+    def _write_rows(self, out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
+        _write_table(out, COLUMNS, ())
+        out.writelines(self._lines.lines(day, rows))
 
-def _write_rows(out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
-    tags_cells: dict[int, str] = {}
 
-    def tags_cell(item: EmitRow) -> str:
-        key = id(item.tags)
-        cell = tags_cells.get(key)
-        if cell is None:
-            cell = tags_cells[key] = neutralize(tags_text(item.tags))
-        return cell
+class _LineRenderer:
+    """Rows as CSV lines, each cell rendered once per distinct text or per `Labels`, for every period.
 
-    _write_table(
-        out,
-        COLUMNS,
-        (
-            (
-                day,
-                neutralize(r.tenant_id),
-                neutralize(r.ecosystem),
-                neutralize(r.env_id),
-                neutralize(r.resource_id or ""),
-                neutralize(item.resource_name),
-                neutralize(r.product_category),
-                neutralize(r.product_type),
-                neutralize(r.identity_id),
-                neutralize(item.identity_name),
-                neutralize(item.identity_type),
-                str(r.cost_type),
-                money_text(r.amount),
-                neutralize(r.allocation_method or ""),
-                neutralize(r.allocation_detail or ""),
-                tags_cell(item),
+    The lines are what `csv.writer` writes for the same cells (see `csv_cell`). A large period has tens of
+    thousands of rows but a few thousand distinct cells, so a row costs one string format.
+    """
+
+    def __init__(self) -> None:
+        self._text: Memo[str, str] = Memo(lambda value: csv_cell(neutralize(value)))
+        self._plain: Memo[str, str] = Memo(csv_cell)
+        self._labelled: Memo[Labels, tuple[str, str, str]] = Memo(self._label_cells)
+
+    def _label_cells(self, labels: Labels) -> tuple[str, str, str]:
+        """resource_name; identity_name,identity_type; tags."""
+        text = self._text
+        return (
+            text[labels.resource_name],
+            text[labels.identity_name] + "," + text[labels.identity_type],
+            text[tags_text(labels.tags)],
+        )
+
+    def lines(self, day: str, rows: Sequence[EmitRow]) -> Iterator[str]:
+        text, plain, labelled = self._text, self._plain, self._labelled
+        for r, labels in rows:
+            resource_name, identity_name_type, tags = labelled[labels]
+            yield (
+                f"{day},{text[r.tenant_id]},{text[r.ecosystem]},{text[r.env_id]},{text[r.resource_id or '']},"
+                f"{resource_name},{text[r.product_category]},{text[r.product_type]},{text[r.identity_id]},"
+                f"{identity_name_type},{plain[str(r.cost_type)]},{money_text(r.amount)},"
+                f"{text[r.allocation_method or '']},{text[r.allocation_detail or '']},{tags}\r\n"
             )
-            for item in rows
-            for r in (item.row,)
-        ),
-    )
+
+
+def csv_cell(value: str) -> str:
+    """`value` as `csv.writer` (RFC 4180, minimal quoting) writes it in a row of several cells."""
+    if _NEEDS_QUOTES.search(value) is None:
+        return value
+    return '"' + value.replace('"', '""') + '"'
 
 
 def _write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:

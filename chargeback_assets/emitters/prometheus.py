@@ -25,10 +25,10 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import IO
 
@@ -36,8 +36,9 @@ from chargeback_assets.emitters import pushgateway
 from chargeback_assets.emitters.base import (
     EmitRow,
     EmitterError,
+    Labels,
+    Memo,
     inside,
-    money_text,
     team_totals,
     write_atomically,
 )
@@ -54,16 +55,6 @@ METRICS = {
     IDENTITY_INFO: "Display name and type of each charged identity (value 1).",
     TAGS_INFO: "Custom tags of each charged identity and resource pair (value 1).",
 }
-AMOUNT_LABELS = (
-    "tenant_id",
-    "ecosystem",
-    "identity_id",
-    "resource_id",
-    "product_type",
-    "cost_type",
-    "allocation_method",
-    "env_id",
-)
 DEFAULT_JOB = "chargeback"
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -73,13 +64,10 @@ def tag_label(key: str) -> str:
 
 
 def _escape(value: str) -> str:
-    if "\\" not in value and '"' not in value and "\n" not in value:
-        return value  # the common case, and the hot path of a large day
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _series(metric: str, labels: Iterable[tuple[str, str]]) -> str:
-    return metric + "{" + ",".join(f'{name}="{_escape(value)}"' for name, value in labels) + "}"
+_first = itemgetter(0)  # sorts dict items by their (unique) key alone
 
 
 class PrometheusEmitter:
@@ -87,6 +75,7 @@ class PrometheusEmitter:
         self.output_dir = output_dir
         self.pushgateway_url = pushgateway_url
         self.job = job
+        self._samples = SampleRenderer()
 
     def file_for(self, tenant_id: str) -> Path:
         return inside(self.output_dir, f"{tenant_id}.om", "OpenMetrics file")
@@ -96,15 +85,14 @@ class PrometheusEmitter:
 
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`."""
-        timestamp = int(day_start(period).timestamp())
-        by_metric = {metric: list(lines) for metric, lines in period_samples(rows)}
+        by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp())))
         target = self._fragments(tenant_id) / period.isoformat()
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period.isoformat()}.", dir=target.parent))
             for metric, lines in by_metric.items():
                 with (staging / metric).open("w", encoding="utf-8") as out:
-                    out.writelines(f"{series} {value} {timestamp}\n" for series, value in lines)
+                    out.writelines(lines)
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
                 shutil.rmtree(retired, ignore_errors=True)
@@ -161,61 +149,82 @@ class PrometheusEmitter:
         return "\n".join(lines) + "\n"
 
 
-IDENTITY_LABELS = ("tenant_id", "ecosystem", "identity_id", "identity_name", "identity_type")
-TEAM_LABELS = ("tenant_id", "ecosystem", "team", "cost_type")
-PAIR_LABELS = ("tenant_id", "ecosystem", "identity_id", "resource_id")
+class SampleRenderer:
+    """A period's rows as sample lines; label values are escaped once per distinct text, and the tag
+    labels once per `Labels`, for every period an emitter writes.
 
+    Each line is one format string: a large period has tens of thousands of `chargeback_amount` series.
+    """
 
-def period_samples(rows: Sequence[EmitRow]) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """(metric, [(series, value text)]) for one period, every list sorted so the file is reproducible."""
-    amounts: dict[tuple[str, ...], Decimal] = defaultdict(lambda: ZERO)
-    identities: dict[tuple[str, ...], tuple[str, ...]] = {}
-    tagged: dict[tuple[str, ...], Mapping[str, str]] = {}
-    for item in rows:
-        r = item.row
-        resource_id = r.resource_id or ""
-        cost_type, method = str(r.cost_type), r.allocation_method or ""
-        key = (
-            r.tenant_id,
-            r.ecosystem,
-            r.identity_id,
-            resource_id,
-            r.product_type,
-            cost_type,
-            method,
-            r.env_id,
-        )
-        amounts[key] += r.amount
-        identities[key[:3]] = (*key[:3], item.identity_name, item.identity_type)
-        if item.tags:
-            tagged[key[:4]] = item.tags
-    yield AMOUNT, [_sample(AMOUNT, AMOUNT_LABELS, key, money_text(v)) for key, v in sorted(amounts.items())]
-    teams = team_totals(rows)
-    if teams is not None:
-        scope = (rows[0].row.tenant_id, rows[0].row.ecosystem)
+    def __init__(self) -> None:
+        self._escaped: Memo[str, str] = Memo(_escape)
+        self._tag_labels: Memo[Labels, str] = Memo(self._render_tags)
+
+    def _render_tags(self, labels: Labels) -> str:
+        return "".join(f',{name}="{self._escaped[value]}"' for name, value in _tag_labels(labels.tags))
+
+    def period_samples(self, rows: Sequence[EmitRow], timestamp: int) -> Iterator[tuple[str, list[str]]]:
+        """(metric, its sample lines) for one period, every list sorted so the file is reproducible."""
+        amounts: dict[tuple[str, ...], Decimal] = {}
+        identities: dict[tuple[str, ...], Labels] = {}
+        tagged: dict[tuple[str, ...], Labels] = {}
+        for r, labels in rows:
+            key = (
+                r.tenant_id,
+                r.ecosystem,
+                r.identity_id,
+                r.resource_id or "",
+                r.product_type,
+                str(r.cost_type),
+                r.allocation_method or "",
+                r.env_id,
+            )
+            amounts[key] = amounts.get(key, ZERO) + r.amount
+            identities[key[:3]] = labels
+            if labels.tags:
+                tagged[key[:4]] = labels
+        e = self._escaped
         yield (
-            TEAM_AMOUNT,
+            AMOUNT,
             [
-                _sample(TEAM_AMOUNT, TEAM_LABELS, (*scope, team, cost), money_text(amount))
-                for (team, cost), amount in teams.items()
+                f'{AMOUNT}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
+                f'resource_id="{e[resource]}",product_type="{e[product]}",cost_type="{e[cost]}",'
+                f'allocation_method="{e[method]}",env_id="{e[env]}"}} {amount:f} {timestamp}\n'
+                for (tenant, ecosystem, identity, resource, product, cost, method, env), amount in sorted(
+                    amounts.items(), key=_first
+                )
             ],
         )
-    yield (
-        IDENTITY_INFO,
-        [_sample(IDENTITY_INFO, IDENTITY_LABELS, v, "1") for _, v in sorted(identities.items())],
-    )
-    if tagged:
+        teams = team_totals(rows)
+        if teams is not None:
+            tenant, ecosystem = e[rows[0][0].tenant_id], e[rows[0][0].ecosystem]
+            yield (
+                TEAM_AMOUNT,
+                [
+                    f'{TEAM_AMOUNT}{{tenant_id="{tenant}",ecosystem="{ecosystem}",team="{e[team]}",'
+                    f'cost_type="{e[cost]}"}} {amount:f} {timestamp}\n'
+                    for (team, cost), amount in teams.items()
+                ],
+            )
         yield (
-            TAGS_INFO,
+            IDENTITY_INFO,
             [
-                (_series(TAGS_INFO, [*zip(PAIR_LABELS, key, strict=True), *_tag_labels(tags)]), "1")
-                for key, tags in sorted(tagged.items())
+                f'{IDENTITY_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
+                f'identity_name="{e[labels.identity_name]}",identity_type="{e[labels.identity_type]}"}} 1 '
+                f"{timestamp}\n"
+                for (tenant, ecosystem, identity), labels in sorted(identities.items(), key=_first)
             ],
         )
-
-
-def _sample(metric: str, names: Sequence[str], values: Sequence[str], value: str) -> tuple[str, str]:
-    return _series(metric, zip(names, values, strict=True)), value
+        if tagged:
+            tag_labels = self._tag_labels
+            yield (
+                TAGS_INFO,
+                [
+                    f'{TAGS_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
+                    f'resource_id="{e[resource]}"{tag_labels[labels]}}} 1 {timestamp}\n'
+                    for (tenant, ecosystem, identity, resource), labels in sorted(tagged.items(), key=_first)
+                ],
+            )
 
 
 def _tag_labels(tags: Mapping[str, str]) -> list[tuple[str, str]]:

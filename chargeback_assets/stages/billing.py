@@ -60,7 +60,7 @@ def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date,
     return {day: billing_fingerprint(lines) for day, lines in fetch_bill(scope, days).by_day.items()}
 
 
-@collector_paused
+@collector_paused()
 def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]:
     """Replace each day's billing lines and record the fingerprint they were built from."""
     now = datetime.now(UTC)

@@ -75,7 +75,7 @@ def plan_lines(scope: TenantScope, day: date, lines: list[BillingLine]) -> list[
     return plans
 
 
-@collector_paused
+@collector_paused()
 def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> ChargebackDay:
     """Allocate and write one day, or record the failed attempts and raise so the day is retried."""
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)

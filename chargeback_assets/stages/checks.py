@@ -7,15 +7,15 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow
+from chargeback_assets.engine.models import UNALLOCATED, BillingLine
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import billing_for_day
-from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.chargeback import FactAmount, chargeback_amounts_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day
 
 
-def _line_key(item: BillingLine | ChargebackRow) -> tuple[object, ...]:
+def _line_key(item: BillingLine | FactAmount) -> tuple[object, ...]:
     return (item.timestamp, item.env_id, item.resource_id or "", item.product_type, item.product_category)
 
 
@@ -29,12 +29,19 @@ class DayReconciliation:
 
 
 def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
-    """Compare, line by line, the stored chargeback rows with the stored bill."""
+    """Compare, line by line, the stored chargeback with the stored bill.
+
+    Reads only each fact's line key, identity and amount: a large day has tens of thousands of facts, and
+    both the reconciliation and the unallocated-share checks read every day of their run.
+    """
     lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
-    rows = chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day)
     allocated: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
-    for row in rows:
-        allocated[_line_key(row)] += row.amount
+    total = unallocated = ZERO
+    for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
+        allocated[_line_key(fact)] += fact.amount
+        total += fact.amount
+        if fact.identity_id == UNALLOCATED:
+            unallocated += fact.amount
     mismatches = []
     for line in lines:
         got = allocated.pop(_line_key(line), ZERO)
@@ -48,8 +55,8 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
     return DayReconciliation(
         day=day,
         billed=sum((line.total_cost for line in lines), ZERO),
-        allocated=sum((row.amount for row in rows), ZERO),
-        unallocated=sum((row.amount for row in rows if row.identity_id == UNALLOCATED), ZERO),
+        allocated=total,
+        unallocated=unallocated,
         mismatches=tuple(mismatches),
     )
 

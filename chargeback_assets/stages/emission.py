@@ -11,19 +11,20 @@ fails and its next materialization retries (and counts another attempt).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from chargeback_assets.config import EmitterConfig, TenantConfig
-from chargeback_assets.emitters.base import EmitRow, EmitterError
+from chargeback_assets.emitters.base import EmitRow, EmitterError, Labels, Memo
 from chargeback_assets.emitters.registry import build_emitter
-from chargeback_assets.engine.models import ChargebackRow, Window, day_start
+from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
-from chargeback_assets.storage.chargeback import chargeback_dates, chargeback_rows_for_day
+from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
 from chargeback_assets.storage.emissions import EmissionRecord, EmissionStatus, record_emission
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 from chargeback_assets.storage.tags import tags_for
@@ -93,15 +94,16 @@ def _emit(
         if day not in run.skipped:
             periods[day.replace(day=1) if config.aggregation == "monthly" else day].append(day)
     for period, period_days in sorted(periods.items()):
-        rows = labels.label(period_rows(data, period, monthly=config.aggregation == "monthly"))
-        if not rows:
-            run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
-            continue
-        try:
-            run.outputs += emitter.emit(data.tenant_id, period, rows)
-        except EmitterError as exc:
-            run.failed.update(dict.fromkeys(period_days, str(exc)))
-            continue
+        with collector_paused():
+            rows = labels.label(period_rows(data, period, monthly=config.aggregation == "monthly"))
+            if not rows:
+                run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
+                continue
+            try:
+                run.outputs += emitter.emit(data.tenant_id, period, rows)
+            except EmitterError as exc:
+                run.failed.update(dict.fromkeys(period_days, str(exc)))
+                continue
         run.emitted += period_days
         run.rows += len(rows)
     if run.emitted:
@@ -127,21 +129,21 @@ def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
         ]
 
 
-def period_rows(data: TenantData, period: date, *, monthly: bool) -> list[ChargebackRow]:
-    """A day's stored rows, or for a month every stored day summed per dimension and dated the 1st."""
+def period_rows(data: TenantData, period: date, *, monthly: bool) -> list[ChargebackFact]:
+    """A day's stored facts, or for a month every stored day's facts summed per dimension."""
     if not monthly:
-        return chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, period)
+        return chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, period)
     month = [
         d for d in chargeback_dates(data.db, data.ecosystem, data.tenant_id) if d.replace(day=1) == period
     ]
-    first: dict[tuple[object, ...], ChargebackRow] = {}
+    first: dict[tuple[object, ...], ChargebackFact] = {}
     totals: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
     for day in month:
-        for row in chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
-            first.setdefault(row.dimension, row)
-            totals[row.dimension] += row.amount
-    start = day_start(period)
-    return [replace(row, timestamp=start, amount=totals[key], metadata={}) for key, row in first.items()]
+        for fact in chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, day):
+            dimension = fact[:-1]
+            first.setdefault(dimension, fact)
+            totals[dimension] += fact.amount
+    return [fact._replace(amount=totals[dimension]) for dimension, fact in first.items()]
 
 
 def _span(days: Sequence[date], *, monthly: bool) -> Window:
@@ -156,7 +158,7 @@ class RowLabels:
     """Display names, identity types and tags for a tenant's rows, read once per emission.
 
     Tags of a row: its identity's, then its resource's (the resource wins on a shared key). Rows of one
-    (identity, resource) pair share one mapping, so emitters can cache what they derive from it.
+    (identity, resource) pair share one `Labels`.
     """
 
     def __init__(self, data: TenantData, window: Window) -> None:
@@ -169,30 +171,21 @@ class RowLabels:
             for i in identities_overlapping(data.db, data.ecosystem, data.tenant_id, window)
         }
         self._tags = tags_for(data.db, data.ecosystem, data.tenant_id)
-        self._merged: dict[tuple[str, str], Mapping[str, str]] = {}
+        self._pairs: Memo[tuple[str, str], Labels] = Memo(self._pair_labels)
 
-    def tags(self, identity_id: str, resource_id: str) -> Mapping[str, str]:
-        key = (identity_id, resource_id)
-        merged = self._merged.get(key)
-        if merged is None:
-            merged = self._merged[key] = {
+    def _pair_labels(self, pair: tuple[str, str]) -> Labels:
+        identity_id, resource_id = pair
+        identity_name, identity_type = self._identities.get(identity_id, ("", ""))
+        return Labels(
+            resource_name=self._resource_names.get(resource_id, ""),
+            identity_name=identity_name,
+            identity_type=identity_type,
+            tags={
                 **self._tags.get(("identity", identity_id), {}),
                 **self._tags.get(("resource", resource_id), {}),
-            }
-        return merged
+            },
+        )
 
-    def label(self, rows: list[ChargebackRow]) -> list[EmitRow]:
-        labelled = []
-        for row in rows:
-            resource_id = row.resource_id or ""
-            identity_name, identity_type = self._identities.get(row.identity_id, ("", ""))
-            labelled.append(
-                EmitRow(
-                    row,
-                    resource_name=self._resource_names.get(resource_id, ""),
-                    identity_name=identity_name,
-                    identity_type=identity_type,
-                    tags=self.tags(row.identity_id, resource_id),
-                )
-            )
-        return labelled
+    def label(self, facts: list[ChargebackFact]) -> list[EmitRow]:
+        pairs = self._pairs
+        return [(fact, pairs[fact.identity_id, fact.resource_id or ""]) for fact in facts]

@@ -43,7 +43,7 @@ def unallocated_identity(ecosystem: str, tenant_id: str) -> Identity:
     return Identity(ecosystem, tenant_id, UNALLOCATED, SYSTEM_IDENTITY_TYPE, "Unallocated Costs")
 
 
-@collector_paused
+@collector_paused()
 def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySummary:
     now = datetime.now(UTC)
     try:

@@ -12,7 +12,7 @@ from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.checks import reconcile_day
 from chargeback_assets.stages.scope import TenantData
-from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.chargeback import chargeback_amounts_for_day
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 
 
@@ -45,8 +45,8 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
         allocated += check.allocated
         unallocated += check.unallocated
         mismatched += len(check.mismatches)
-        for row in chargeback_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
-            by_identity[row.identity_id] += row.amount
+        for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
+            by_identity[fact.identity_id] += fact.amount
     window = Window(day_start(min(days)), day_start(max(days)))
     names = {
         i.identity_id: (i.display_name or "", i.identity_type)

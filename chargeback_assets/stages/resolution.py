@@ -25,7 +25,7 @@ class ResolutionDay:
     with_identities: int
 
 
-@collector_paused
+@collector_paused()
 def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)

@@ -59,7 +59,7 @@ def needed_queries(
     return needs
 
 
-@collector_paused
+@collector_paused()
 def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool) -> list[UsageDay]:
     ordered = sorted(set(days))
     outcome = {day: UsageDay(day) for day in ordered}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 
-from chargeback_assets.emitters.base import EmitRow
+from chargeback_assets.emitters.base import EmitRow, Labels
 from chargeback_assets.engine.models import ChargebackRow, CostType, day_start
 
 
@@ -41,10 +41,12 @@ def emit_row(
         allocation_detail=allocation_detail,
         env_id="env-1",
     )
-    return EmitRow(
+    return (
         row,
-        resource_name=resource_name,
-        identity_name=identity_name or identity_id.upper(),
-        identity_type=identity_type,
-        tags=dict(tags or {}),
+        Labels(
+            resource_name=resource_name,
+            identity_name=identity_name or identity_id.upper(),
+            identity_type=identity_type,
+            tags=dict(tags or {}),
+        ),
     )

@@ -1,13 +1,24 @@
 import csv
+import io
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chargeback_assets.config import EmitterConfig
-from chargeback_assets.emitters.base import EmitterError
-from chargeback_assets.emitters.csv import COLUMNS, TEAM_COLUMNS, CsvEmitter, check_filename_template
+from chargeback_assets.emitters.base import EmitterError, Labels
+from chargeback_assets.emitters.csv import (
+    COLUMNS,
+    TEAM_COLUMNS,
+    CsvEmitter,
+    check_filename_template,
+    csv_cell,
+    neutralize,
+)
 from chargeback_assets.emitters.registry import build_emitter
 from chargeback_assets.engine.models import CostType
 from chargeback_assets.validation import ConfigError
@@ -168,3 +179,63 @@ def test_an_unwritable_output_dir_raises_an_emitter_error_and_leaves_no_temporar
     writable = tmp_path / "ok"
     CsvEmitter(writable).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
     assert [p.name for p in writable.iterdir()] == ["t1_2026-03-14.csv"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), min_size=2, max_size=6))
+def test_a_cell_is_quoted_exactly_as_the_csv_module_quotes_it(cells: list[str]) -> None:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerow(cells)
+    assert ",".join(csv_cell(cell) for cell in cells) + "\r\n" == out.getvalue()
+
+
+ODD_TEXT = st.sampled_from(["", "plain", "=1+1", 'say "hi"', "a,b", "line\nbreak", "cr\rx", "-x", " lead"])
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(ODD_TEXT, ODD_TEXT, ODD_TEXT, st.sampled_from([None, "lkc-1", "=lkc"]), ODD_TEXT),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_cells(
+    tmp_path: Path, draws: list[tuple[str, str, str, str | None, str]]
+) -> None:
+    labels = Labels(resource_name="shared name", identity_name="=shared", tags={"team": "a,b"})
+    rows = []
+    for i, (name, detail, team, resource, env) in enumerate(draws):
+        row, own = emit_row(
+            DAY,
+            f"sa-{i}",
+            f"{i}.0500",
+            resource_id=resource,
+            allocation_detail=detail or None,
+            identity_name=name,
+            tags={"team": team, "=k": team} if team else None,
+        )
+        rows.append((replace(row, env_id=env), own if i % 2 else labels))  # some rows share their labels
+    emitter = CsvEmitter(tmp_path)
+    for _ in range(2):  # a second period through the same emitter renders from its caches
+        path = Path(emitter.emit("t1", DAY, rows)[0])
+        expected = io.StringIO()
+        writer = csv.writer(expected, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
+        for r, lab in rows:
+            writer.writerow(
+                [
+                    "2026-03-14",
+                    *(neutralize(text) for text in (r.tenant_id, r.ecosystem, r.env_id, r.resource_id or "")),
+                    neutralize(lab.resource_name),
+                    *(neutralize(text) for text in (r.product_category, r.product_type, r.identity_id)),
+                    neutralize(lab.identity_name),
+                    neutralize(lab.identity_type),
+                    str(r.cost_type),
+                    str(r.amount),
+                    neutralize(r.allocation_method or ""),
+                    neutralize(r.allocation_detail or ""),
+                    neutralize(";".join(f"{k}={v}" for k, v in sorted(lab.tags.items()))),
+                ]
+            )
+        assert path.read_bytes() == expected.getvalue().encode("utf-8")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeback_assets.emitters.base import EmitterError
+from chargeback_assets.emitters.base import EmitterError, Labels
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets.engine.models import CostType
 from chargeback_assets_tests.emitters.samples import emit_row
@@ -119,3 +119,36 @@ def test_an_unwritable_output_dir_is_an_emitter_error(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("not a directory")
     with pytest.raises(EmitterError, match="cannot write"):
         PrometheusEmitter(tmp_path / "out").emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000")])
+
+
+def test_rows_sharing_labels_across_periods_give_every_period_its_own_exact_lines(tmp_path: Path) -> None:
+    shared = Labels(identity_name='Pay "app"', identity_type="service_account", tags={"cost.center": "4\\2"})
+    emitter = PrometheusEmitter(tmp_path)
+    for day, amount in ((DAY1, "1.0000"), (DAY2, "2.0000")):
+        (row, _), (other, _) = (
+            emit_row(day, "sa-1", amount),
+            emit_row(day, "sa-1", "0.5000", resource_id="lkc-2"),
+        )
+        emitter.emit("t1", day, [(row, shared), (other, shared), (row, shared)])
+    emitter.publish("t1")
+    lines = (tmp_path / "t1.om").read_text().splitlines()
+    scope = 'tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-1"'
+    identity = (
+        f'chargeback_identity_info{{{scope},identity_name="Pay \\"app\\"",identity_type="service_account"}}'
+    )
+    assert [
+        line for line in lines if line.startswith(("chargeback_identity_info{", "chargeback_tags_info{"))
+    ] == [
+        f"{identity} 1 {T1}",
+        f"{identity} 1 {T2}",
+        f'chargeback_tags_info{{{scope},resource_id="lkc-1",tag_cost_center="4\\\\2"}} 1 {T1}',
+        f'chargeback_tags_info{{{scope},resource_id="lkc-2",tag_cost_center="4\\\\2"}} 1 {T1}',
+        f'chargeback_tags_info{{{scope},resource_id="lkc-1",tag_cost_center="4\\\\2"}} 1 {T2}',
+        f'chargeback_tags_info{{{scope},resource_id="lkc-2",tag_cost_center="4\\\\2"}} 1 {T2}',
+    ]
+    assert amount_lines("\n".join(lines)) == [
+        AMOUNT_SERIES.format(identity="sa-1") + f" 2.0000 {T1}",  # the row given twice counts twice
+        AMOUNT_SERIES.format(identity="sa-1").replace("lkc-1", "lkc-2") + f" 0.5000 {T1}",
+        AMOUNT_SERIES.format(identity="sa-1") + f" 4.0000 {T2}",
+        AMOUNT_SERIES.format(identity="sa-1").replace("lkc-1", "lkc-2") + f" 0.5000 {T2}",
+    ]

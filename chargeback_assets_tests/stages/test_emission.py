@@ -4,6 +4,7 @@ OpenMetrics file backfilled into a real Prometheus and queried back against the 
 from __future__ import annotations
 
 import csv
+import gc
 import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
@@ -300,3 +301,9 @@ def test_the_openmetrics_file_backfilled_into_prometheus_gives_the_database_tota
             assert got.keys() == want.keys(), day
             for identity, amount in want.items():
                 assert abs(got[identity] - amount) <= TOLERANCE, (day, identity, got[identity], amount)
+
+
+def test_an_emission_leaves_the_garbage_collector_on(tmp_path: Path, stored) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    (run,) = emit_days(data, "csv", DAYS, now=NOW)
+    assert run.rows == 3 * len(rows_for(DAYS[0])) and gc.isenabled()

@@ -9,7 +9,11 @@ from hypothesis import strategies as st
 
 from chargeback_assets.engine.models import ChargebackRow, CostType
 from chargeback_assets.storage.chargeback import (
+    ChargebackFact,
+    FactAmount,
+    chargeback_amounts_for_day,
     chargeback_dates,
+    chargeback_facts_for_day,
     chargeback_rows_for_day,
     replace_chargeback_day,
 )
@@ -149,3 +153,56 @@ def test_stored_facts_keep_every_cent_per_dimension(db, draws):
     stored = chargeback_rows_for_day(db, ECO, TENANT, DAY)
     assert {(r.timestamp, r.dimension): r.amount for r in stored} == expected
     assert len(stored) == len(expected)
+
+
+def test_a_day_written_after_others_reuses_their_dimensions_and_numbers_new_ones_after_the_last(db):
+    _write(db, [ROW, replace(ROW, identity_id="sa-2")])
+    next_day = DAY + timedelta(days=1)
+    later = [replace(ROW, timestamp=at(day=next_day), identity_id=who) for who in ("sa-3", "sa-2", "sa-4")]
+    _write(db, later, day=next_day)
+    assert db.conn.execute(
+        "SELECT identity_id, dimension_id FROM chargeback_dimensions ORDER BY dimension_id"
+    ).fetchall() == [("sa-1", 1), ("sa-2", 2), ("sa-3", 3), ("sa-4", 4)]
+    _write(db, [replace(ROW, resource_id=None)])  # known but for a NULL: a new dimension
+    assert db.conn.execute("SELECT MAX(dimension_id) FROM chargeback_dimensions").fetchone() == (5,)
+
+
+def test_the_light_reads_give_the_rows_fields_in_the_rows_order(db):
+    rows = [
+        replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
+        replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
+        replace(ROW, identity_id="UNALLOCATED", resource_id=None, allocation_method=None),
+        replace(ROW, timestamp=at(5), amount=Decimal("-2.5000")),
+    ]
+    _write(db, rows)
+    stored = chargeback_rows_for_day(db, ECO, TENANT, DAY)
+    assert chargeback_facts_for_day(db, ECO, TENANT, DAY) == [
+        ChargebackFact(*r.dimension, r.amount) for r in stored
+    ]
+    assert chargeback_facts_for_day(db, ECO, TENANT, DAY)[0] == ChargebackFact(
+        ECO,
+        TENANT,
+        "env-1",
+        None,
+        "KAFKA",
+        "KAFKA_NUM_CKUS",
+        "UNALLOCATED",
+        "usage",
+        None,
+        None,
+        Decimal("70.0000"),
+    )
+    assert chargeback_amounts_for_day(db, ECO, TENANT, DAY) == [
+        FactAmount(
+            r.timestamp, r.env_id, r.resource_id, r.product_type, r.product_category, r.identity_id, r.amount
+        )
+        for r in stored
+    ]
+    assert [f.identity_id for f in chargeback_amounts_for_day(db, ECO, TENANT, DAY)] == [
+        "UNALLOCATED",
+        "sa-1",
+        "sa-1",
+        "sa-2",
+    ]
+    assert chargeback_facts_for_day(db, ECO, OTHER_TENANT, DAY) == []
+    assert chargeback_amounts_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []

@@ -1,0 +1,116 @@
+"""Reconciliation of a stored day with its stored bill, over a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from chargeback_assets.config import parse_config
+from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, CostType
+from chargeback_assets.stages.checks import DayReconciliation, reconcile_day
+from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.billing import replace_billing_day
+from chargeback_assets.storage.chargeback import replace_chargeback_day
+from chargeback_assets.storage.database import ChargebackDatabase
+
+ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
+DAY = date(2026, 3, 16)
+MIDNIGHT = datetime(2026, 3, 16, tzinfo=UTC)
+
+
+def line(resource_id: str, product_type: str, total: str, at: datetime = MIDNIGHT) -> BillingLine:
+    return BillingLine(
+        ECOSYSTEM,
+        TENANT_ID,
+        at,
+        resource_id,
+        "KAFKA",
+        product_type,
+        Decimal(1),
+        Decimal(total),
+        Decimal(total),
+        env_id="env-1",
+    )
+
+
+def row(resource_id: str | None, product_type: str, identity_id: str, amount: str) -> ChargebackRow:
+    return ChargebackRow(
+        ecosystem=ECOSYSTEM,
+        tenant_id=TENANT_ID,
+        timestamp=MIDNIGHT,
+        resource_id=resource_id,
+        product_category="KAFKA",
+        product_type=product_type,
+        identity_id=identity_id,
+        cost_type=CostType.USAGE,
+        amount=Decimal(amount),
+        env_id="env-1",
+        metadata={"chain_tier": 0},
+    )
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Iterator[TenantData]:
+    raw = {
+        "storage": {"path": str(tmp_path / "chargeback.db")},
+        "tenants": {
+            "prod": {
+                "ecosystem": ECOSYSTEM,
+                "tenant_id": TENANT_ID,
+                "start_date": "2026-03-01",
+                "plugin_settings": {"ccloud_api": {"key": "k", "secret": "s"}},
+            }
+        },
+    }
+    db = ChargebackDatabase.open(tmp_path / "chargeback.db")
+    yield TenantData(parse_config(raw, {}).tenants["prod"], db)
+    db.close()
+
+
+def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> None:
+    with data.db.transaction() as tx:
+        replace_billing_day(
+            tx,
+            ECOSYSTEM,
+            TENANT_ID,
+            DAY,
+            [
+                line("lkc-1", "KAFKA_NUM_CKU", "10.0000"),
+                line("lkc-2", "KAFKA_STORAGE", "5.0000"),
+                line("", "SUPPORT", "2.5000"),
+                line("lkc-1", "KAFKA_NUM_CKU", "1.0000", at=MIDNIGHT + timedelta(hours=6)),
+            ],
+        )
+        replace_chargeback_day(
+            tx,
+            ECOSYSTEM,
+            TENANT_ID,
+            DAY,
+            [
+                row("lkc-1", "KAFKA_NUM_CKU", "sa-1", "6.9999"),
+                row("lkc-1", "KAFKA_NUM_CKU", UNALLOCATED, "3.0001"),
+                row("lkc-2", "KAFKA_STORAGE", "sa-2", "4.9999"),
+                row(None, "SUPPORT", "sa-1", "1.2500"),
+                row(None, "SUPPORT", UNALLOCATED, "1.2500"),
+                row("lkc-3", "KAFKA_STORAGE", "sa-3", "0.7500"),
+            ],
+        )
+    assert reconcile_day(data, DAY) == DayReconciliation(
+        day=DAY,
+        billed=Decimal("18.5000"),
+        allocated=Decimal("18.2499"),
+        unallocated=Decimal("4.2501"),
+        mismatches=(
+            "2026-03-16 KAFKA_STORAGE lkc-2: billed 5.0000, rows sum 4.9999",
+            "2026-03-16 KAFKA_NUM_CKU lkc-1: billed 1.0000, rows sum 0.0000",
+            "2026-03-16 rows without a billing line: KAFKA_STORAGE lkc-3 0.7500",
+        ),
+    )
+
+
+def test_a_day_without_bill_or_rows_reconciles_to_zero(data: TenantData) -> None:
+    assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), ())
