@@ -29,6 +29,7 @@ from chargeback_assets.engine.calculate import (
 )
 from chargeback_assets.engine.inventory import InventoryView
 from chargeback_assets.engine.models import IdentityResolution
+from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.storage.chargeback import replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
 
@@ -37,7 +38,9 @@ DAY = date(2026, 3, 14)
 RETRY_LIMIT = 3
 
 
+@collector_paused()
 def resolve_and_allocate(day: TenantDay) -> DayAllocation:
+    """As `stages.chargeback.calculate_day` runs it: with the garbage collector paused."""
     claims = claims_by_product_type(confluent_cloud_handlers())
     view = InventoryView.build(day.window, day.resources, day.identities)
     tenant_period = view.tenant_period()
@@ -67,6 +70,7 @@ def resolve_and_allocate(day: TenantDay) -> DayAllocation:
     return outcome
 
 
+@collector_paused()
 def write(db: ChargebackDatabase, day: TenantDay, outcome: DayAllocation) -> int:
     with db.transaction() as tx:
         return replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day.day, outcome.rows)

@@ -269,21 +269,10 @@ def _dimension_ids(
     wanted = list(dict.fromkeys(dimensions))
     if not wanted:
         return {}
-    tx.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS wanted_dimensions ({_DIMENSION_COLUMNS})")
-    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
-    tx.conn.executemany(
-        f"INSERT INTO temp.wanted_dimensions (rowid, {_DIMENSION_COLUMNS}) VALUES ({', '.join('?' * 11)})",
-        [(position, *dimension) for position, dimension in enumerate(wanted)],
-    )
-    known = {
-        wanted[position]: dimension_id
-        for position, dimension_id in tx.conn.execute(
-            "SELECT w.rowid, d.dimension_id FROM temp.wanted_dimensions w "
-            f"JOIN chargeback_dimensions d ON {_SAME_DIMENSION} WHERE d.ecosystem = ? AND d.tenant_id = ?",
-            (ecosystem, tenant_id),
-        )
-    }
-    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
+    if _has_dimensions(tx, ecosystem, tenant_id):
+        known = _known_dimension_ids(tx, ecosystem, tenant_id, wanted)
+    else:
+        known = {}  # a tenant's first day: nothing to look up
     missing = [d for d in wanted if d not in known]
     if missing:
         for dimension in missing:
@@ -299,6 +288,38 @@ def _dimension_ids(
             [(dimension_id, *dimension) for dimension, dimension_id in new.items()],
         )
         known.update(new)
+    return known
+
+
+def _has_dimensions(tx: Transaction, ecosystem: str, tenant_id: str) -> bool:
+    return (
+        tx.conn.execute(
+            "SELECT 1 FROM chargeback_dimensions WHERE ecosystem = ? AND tenant_id = ? LIMIT 1",
+            (ecosystem, tenant_id),
+        ).fetchone()
+        is not None
+    )
+
+
+def _known_dimension_ids(
+    tx: Transaction, ecosystem: str, tenant_id: str, wanted: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], int]:
+    """Ids of the wanted dimensions that exist, through a temporary table joined on the unique index."""
+    tx.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS wanted_dimensions ({_DIMENSION_COLUMNS})")
+    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
+    tx.conn.executemany(
+        f"INSERT INTO temp.wanted_dimensions (rowid, {_DIMENSION_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+        [(position, *dimension) for position, dimension in enumerate(wanted)],
+    )
+    known = {
+        wanted[position]: dimension_id
+        for position, dimension_id in tx.conn.execute(
+            "SELECT w.rowid, d.dimension_id FROM temp.wanted_dimensions w "
+            f"JOIN chargeback_dimensions d ON {_SAME_DIMENSION} WHERE d.ecosystem = ? AND d.tenant_id = ?",
+            (ecosystem, tenant_id),
+        )
+    }
+    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
     return known
 
 

@@ -71,8 +71,11 @@ def encode_json(value: Mapping[str, Any], what: str) -> str:
     unchanged: it is encoded directly, as it is the hot path of writing a day's rows.
     """
     tagged = value if _is_plain(value) else _tag(value, what)
-    return json.dumps(tagged, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return _CANONICAL.encode(tagged)
 
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), allow_nan=False)
+"""One encoder for every call: `json.dumps` with options builds a new encoder each time."""
 
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
 
