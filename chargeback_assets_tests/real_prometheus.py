@@ -90,10 +90,17 @@ def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: fl
 @contextmanager
 def running_prometheus(workdir: Path, samples: Iterable[Sample]) -> Iterator[str]:
     """Build blocks from `samples`, start Prometheus on a free port, yield its URL, stop it by PID."""
-    require_prometheus()
     source = workdir / "history.om"
-    data = workdir / "data"
     source.write_text(openmetrics_text(samples))
+    with backfilled_prometheus(workdir, source) as url:
+        yield url
+
+
+@contextmanager
+def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
+    """Blocks built from an OpenMetrics file by promtool, served by Prometheus on a free loopback port."""
+    require_prometheus()
+    data = workdir / "data"
     subprocess.run(
         [
             "promtool",
@@ -102,7 +109,7 @@ def running_prometheus(workdir: Path, samples: Iterable[Sample]) -> Iterator[str
             "openmetrics",
             "-q",
             "--max-block-duration=24h",
-            str(source),
+            str(openmetrics),
             str(data),
         ],
         check=True,

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import csv
 import gc
-import subprocess
 from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +24,7 @@ from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.inventory import upsert_identities, upsert_resources
 from chargeback_assets.storage.tags import EntityTag, list_tags, set_tag
-from chargeback_assets_tests.real_prometheus import _wait_ready, free_port, require_prometheus
+from chargeback_assets_tests.real_prometheus import backfilled_prometheus
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
 NOW = datetime(2026, 3, 20, 6, 0, tzinfo=UTC)
@@ -235,40 +233,6 @@ def test_a_tenant_without_an_emitter_of_the_type_does_nothing(tmp_path: Path, st
     data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
     assert emit_days(data, "prometheus", DAYS, now=NOW) == []
     assert emission_records(stored, ECOSYSTEM, TENANT_ID) == []
-
-
-@contextmanager
-def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
-    """Blocks built from our own file by promtool, served by a real Prometheus on a free loopback port."""
-    require_prometheus()
-    data = workdir / "tsdb"
-    subprocess.run(
-        ["promtool", "tsdb", "create-blocks-from", "openmetrics", "-q", str(openmetrics), str(data)],
-        check=True,
-        capture_output=True,
-    )
-    config = workdir / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = workdir / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--storage.tsdb.retention.time=100y",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_ready(url, process, log_path)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
 
 
 TOLERANCE = Decimal("0.00005")
