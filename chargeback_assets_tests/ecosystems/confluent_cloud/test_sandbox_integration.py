@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from chargeback_assets.ecosystems.confluent_cloud.billing import CCloudCostSource
-from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
+from chargeback_assets.ecosystems.confluent_cloud.client import CCloudApiError, CCloudClient
 from chargeback_assets.ecosystems.confluent_cloud.inventory import IDENTITIES, RESOURCE_TYPES, CCloudInventory
 from chargeback_assets.ecosystems.confluent_cloud.settings import FlinkRegion, HttpSettings
 from chargeback_assets.sandbox import Organization, SandboxServer, generate_org
@@ -108,3 +108,67 @@ def test_cost_source_reads_the_whole_bill(client, org):
     }
     assert not any(line.metadata.get("malformed") for line in lines)
     assert lines == CCloudCostSource(client, "sandbox-tenant", days_per_query=15).gather(START, END)
+
+
+SERVICE_ACCOUNTS = "/iam/v2/service-accounts"
+
+
+def _quick_client(sandbox: SandboxServer, max_retries: int = 3, timeout: float = 5.0) -> CCloudClient:
+    settings = HttpSettings(
+        base_url=sandbox.url, min_interval_seconds=0.0, timeout_seconds=timeout, max_retries=max_retries
+    )
+    return CCloudClient(settings, KEY, Secret(SECRET), "sandbox", sleep=SleepRecorder())
+
+
+def test_pagination_over_the_sandbox_returns_every_item_once_and_keeps_filters(org, sandbox) -> None:
+    client = _quick_client(sandbox)
+    expected = [sa["id"] for sa in org.objects["service_accounts"]]
+    assert [sa["id"] for sa in client.list(SERVICE_ACCOUNTS, page_size=3)] == expected
+    pages = [r for r in sandbox.requests if r.path == SERVICE_ACCOUNTS]
+    assert len(pages) == -(-len(expected) // 3)
+    env = org.environment_ids()[0]
+    clusters = list(client.list("/cmk/v2/clusters", {"environment": env}, page_size=1))
+    assert {c["spec"]["environment"]["id"] for c in clusters} == {env}
+    later_pages = [r for r in sandbox.requests if r.path == "/cmk/v2/clusters" and "page_token" in r.query]
+    assert all(r.query["environment"] == [env] for r in later_pages)
+
+
+@pytest.mark.parametrize(
+    ("fault", "retries"),
+    [
+        ({"kind": "rate_limit", "times": 2, "seconds": 0.05}, 2),
+        ({"kind": "server_error", "times": 2, "status": 503}, 2),
+        ({"kind": "truncated", "times": 1}, 1),
+        ({"kind": "delay", "times": 1, "seconds": 1.5}, 1),
+    ],
+    ids=["429", "503", "truncated", "timeout"],
+)
+def test_each_transient_fault_is_retried_to_the_full_list(org, sandbox, fault, retries) -> None:
+    kind = fault.pop("kind")
+    sandbox.faults.set(kind, path_prefix=SERVICE_ACCOUNTS, **fault)
+    client = _quick_client(sandbox, timeout=0.5)
+    expected = [sa["id"] for sa in org.objects["service_accounts"]]
+    assert [sa["id"] for sa in client.list(SERVICE_ACCOUNTS, page_size=5)] == expected
+    assert len(client.sleep.waits) == retries, "one backoff wait per retried request"
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ({"kind": "repeat_page_token", "times": None}, "repeated a page token"),
+        ({"kind": "server_error", "times": None, "status": 503}, "status 503"),
+        ({"kind": "rate_limit", "times": None, "seconds": 0.05}, "status 429"),
+    ],
+    ids=["repeating-token", "persistent-503", "persistent-429"],
+)
+def test_persistent_faults_are_typed_errors_naming_endpoint_and_never_the_secret(
+    sandbox, fault, message
+) -> None:
+    kind = fault.pop("kind")
+    sandbox.faults.set(kind, path_prefix=SERVICE_ACCOUNTS, **fault)
+    with pytest.raises(CCloudApiError) as raised:
+        list(_quick_client(sandbox, max_retries=2).list(SERVICE_ACCOUNTS, page_size=3))
+    error = raised.value
+    text = f"{error} {error!r}"
+    assert SERVICE_ACCOUNTS in text and message in text and "sandbox" in text
+    assert KEY not in text and SECRET not in text
