@@ -1,6 +1,6 @@
-# Every target builds its own virtualenv when missing; nothing needs installing by hand
-# except the Debian packages named in README (prometheus, prometheus-pushgateway, chromium),
-# which `make system-deps` installs.
+# Every target builds its own virtualenv when missing, and `make test` installs the Debian packages the
+# real-component tests need (prometheus, prometheus-pushgateway, chromium) when they are missing: nothing
+# needs installing by hand.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check chargeback_assets chargeback_assets_tests bench
 	$(VENV)/bin/ruff format --check chargeback_assets chargeback_assets_tests bench
 
-test: lint
+test: lint system-deps
 	$(PY) -m pytest
 
 demo: $(STAMP)
@@ -35,10 +35,15 @@ bench: $(STAMP)
 sandbox: $(STAMP)
 	$(PY) -m chargeback_assets.sandbox --size small --port 8765
 
+SYSTEM_BINARIES := prometheus promtool prometheus-pushgateway chromium
+
 system-deps:
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-		prometheus prometheus-pushgateway chromium
+	@missing=""; for binary in $(SYSTEM_BINARIES); do command -v $$binary >/dev/null || missing="$$missing $$binary"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus prometheus-pushgateway chromium; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
