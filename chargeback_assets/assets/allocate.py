@@ -1,6 +1,7 @@
 """Allocate: chargeback facts that sum exactly to the bill, line by line."""
 
 from collections import defaultdict
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import dagster as dg
@@ -10,6 +11,7 @@ from chargeback_assets.constants import ALLOCATE
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.chargeback import calculate_day
+from chargeback_assets.stages.retention import apply_retention
 
 
 def build_allocate_assets(
@@ -33,8 +35,14 @@ def build_allocate_assets(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
         days = []
+        today = datetime.now(UTC).date()
         for scope, wanted in tenant_work(context, partitions, chargeback):
             days += [(scope.tenant.name, calculate_day(scope, day, context.run.run_id)) for day in wanted]
+            horizon, removed = apply_retention(scope, today)
+            if removed:
+                context.log.info(
+                    f"{scope.tenant.name}: retention removed {removed} rows of days before {horizon}"
+                )
         unknown = sorted({pt for _, d in days for pt in d.unknown_product_types})
         if unknown:
             context.log.warning(f"no handler for product types {unknown}: charged by the fallback allocator")

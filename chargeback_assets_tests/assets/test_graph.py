@@ -8,10 +8,10 @@ import dagster as dg
 
 from chargeback_assets.sandbox.organization import Organization
 from chargeback_assets.storage.billing import billing_for_day
-from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.chargeback import chargeback_dates, chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import get_state
-from chargeback_assets_tests.graph import Graph
+from chargeback_assets_tests.graph import Graph, running_graph
 
 PARTITIONED = [
     "billing_lines",
@@ -105,3 +105,20 @@ def test_single_run_range_over_ten_days_and_two_tenants(graph: Graph, instance) 
     finally:
         db.close()
     assert len(instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))) == 20
+
+
+def test_days_older_than_retention_are_dropped_after_each_calculation(tmp_path) -> None:
+    """retention_days 3: a run over the last 6 days keeps today-3 onwards and drops the rest."""
+    settings = {"acme-prod": {"retention_days": 3}}
+    with running_graph(tmp_path, tenant_settings=settings) as graph, dg.instance_for_test() as instance:
+        first = graph.newest - timedelta(days=5)
+        assert graph.run("acme-prod", first, graph.newest, instance=instance).success
+        db = ChargebackDatabase.open(graph.db_path)
+        try:
+            kept = chargeback_dates(db, "confluent_cloud", "acme-prod")
+            billed_days = {day for day in kept if billing_for_day(db, "confluent_cloud", "acme-prod", day)}
+        finally:
+            db.close()
+    horizon = graph.newest + timedelta(days=1) - timedelta(days=3)
+    assert kept == [horizon + timedelta(days=offset) for offset in range(3)]
+    assert billed_days == set(kept)
