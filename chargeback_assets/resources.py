@@ -11,13 +11,17 @@ import dagster as dg
 
 from chargeback_assets.config import AppConfig, TenantConfig, load_config
 from chargeback_assets.ecosystems.runtime import build_runtime
+from chargeback_assets.logs import configure_logging
 from chargeback_assets.stages.scope import TenantData, TenantScope
 from chargeback_assets.storage.database import ChargebackDatabase
 
 
 @functools.cache
 def cached_config(path: str) -> AppConfig:
-    return load_config(path)
+    """Loaded once per process; applying its logging section once too."""
+    config = load_config(path)
+    configure_logging(config.logging)
+    return config
 
 
 class ChargebackResource(dg.ConfigurableResource):
