@@ -220,19 +220,32 @@ class CCloudInventory:
             metadata={"resource_name": dig(item, "metadata", "resource_name")},
         )
 
-    def _cluster(self, run: _Run, item: Any) -> Resource:
+    def _env_scoped(
+        self, run: _Run, item: Any, resource_type: str, metadata: dict[str, Any], owner_id: str | None = None
+    ) -> Resource:
+        """Clusters, registries, ksqlDB clusters and compute pools share one shape: a `spec` with display
+        name, environment, cloud and region; only their own metadata differs."""
         spec = dig(item, "spec") or {}
         env_id = dig(spec, "environment", "id")
         return self._resource(
             run,
             item,
-            "kafka_cluster",
+            resource_type,
             display_name=dig(spec, "display_name"),
             parent_id=env_id,
+            owner_id=owner_id,
             cloud=_lower(dig(spec, "cloud")),
             region=_lower(dig(spec, "region")),
-            metadata={
-                "env_id": env_id,
+            metadata={"env_id": env_id, **metadata},
+        )
+
+    def _cluster(self, run: _Run, item: Any) -> Resource:
+        spec = dig(item, "spec") or {}
+        return self._env_scoped(
+            run,
+            item,
+            "kafka_cluster",
+            {
                 "region_raw": dig(spec, "region"),
                 "cluster_type": dig(spec, "config", "kind"),
                 "availability": dig(spec, "availability"),
@@ -279,17 +292,11 @@ class CCloudInventory:
 
     def _schema_registry(self, run: _Run, item: Any) -> Resource:
         spec = dig(item, "spec") or {}
-        env_id = dig(spec, "environment", "id")
-        return self._resource(
+        return self._env_scoped(
             run,
             item,
             "schema_registry",
-            display_name=dig(spec, "display_name"),
-            parent_id=env_id,
-            cloud=_lower(dig(spec, "cloud")),
-            region=_lower(dig(spec, "region")),
-            metadata={
-                "env_id": env_id,
+            {
                 "package": dig(spec, "package"),
                 "http_endpoint": dig(spec, "http_endpoint"),
                 "resource_name": dig(item, "metadata", "resource_name"),
@@ -298,39 +305,25 @@ class CCloudInventory:
 
     def _ksqldb(self, run: _Run, item: Any) -> Resource:
         spec = dig(item, "spec") or {}
-        env_id = dig(spec, "environment", "id")
         owner = dig(spec, "credential_identity", "id")
-        return self._resource(
+        return self._env_scoped(
             run,
             item,
             "ksqldb_cluster",
-            display_name=dig(spec, "display_name"),
-            parent_id=env_id,
+            {"kafka_cluster_id": dig(spec, "kafka_cluster", "id"), "csu": dig(spec, "csu")},
             owner_id=owner if isinstance(owner, str) and owner else KSQLDB_OWNER_UNKNOWN,
-            metadata={
-                "env_id": env_id,
-                "kafka_cluster_id": dig(spec, "kafka_cluster", "id"),
-                "csu": dig(spec, "csu"),
-            },
         )
 
     def _pool(self, run: _Run, item: Any) -> Resource:
         spec = dig(item, "spec") or {}
-        env_id = dig(spec, "environment", "id")
-        region = _lower(dig(spec, "region"))
-        return self._resource(
+        return self._env_scoped(
             run,
             item,
             "flink_compute_pool",
-            display_name=dig(spec, "display_name"),
-            parent_id=env_id,
-            cloud=_lower(dig(spec, "cloud")),
-            region=region,
-            metadata={
-                "env_id": env_id,
+            {
                 "resource_name": dig(item, "metadata", "resource_name"),
                 "max_cfu": dig(spec, "max_cfu"),
-                "is_allocatable": region in self.flink_regions,
+                "is_allocatable": _lower(dig(spec, "region")) in self.flink_regions,
             },
         )
 
