@@ -10,6 +10,7 @@ lock up front makes it wait its turn instead.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -22,6 +23,23 @@ from chargeback_assets.storage.codec import day_bounds, day_text
 from chargeback_assets.storage.migrations import apply_migrations, latest_version, schema_version
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
+    """Put the file in WAL mode, waiting out other processes doing the same to a new file.
+
+    The journal-mode switch needs the file to itself, and SQLite answers "database is locked" at once there
+    instead of consulting the busy timeout, so the wait is ours: bounded by the same timeout.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Transaction:
@@ -62,7 +80,7 @@ class ChargebackDatabase:
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             db = sqlite_utils.Database(conn)
-            db.enable_wal()
+            _switch_to_wal(conn, busy_timeout_s)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
             database = cls(file, db)
