@@ -5,7 +5,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The repo's Dagster instance. `make demo` and `make ui` do not use it: they keep their own in
+# out/demo/dagster_home, made from .dagster_home/dagster.yaml (chargeback_assets/demo.py).
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
+# The dagster-webserver port of `make ui`; choose another with `make ui PORT=3001`.
+PORT = 3000
 
 .PHONY: demo test lint unit bench ui sandbox system-deps clean
 
@@ -27,7 +31,7 @@ demo: $(STAMP)
 	$(PY) -m chargeback_assets.demo
 
 ui: $(STAMP)
-	$(PY) -m chargeback_assets.demo ui
+	$(PY) -m chargeback_assets.demo ui --port $(PORT)
 
 bench: $(STAMP)
 	$(PY) -m bench

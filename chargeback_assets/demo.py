@@ -4,18 +4,24 @@
 materializes the last 30 days of every asset for both tenants through Dagster (one single-run backfill per
 tenant), prints a report and stops the sandboxes. `python -m chargeback_assets.demo ui` starts the same
 sandboxes plus dagster-webserver and dagster-daemon, and serves until interrupted.
+
+Both keep everything under the workdir (default out/demo), including their own Dagster instance
+(`dagster_home/`): the demo's runs never land in the repo's `.dagster_home`, which belongs to a real
+configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
-import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -29,6 +35,8 @@ from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
 TENANTS = {"acme-prod": 7, "acme-staging": 11}
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "out" / "demo"
+UI_HOST = "127.0.0.1"
+LOG_TAIL_LINES = 20
 
 
 def emitters_for(outputs: Path) -> list[dict[str, Any]]:
@@ -39,37 +47,61 @@ def emitters_for(outputs: Path) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def demo_environment(workdir: Path, days: int, port: int = 0) -> Iterator[tuple[Path, date]]:
-    """Sandboxes serving `days` days up to yesterday, and a config file for them; yields (config, newest)."""
-    today = datetime.now(UTC).date()
-    span = days + 5
+def demo_environment(workdir: Path, days: int) -> Iterator[tuple[Path, date]]:
+    """Sandboxes serving the `days` days up to yesterday, and a config for them; yields (config, newest).
+
+    The tenants start on the first of those days, so every date partition is a day the sandboxes bill: a
+    partition before it would stay missing with nothing to explain why. No earlier history is needed:
+    objects created before the first day only carry older `created_at`s, and usage is queried per day.
+    """
+    newest = datetime.now(UTC).date() - timedelta(days=1)
+    first = newest - timedelta(days=days - 1)
     with ExitStack() as stack:
         tenants = {}
-        for offset, (name, seed) in enumerate(TENANTS.items()):
-            org = generate_org("small", seed=seed, end_date=today, days=span)
-            server = stack.enter_context(SandboxServer(org, port=port + offset if port else 0))
+        for name, seed in TENANTS.items():
+            org = generate_org("small", seed=seed, end_date=newest + timedelta(days=1), days=days)
+            server = stack.enter_context(SandboxServer(org, port=0))
             print(f"sandbox {name}: {server.url}", flush=True)
             tenants[name] = sandbox_tenant(
-                org,
-                server,
-                tenant_id=name,
-                start_date=today - timedelta(days=span),
-                emitters=emitters_for(workdir / "outputs"),
+                org, server, tenant_id=name, start_date=first, emitters=emitters_for(workdir / "outputs")
             )
         config = write_config(workdir / "chargeback.yaml", tenants, workdir / "chargeback.db")
-        yield config, today - timedelta(days=1)
+        yield config, newest
 
 
-def ensure_dagster_home() -> None:
-    """Use the repo's instance (the Makefile sets DAGSTER_HOME); fall back to a temporary one."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = Path(tempfile.mkdtemp(prefix="chargeback-dagster-"))
-        shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
-        os.environ["DAGSTER_HOME"] = str(home)
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+def use_demo_dagster_home(workdir: Path) -> Path:
+    """Point DAGSTER_HOME (for this process and the servers it starts) at `<workdir>/dagster_home`.
+
+    The demo's runs describe the demo's database, so they live beside it and go when `make demo` clears the
+    workdir; an existing home is reused, so `make ui` after `make demo` shows the demo's runs. dagster.yaml
+    is copied from the repo every time (run queue, telemetry off). The storage is created here, once,
+    because a webserver and a daemon initialising a fresh instance together race on its migrations.
+    """
+    import dagster as dg
+
+    home = workdir / "dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    with dg.DagsterInstance.get():
+        pass
+    return home
+
+
+def silence_dagster_notices() -> None:
+    """Hide Dagster's Beta and Preview notices (single-run backfills, partitioned asset checks).
+
+    The project uses those features knowingly (setup.cfg filters the same two categories for pytest); on
+    the demo's console the notices read as problems. Other warnings still show.
+    """
+    import dagster as dg
+
+    for category in (dg.BetaWarning, dg.PreviewWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def run_demo(workdir: Path, days: int) -> int:
+    silence_dagster_notices()  # before the definitions are imported: the notices come from their decorators
     import dagster as dg
 
     from chargeback_assets.constants import TENANT_TAG
@@ -80,7 +112,7 @@ def run_demo(workdir: Path, days: int) -> int:
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
-    ensure_dagster_home()
+    home = use_demo_dagster_home(workdir)
     ok = True
     with demo_environment(workdir, days) as (config, newest):
         os.environ[CONFIG_ENV_VAR] = str(config)
@@ -135,13 +167,50 @@ def run_demo(workdir: Path, days: int) -> int:
         outputs = workdir / "outputs"
         print(f"\noutputs: CSV in {outputs / 'csv'}, OpenMetrics in {outputs / 'prometheus'}")
         print(f"database: {workdir / 'chargeback.db'}   config: {config}")
+        print(f"dagster instance: {home}")
     print("\ndemo " + ("finished: every line reconciles" if ok else "FAILED"))
     return 0 if ok else 1
 
 
+def port_problem(port: int) -> str | None:
+    """Why dagster-webserver could not listen on 127.0.0.1:`port`, or None if it can.
+
+    Asked before anything starts, because a webserver that cannot bind only says so in its log. The probe
+    binds as the webserver does (SO_REUSEADDR, like uvicorn), so the TIME_WAIT leftovers of a webserver
+    stopped a moment ago do not count as the port being in use.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((UI_HOST, port))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return f"port {port} on {UI_HOST} is already in use"
+            return f"cannot listen on {UI_HOST}:{port}: {error.strerror}"
+    return None
+
+
+def log_tail(path: Path) -> str:
+    lines = path.read_text(errors="replace").splitlines()
+    return "\n".join(f"  {line}" for line in lines[-LOG_TAIL_LINES:]) or "  (empty)"
+
+
 def run_ui(workdir: Path, days: int, port: int) -> int:
+    """Serve the demo's sandboxes with dagster-webserver and dagster-daemon until interrupted.
+
+    Returns 0 only when the operator stopped it: a port in use, or a server exiting by itself, is a failure
+    named on stderr (with the end of the server's log), so `make ui` does not report success for a UI that
+    is not there.
+    """
+    problem = port_problem(port)
+    if problem:
+        print(
+            f"cannot start the Dagster UI: {problem}; choose another with `make ui PORT={port + 1}`",
+            file=sys.stderr,
+        )
+        return 1
     workdir.mkdir(parents=True, exist_ok=True)
-    ensure_dagster_home()
+    home = use_demo_dagster_home(workdir)
     stop = False
 
     def request_stop(*_: object) -> None:
@@ -150,37 +219,63 @@ def run_ui(workdir: Path, days: int, port: int) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    with demo_environment(workdir, days, port=port + 1000) as (config, _newest):
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    with demo_environment(workdir, days) as (config, _newest):
         env = {**os.environ, CONFIG_ENV_VAR: str(config)}
         workspace = str(REPO / "workspace.yaml")
-        logs = workdir / "logs"
-        logs.mkdir(exist_ok=True)
         scripts = Path(sys.executable).parent  # the console scripts installed beside this interpreter
         commands = {
-            "webserver": [scripts / "dagster-webserver", "-w", workspace, "-h", "127.0.0.1", "-p", str(port)],
+            "webserver": [scripts / "dagster-webserver", "-w", workspace, "-h", UI_HOST, "-p", str(port)],
             "daemon": [scripts / "dagster-daemon", "run", "-w", workspace],
         }
-        processes = {
-            name: subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=(logs / f"{name}.log").open("w"), stderr=subprocess.STDOUT
-            )
-            for name, command in commands.items()
-        }
-        print(f"\nDagster UI: http://127.0.0.1:{port}  (logs in {logs}; Ctrl-C to stop)", flush=True)
+        processes: dict[str, subprocess.Popen[bytes]] = {}
+        exited: dict[str, int] = {}
         try:
-            while not stop and all(p.poll() is None for p in processes.values()):
+            for name, command in commands.items():
+                with (logs / f"{name}.log").open("w") as log:
+                    processes[name] = subprocess.Popen(
+                        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+                    )
+            print(f"\nDagster UI: http://{UI_HOST}:{port}  (Ctrl-C to stop)")
+            print(f"instance: {home}   logs: {logs}", flush=True)
+            while not stop and not exited:
                 time.sleep(0.5)
+                exited = {name: p.returncode for name, p in processes.items() if p.poll() is not None}
         finally:
-            for process in processes.values():
-                if process.poll() is None:
-                    process.terminate()
-            for name, process in processes.items():
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                print(f"{name} stopped (exit {process.returncode})")
-    return 0
+            stop_servers(processes)
+    if stop:  # asked to stop; the servers may have had the same Ctrl-C, so how they exited is no news
+        exited = {}
+    for name, process in processes.items():
+        if name not in exited:
+            print(f"{name} stopped (exit {process.returncode})")
+    for name, code in exited.items():
+        log = logs / f"{name}.log"
+        print(
+            f"\n{name} exited on its own (exit code {code}); last lines of {log}:\n{log_tail(log)}",
+            file=sys.stderr,
+        )
+    return 1 if exited else 0
+
+
+def stop_servers(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM the servers still running, all first so they stop in parallel; SIGKILL one that hangs."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,10 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs="?", choices=["run", "ui"], default="run")
     parser.add_argument("--days", type=int, default=30, help="days to materialize (default 30)")
     parser.add_argument(
-        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="where config, database and outputs go"
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        help="where config, database, outputs, logs and the Dagster instance go",
     )
     parser.add_argument(
-        "--port", type=int, default=3000, help="dagster-webserver port for `ui` (default 3000)"
+        "--port", type=port_number, default=3000, help="dagster-webserver port for `ui` (default 3000)"
     )
     args = parser.parse_args(argv)
     if args.command == "ui":
