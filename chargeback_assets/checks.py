@@ -1,20 +1,27 @@
-"""Asset checks, one evaluation per run over the run's partitions.
+"""Asset checks, evaluated and recorded per (date, tenant) partition.
 
-`chargeback_reconciles` is blocking: a partition whose rows do not sum to its bill fails the run before any
-emitter publishes it. The others warn: they flag data a FinOps reader should look at, without stopping it.
+An `AssetCheckResult` carries no partition: in a run over many partitions Dagster records it once, with
+partition None, and shows every partition's check as "Skipped". Each check here therefore yields one
+`AssetCheckEvaluation` per partition of the run, so the partitions view shows Passed or Failed for each
+(date, tenant) with that partition's own figures.
+
+`chargeback_reconciles` is declared blocking, so the emitters always run after it. The block itself is per
+partition: its verdict is stored per day and the emitters publish only the days that reconciled (see
+assets/emit.py). Its evaluations are therefore yielded as non-blocking events, which keeps Dagster from
+failing the check step, and with it every partition's emission, because one partition failed.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
+from typing import Any
 
 import dagster as dg
 
 from chargeback_assets.assets.runs import money
-from chargeback_assets.engine.money import ZERO
-from chargeback_assets.partitions import days_by_tenant
+from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.checks import (
-    DayReconciliation,
+    check_reconciliation,
     malformed_lines,
     metrics_failures,
     reconcile_day,
@@ -23,106 +30,112 @@ from chargeback_assets.stages.scope import TenantData
 
 MAX_LISTED = 20
 
-
-def _tenant_days(
-    context: dg.AssetCheckExecutionContext,
-    partitions: dg.MultiPartitionsDefinition,
-    chargeback: ChargebackResource,
-) -> Iterator[tuple[TenantData, list[date]]]:
-    for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
-        start = chargeback.tenant(tenant_name).start_date
-        with chargeback.data(tenant_name) as data:
-            yield data, [day for day in days if day >= start]
+Verdict = tuple[bool, Mapping[str, Any]]
+"""A check's outcome for one tenant-day: passed, and the metadata that partition shows."""
 
 
-def _problems_check(
+def _partitioned_check(
     partitions: dg.MultiPartitionsDefinition,
     asset: str,
     name: str,
     description: str,
-    find: Callable[[TenantData, date], list[str]],
+    evaluate: Callable[[TenantData, date], Verdict],
+    *,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
+    blocking: bool = False,
 ) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=asset, name=name, partitions_def=partitions, description=description)
-    def check(context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource) -> dg.AssetCheckResult:
-        problems = [
-            f"{data.tenant.name} {problem}"
-            for data, days in _tenant_days(context, partitions, chargeback)
-            for day in days
-            for problem in find(data, day)
-        ]
-        return dg.AssetCheckResult(
-            passed=not problems,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"count": len(problems), "problems": "\n".join(problems[:MAX_LISTED]) or "none"},
-        )
+    spec = dg.AssetCheckSpec(
+        name, asset=asset, description=description, blocking=blocking, partitions_def=partitions
+    )
+
+    @dg.multi_asset_check(specs=[spec], can_subset=True, name=name)
+    def check(
+        context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
+            start = chargeback.tenant(tenant_name).start_date
+            with chargeback.data(tenant_name) as data:
+                for day in days:
+                    if day < start:
+                        passed, metadata = True, {"note": f"nothing to check: before start_date {start}"}
+                    else:
+                        passed, metadata = evaluate(data, day)
+                    yield dg.AssetCheckEvaluation(
+                        asset_key=spec.asset_key,
+                        check_name=name,
+                        passed=passed,
+                        metadata=dict(metadata),
+                        severity=severity,
+                        partition=str(partition_key(day, tenant_name)),
+                    )
+        # The check's own output: what the steps downstream of a blocking check wait for.
+        yield dg.Output(None, output_name=spec.get_python_identifier())
 
     return check
 
 
+def _reconciles(data: TenantData, day: date) -> Verdict:
+    result = check_reconciliation(data, day)
+    return result.passed, {
+        **money("billed", result.billed, result.currency),
+        **money("allocated", result.allocated, result.currency),
+        "mismatched_lines": len(result.mismatches),
+        "mismatches": "\n".join(result.mismatches[:MAX_LISTED]) or "none",
+    }
+
+
+def _unallocated_share(data: TenantData, day: date) -> Verdict:
+    result = reconcile_day(data, day)
+    limit = data.tenant.unallocated_warn_fraction
+    share = result.unallocated / result.billed if result.billed > 0 else 0
+    return share <= limit, {
+        "unallocated_fraction": float(share),
+        "limit": float(limit),
+    }
+
+
+def _problems(find: Callable[[TenantData, date], list[str]]) -> Callable[[TenantData, date], Verdict]:
+    def evaluate(data: TenantData, day: date) -> Verdict:
+        problems = find(data, day)
+        return not problems, {
+            "count": len(problems),
+            "problems": "\n".join(problems[:MAX_LISTED]) or "none",
+        }
+
+    return evaluate
+
+
 def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(
-        asset="chargeback_facts",
-        partitions_def=partitions,
-        blocking=True,
-        description="Every billing line's chargeback rows sum exactly to its total cost.",
-    )
-    def chargeback_reconciles(
-        context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
-    ) -> dg.AssetCheckResult:
-        results: list[tuple[str, DayReconciliation]] = [
-            (data.tenant.name, reconcile_day(data, day))
-            for data, days in _tenant_days(context, partitions, chargeback)
-            for day in days
-        ]
-        mismatches = [f"{tenant} {m}" for tenant, r in results for m in r.mismatches]
-        return dg.AssetCheckResult(
-            passed=not mismatches,
-            severity=dg.AssetCheckSeverity.ERROR,
-            metadata={
-                "billed": money(sum((r.billed for _, r in results), ZERO)),
-                "allocated": money(sum((r.allocated for _, r in results), ZERO)),
-                "mismatched_lines": len(mismatches),
-                "mismatches": "\n".join(mismatches[:MAX_LISTED]) or "none",
-            },
-        )
-
-    @dg.asset_check(
-        asset="chargeback_facts",
-        partitions_def=partitions,
-        description="UNALLOCATED gets at most the tenant's unallocated_warn_fraction of a day's bill.",
-    )
-    def unallocated_share(
-        context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
-    ) -> dg.AssetCheckResult:
-        over = []
-        for data, days in _tenant_days(context, partitions, chargeback):
-            limit = data.tenant.unallocated_warn_fraction
-            for day in days:
-                result = reconcile_day(data, day)
-                if result.billed > 0 and result.unallocated / result.billed > limit:
-                    share = (result.unallocated / result.billed * 100).quantize(ZERO)
-                    over.append(f"{data.tenant.name} {day}: {share}% unallocated (limit {limit * 100}%)")
-        return dg.AssetCheckResult(
-            passed=not over,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={"days_over_limit": len(over), "days": "\n".join(over[:MAX_LISTED]) or "none"},
-        )
-
     return [
-        chargeback_reconciles,
-        unallocated_share,
-        _problems_check(
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "chargeback_reconciles",
+            "Every billing line's chargeback rows sum exactly to its total cost. Blocking, per partition: "
+            "a day that fails is not emitted; the others are.",
+            _reconciles,
+            severity=dg.AssetCheckSeverity.ERROR,
+            blocking=True,
+        ),
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "unallocated_share",
+            "UNALLOCATED gets at most the tenant's unallocated_warn_fraction of the day's bill.",
+            _unallocated_share,
+        ),
+        _partitioned_check(
             partitions,
             "usage_metrics",
             "metrics_fetched",
             "Usage metrics were reachable; otherwise the lines fell back to non-usage tiers.",
-            metrics_failures,
+            _problems(metrics_failures),
         ),
-        _problems_check(
+        _partitioned_check(
             partitions,
             "billing_lines",
             "billing_well_formed",
             "No billing row was malformed (malformed rows are kept and charged, but deserve a look).",
-            malformed_lines,
+            _problems(malformed_lines),
         ),
     ]

@@ -105,16 +105,21 @@ def run_partitions(run: dg.DagsterRun, partitions: dg.MultiPartitionsDefinition)
     return {tenant: sorted(days) for tenant, days in covered.items()}
 
 
-def _rows_written_by_tenant(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
+def _rows_written_by_tenant(
+    instance: dg.DagsterInstance, run_id: str, partitions: dg.MultiPartitionsDefinition
+) -> dict[str, int]:
+    """Chargeback rows the run wrote per tenant, from each chargeback_facts partition's row count."""
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
     written: dict[str, int] = defaultdict(int)
     for record in records:
         materialization = record.event_log_entry.asset_materialization
         if materialization is None or materialization.asset_key != dg.AssetKey("chargeback_facts"):
             continue
-        by_tenant = materialization.metadata.get("rows_written_by_tenant")
-        for tenant, rows in (by_tenant.value if by_tenant else {}).items():
-            written[tenant] += int(rows)
+        rows = materialization.metadata.get("dagster/row_count")
+        if materialization.partition is None or rows is None:
+            continue
+        tenant = partitions.get_partition_key_from_str(materialization.partition).keys_by_dimension[TENANT]
+        written[tenant] += int(rows.value)
     return dict(written)
 
 
@@ -148,7 +153,7 @@ def record_audit(
     stats = context.instance.get_run_stats(run.run_id)
     started = datetime.fromtimestamp(stats.start_time or stats.launch_time or 0, UTC)
     ended = datetime.fromtimestamp(stats.end_time, UTC) if stats.end_time else datetime.now(UTC)
-    rows = _rows_written_by_tenant(context.instance, run.run_id)
+    rows = _rows_written_by_tenant(context.instance, run.run_id, partitions)
     error = "; ".join(_step_errors(context.instance, run.run_id))[:2000] or None
     for tenant_name, days in run_partitions(run, partitions).items():
         if tenant_name not in chargeback.config.tenants:

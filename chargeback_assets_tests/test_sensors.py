@@ -108,7 +108,7 @@ def test_run_audit_sensor_writes_a_pipeline_runs_row(graph: Graph, instance) -> 
         db.close()
     facts = result.asset_materializations_for_node("chargeback_facts")[0].metadata
     assert (row.run_id, row.status, row.dates) == (result.run_id, "success", (day,))
-    assert row.rows_written == facts["rows_written"].value > 0
+    assert row.rows_written == facts["dagster/row_count"].value > 0
     assert row.error_message is None
 
 

@@ -1,17 +1,31 @@
 """Allocate: chargeback facts that sum exactly to the bill, line by line."""
 
-from collections import defaultdict
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import dagster as dg
 
-from chargeback_assets.assets.runs import markdown_table, money, tenant_work
+from chargeback_assets.assets.runs import PartitionMetadata, identity_costs, money, tenant_work
 from chargeback_assets.constants import ALLOCATE
-from chargeback_assets.engine.money import ZERO
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.chargeback import calculate_day
 from chargeback_assets.stages.retention import apply_retention
+
+TOP_IDENTITIES = 10
+
+CHARGEBACK_COLUMNS = dg.TableSchema(
+    columns=[
+        dg.TableColumn("timestamp", "datetime", description="Start of the billed day, UTC"),
+        dg.TableColumn("env_id", "string", description="Environment of the resource ('' for org-level)"),
+        dg.TableColumn("resource_id", "string", description="The billed resource, if any"),
+        dg.TableColumn("product_category", "string"),
+        dg.TableColumn("product_type", "string", description="e.g. KAFKA_NUM_CKUS, CONNECT_CAPACITY"),
+        dg.TableColumn("identity_id", "string", description="Who pays: a principal, team or stand-in"),
+        dg.TableColumn("cost_type", "string", description="usage or shared"),
+        dg.TableColumn("allocation_method", "string", description="The allocation tier that charged it"),
+        dg.TableColumn("allocation_detail", "string", description="Why that tier applied"),
+        dg.TableColumn("amount", "decimal", description="Exact, 0.0001 of the billing currency"),
+    ]
+)
 
 
 def build_allocate_assets(
@@ -28,45 +42,43 @@ def build_allocate_assets(
         backfill_policy=dg.BackfillPolicy.single_run(),
         retry_policy=dg.RetryPolicy(max_retries=allocation_retries),
         kinds={"python", "sqlite"},
+        metadata={"dagster/column_schema": CHARGEBACK_COLUMNS},
         description="Allocated chargeback rows (dimension + fact) per identity, resource, product and cost "
         "type. Every billing line's rows sum exactly to its cost; see the reconciliation check.",
     )
     def chargeback_facts(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
-        days = []
         today = datetime.now(UTC).date()
+        report = PartitionMetadata(context, partitions, chargeback)
+        unknown: set[str] = set()
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            days += [(scope.tenant.name, calculate_day(scope, day, context.run.run_id)) for day in wanted]
+            for day in wanted:
+                result = calculate_day(scope, day, context.run.run_id)
+                unknown.update(result.unknown_product_types)
+                report.record(
+                    scope.tenant.name,
+                    day,
+                    {
+                        "dagster/row_count": result.rows,
+                        **money("billed", result.billed, result.currency),
+                        **money("allocated", result.allocated, result.currency),
+                        **money("unallocated", result.unallocated, result.currency),
+                        "currency": result.currency,
+                        "lines_failed_after_retries": result.failed_lines,
+                        "top_identities": identity_costs(result.top_identities(TOP_IDENTITIES)),
+                    },
+                )
             horizon, removed = apply_retention(scope, today)
             if removed:
                 context.log.info(
                     f"{scope.tenant.name}: retention removed {removed} rows of days before {horizon}"
                 )
-        unknown = sorted({pt for _, d in days for pt in d.unknown_product_types})
         if unknown:
-            context.log.warning(f"no handler for product types {unknown}: charged by the fallback allocator")
-        by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
-        for _, day in days:
-            for identity_id, amount in day.by_identity.items():
-                by_identity[identity_id] += amount
-        top = sorted(by_identity.items(), key=lambda item: (-item[1], item[0]))[:10]
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(d.rows for _, d in days),
-                "rows_written": sum(d.rows for _, d in days),
-                "rows_written_by_tenant": dg.MetadataValue.json(
-                    {
-                        tenant: sum(d.rows for t, d in days if t == tenant)
-                        for tenant in sorted({t for t, _ in days})
-                    }
-                ),
-                "billed_total": money(sum((d.billed for _, d in days), ZERO)),
-                "allocated_total": money(sum((d.allocated for _, d in days), ZERO)),
-                "unallocated_total": money(sum((d.unallocated for _, d in days), ZERO)),
-                "lines_failed_after_retries": sum(d.failed_lines for _, d in days),
-                "top_identities": markdown_table(["identity", "amount"], [[i, a] for i, a in top]),
-            }
-        )
+            context.log.warning(
+                f"no handler for product types {sorted(unknown)}: charged by the fallback allocator"
+            )
+        report.attach()
+        return dg.MaterializeResult()
 
     return [chargeback_facts]

@@ -1,21 +1,22 @@
-"""Emit: the chargeback published as CSV files and as Prometheus metrics, after reconciliation passed.
+"""Emit: the chargeback published as CSV files and as Prometheus metrics, one partition at a time.
 
-Both assets sit behind the blocking `chargeback_reconciles` check on `chargeback_facts`: when the check fails
-in a run, Dagster does not start them, so a partition whose rows do not sum to its bill is never published.
+Dagster's blocking checks block a whole run step, so one partition that does not reconcile would hold back
+every other partition of a backfill. The block is per partition instead: the emission stage publishes a day
+only when its current chargeback reconciled, and these assets materialize exactly the partitions that were
+published (or had nothing to publish). A blocked or failed partition gets no materialization, an
+`emission_records` row, and fails the step after the others were published.
 """
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from chargeback_assets.assets.runs import markdown_table
 from chargeback_assets.constants import EMIT
-from chargeback_assets.partitions import days_by_tenant
+from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.emission import EmissionFailed, EmitterRun, emit_days, emitters_of_type
 from chargeback_assets.stages.scope import describe_days
-
-MAX_LISTED = 20
 
 
 def _emit_asset(
@@ -28,56 +29,70 @@ def _emit_asset(
         deps=["chargeback_facts"],
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={emitter_type},
+        output_required=False,
         description=description,
     )
-    def emit(context: dg.AssetExecutionContext, chargeback: ChargebackResource) -> dg.MaterializeResult:
+    def emit(
+        context: dg.AssetExecutionContext, chargeback: ChargebackResource
+    ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC)
-        done: list[tuple[str, EmitterRun]] = []
-        without: list[str] = []
-        failures: list[str] = []
+        problems: list[str] = []
         for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
             tenant = chargeback.tenant(tenant_name)
             wanted = [day for day in days if day >= tenant.start_date]
+            notes = {day: f"nothing to do: before start_date {tenant.start_date}" for day in days}
             if not emitters_of_type(tenant, emitter_type):
-                without.append(tenant_name)
-                continue
-            context.log.info(f"{name}: {tenant_name}, {describe_days(wanted)}")
-            with chargeback.data(tenant_name) as data:
-                try:
-                    runs = emit_days(data, emitter_type, wanted, now=now)
-                except EmissionFailed as exc:
-                    failures.append(str(exc))
-                    runs = exc.runs
-            done += [(tenant_name, run) for run in runs]
-        if failures:
+                notes.update(dict.fromkeys(wanted, f"nothing to do: no {emitter_type} emitter configured"))
+                wanted = []
+            runs: list[EmitterRun] = []
+            if wanted:
+                context.log.info(f"{name}: {tenant_name}, {describe_days(wanted)}")
+                with chargeback.data(tenant_name) as data:
+                    try:
+                        runs = emit_days(data, emitter_type, wanted, now=now)
+                    except EmissionFailed as exc:
+                        problems.append(str(exc))
+                        runs = exc.runs
+            for day in days:
+                key = partition_key(day, tenant_name)
+                if day not in wanted:
+                    yield _materialization(name, key, {"status": notes[day]})
+                    continue
+                blocked = sorted({run.blocked[day] for run in runs if day in run.blocked})
+                if blocked:
+                    problems.append(f"{tenant_name} {day}: {'; '.join(blocked)}")
+                if blocked or any(day in run.failed for run in runs):
+                    continue
+                yield _materialization(name, key, _published(runs, day))
+        if problems:
             raise dg.Failure(
-                description="\n".join(failures),
-                metadata={"outcomes": _outcomes(done)},
+                description="some partitions were not published:\n" + "\n".join(problems),
             )
-        outputs = [path for _, run in done for path in run.outputs]
-        metadata: dict[str, object] = {
-            "dagster/row_count": sum(run.rows for _, run in done),
-            "dates_emitted": sum(len(run.emitted) for _, run in done),
-            "dates_skipped": sum(len(run.skipped) for _, run in done),
-            "outcomes": _outcomes(done),
-            "outputs": "\n".join(outputs[:MAX_LISTED]) or "none",
-        }
-        if without:
-            metadata["tenants_without_emitter"] = (
-                f"no {emitter_type} emitter configured, nothing to do: {', '.join(without)}"
-            )
-        return dg.MaterializeResult(metadata=metadata)
 
     return emit
 
 
-def _outcomes(done: list[tuple[str, EmitterRun]]) -> dg.MetadataValue:
-    rows: list[list[object]] = []
-    for tenant, run in done:
-        for record in run.records:
-            note = run.skipped.get(record.date) or run.failed.get(record.date) or ""
-            rows.append([tenant, run.emitter, record.date, record.status, record.attempt_count, note])
-    return markdown_table(["tenant", "emitter", "date", "status", "attempts", "note"], rows[:MAX_LISTED])
+def _materialization(name: str, key: dg.MultiPartitionKey, metadata: dict) -> dg.AssetMaterialization:
+    return dg.AssetMaterialization(asset_key=name, partition=str(key), metadata=metadata)
+
+
+def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:
+    """What a published (or rightly skipped) partition shows: its rows, where they went, each emitter."""
+    outputs = [path for run in runs for path in run.day_outputs.get(day, [])]
+    statuses = [
+        f"{run.emitter}: " + ("emitted" if day in run.emitted else f"skipped ({run.skipped.get(day)})")
+        for run in runs
+    ]
+    metadata: dict[str, object] = {
+        "dagster/row_count": max((run.day_rows.get(day, 0) for run in runs), default=0),
+        "status": "; ".join(statuses),
+    }
+    files = [path for path in outputs if "://" not in path]
+    if files:
+        metadata["path"] = dg.MetadataValue.path(files[0])
+    if len(outputs) > 1:
+        metadata["outputs"] = "\n".join(outputs)
+    return metadata
 
 
 def build_emit_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from chargeback_assets.assets.runs import markdown_table, money, tenant_work
+from chargeback_assets.assets.runs import PartitionMetadata, money, tenant_work
 from chargeback_assets.constants import GATHER, SOURCE_RETRY
-from chargeback_assets.engine.money import ZERO
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import gather_billing
 from chargeback_assets.stages.inventory import gather_inventory
+from chargeback_assets.storage.inventory import count_for_day
 
 
 def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -24,22 +24,22 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
     def billing_lines(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
-        days = []
+        report = PartitionMetadata(context, partitions, chargeback)
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            days += [(scope.tenant.name, result) for result in gather_billing(scope, wanted)]
-        billed = sum((r.billed for _, r in days), ZERO)
-        metadata: dict[str, object] = {
-            "dagster/row_count": sum(r.lines for _, r in days),
-            "billed_total": money(billed),
-            "malformed_lines": sum(r.malformed for _, r in days),
-            "days": markdown_table(
-                ["tenant", "date", "lines", "billed", "fingerprint", "malformed"],
-                [[t, r.day, r.lines, r.billed, r.fingerprint[:12], r.malformed] for t, r in days],
-            ),
-        }
-        if len(days) == 1:
-            metadata["fingerprint"] = days[0][1].fingerprint
-        return dg.MaterializeResult(metadata=metadata)
+            for day in gather_billing(scope, wanted):
+                report.record(
+                    scope.tenant.name,
+                    day.day,
+                    {
+                        "dagster/row_count": day.lines,
+                        **money("billed", day.billed, day.currency),
+                        "currency": day.currency,
+                        "malformed_lines": day.malformed,
+                        "fingerprint": day.fingerprint,
+                    },
+                )
+        report.attach()
+        return dg.MaterializeResult()
 
     @dg.multi_asset(
         specs=[
@@ -64,30 +64,31 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         retry_policy=SOURCE_RETRY,
     )
     def inventory(context: dg.AssetExecutionContext, chargeback: ChargebackResource):
-        summaries = []
+        reports = {
+            kind: PartitionMetadata(context, partitions, chargeback, asset_key=asset)
+            for kind, asset in (("resource", "resources"), ("identity", "identities"))
+        }
         for scope, wanted in tenant_work(context, partitions, chargeback):
             summary = gather_inventory(scope, wanted)
             if not summary.complete:
                 context.log.warning(
                     f"{scope.tenant.name}: incomplete inventory, no deletions: {summary.errors}"
                 )
-            summaries.append(summary)
-        complete = all(s.complete for s in summaries)
-        yield dg.MaterializeResult(
-            asset_key="resources",
-            metadata={
-                "dagster/row_count": sum(s.resources for s in summaries),
-                "deleted": len([r for s in summaries for r in s.deleted_resources]),
-                "gather_complete": complete,
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key="identities",
-            metadata={
-                "dagster/row_count": sum(s.identities for s in summaries),
-                "deleted": len([i for s in summaries for i in s.deleted_identities]),
-                "gather_complete": complete,
-            },
-        )
+            for day in wanted:
+                for kind, report in reports.items():
+                    alive, deleted = count_for_day(scope.db, scope.ecosystem, scope.tenant_id, kind, day)
+                    report.record(
+                        scope.tenant.name,
+                        day,
+                        {
+                            "dagster/row_count": alive,
+                            "deleted_during_day": deleted,
+                            "gather_complete": summary.complete,
+                        },
+                    )
+        for report in reports.values():
+            report.attach()
+        yield dg.MaterializeResult(asset_key="resources")
+        yield dg.MaterializeResult(asset_key="identities")
 
     return [billing_lines, inventory]

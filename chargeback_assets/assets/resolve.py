@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from chargeback_assets.assets.runs import markdown_table, tenant_work
+from chargeback_assets.assets.runs import PartitionMetadata, tenant_work
 from chargeback_assets.constants import RESOLVE, SOURCE_RETRY
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.resolution import resolve_day
@@ -25,19 +25,25 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
         final_attempt = context.retry_number >= SOURCE_RETRY.max_retries
-        days = []
+        report = PartitionMetadata(context, partitions, chargeback)
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            days += [(scope.tenant.name, d) for d in fetch_usage(scope, wanted, final_attempt=final_attempt)]
-        failures = sorted({f"{t} {d.day} {r}" for t, d in days for r in d.failures})
-        if failures:
-            context.log.warning(f"metrics unavailable after retries, falling back: {failures}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(d.records for _, d in days),
-                "resources_with_usage": sum(d.resources for _, d in days),
-                "metrics_fetch_failures": len(failures),
-            }
-        )
+            for day in fetch_usage(scope, wanted, final_attempt=final_attempt):
+                if day.failures:
+                    context.log.warning(
+                        f"{scope.tenant.name} {day.day}: metrics unavailable after retries for "
+                        f"{sorted(day.failures)}; those lines fall back to non-usage tiers"
+                    )
+                report.record(
+                    scope.tenant.name,
+                    day.day,
+                    {
+                        "dagster/row_count": day.records,
+                        "resources_with_usage": day.resources,
+                        "metrics_fetch_failures": len(day.failures),
+                    },
+                )
+        report.attach()
+        return dg.MaterializeResult()
 
     @dg.asset(
         name="identity_resolutions",
@@ -52,18 +58,20 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
     def identity_resolutions(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
-        days = []
+        report = PartitionMetadata(context, partitions, chargeback)
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            days += [(scope.tenant.name, resolve_day(scope, day)) for day in wanted]
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": sum(d.resolved for _, d in days),
-                "lines_without_handler": sum(d.unhandled for _, d in days),
-                "days": markdown_table(
-                    ["tenant", "date", "lines", "resolved", "with identities", "no handler"],
-                    [[t, d.day, d.lines, d.resolved, d.with_identities, d.unhandled] for t, d in days],
-                ),
-            }
-        )
+            for day in wanted:
+                resolved = resolve_day(scope, day)
+                report.record(
+                    scope.tenant.name,
+                    day,
+                    {
+                        "dagster/row_count": resolved.resolved,
+                        "lines_with_identities": resolved.with_identities,
+                        "lines_without_handler": resolved.unhandled,
+                    },
+                )
+        report.attach()
+        return dg.MaterializeResult()
 
     return [usage_metrics, identity_resolutions]

@@ -83,7 +83,8 @@ EmitRow = tuple[Charge, Labels]
 
 class Emitter(Protocol):
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
-        """Write one period's rows, replacing an earlier emission of it; returns what was written."""
+        """Write one period's rows, replacing an earlier emission of it; returns the outputs a reader opens
+        (none when the period only becomes visible in `publish`)."""
 
     def publish(self, tenant_id: str) -> list[str]:
         """Make the emitted periods visible, where that is a separate step; returns what was published."""

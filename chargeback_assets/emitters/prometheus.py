@@ -84,7 +84,8 @@ class PrometheusEmitter:
         return self.file_for(tenant_id).with_name(f"{tenant_id}.om.d")
 
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
-        """Replace the period's fragment; the file itself changes in `publish`."""
+        """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
+        fragments are working state, not something a reader opens)."""
         by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp())))
         target = self._fragments(tenant_id) / period.isoformat()
         try:
@@ -103,7 +104,7 @@ class PrometheusEmitter:
                 staging.rename(target)
         except OSError as exc:
             raise EmitterError(f"cannot write samples for {period} under {target.parent}: {exc}") from exc
-        return [str(target)]
+        return []
 
     def publish(self, tenant_id: str) -> list[str]:
         """Rebuild `<tenant_id>.om` from every period's fragment; push the newest period if configured."""

@@ -18,6 +18,8 @@ UNALLOCATED = "UNALLOCATED"
 
 SYSTEM_IDENTITY_TYPE = "system"
 OWNER_IDENTITY_TYPES = ("service_account", "user", "identity_pool", "principal")
+DEFAULT_CURRENCY = "USD"
+"""Confluent Cloud bills in USD, and the cost models price in it."""
 """Identity types a tenant-wide fallback tier may charge; api keys and system identities never qualify."""
 
 
@@ -88,7 +90,7 @@ class BillingLine:
     unit_price: Decimal
     total_cost: Decimal
     env_id: str = ""
-    currency: str = "USD"
+    currency: str = DEFAULT_CURRENCY
     granularity: str = "daily"
     provider_prorated: bool = True
     metadata: Mapping[str, Any] = field(default_factory=dict)
@@ -104,6 +106,11 @@ class BillingLine:
             self.product_type,
             self.product_category,
         )
+
+
+def currency_of(lines: Iterable[BillingLine]) -> str:
+    """The currency a set of lines is billed in (several, comma-separated, should a bill ever mix them)."""
+    return ", ".join(sorted({line.currency for line in lines})) or DEFAULT_CURRENCY
 
 
 def _overlaps(

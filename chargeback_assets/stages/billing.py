@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from chargeback_assets.ecosystems.base import IncompleteBilling, SourceError
 from chargeback_assets.engine.fingerprint import billing_fingerprint
-from chargeback_assets.engine.models import BillingLine
+from chargeback_assets.engine.models import BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
@@ -25,6 +25,7 @@ class BillingDay:
     billed: Decimal
     fingerprint: str
     malformed: int
+    currency: str
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]
                 billed=sum((line.total_cost for line in lines), ZERO),
                 fingerprint=fingerprint,
                 malformed=sum(1 for line in lines if line.metadata.get("malformed")),
+                currency=currency_of(lines),
             )
         )
     if fetched.failed:

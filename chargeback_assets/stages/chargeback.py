@@ -10,7 +10,14 @@ from decimal import Decimal
 
 from chargeback_assets.engine.calculate import LinePlan, allocate_day, line_window, with_tenant_period
 from chargeback_assets.engine.fingerprint import line_id
-from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, IdentityResolution
+from chargeback_assets.engine.models import (
+    DEFAULT_CURRENCY,
+    UNALLOCATED,
+    BillingLine,
+    ChargebackRow,
+    IdentityResolution,
+    currency_of,
+)
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
@@ -34,6 +41,7 @@ class ChargebackDay:
     allocated: Decimal = ZERO
     unallocated: Decimal = ZERO
     failed_lines: int = 0
+    currency: str = DEFAULT_CURRENCY
     unknown_product_types: tuple[str, ...] = ()
     by_identity: dict[str, Decimal] = field(default_factory=dict)
 
@@ -131,6 +139,7 @@ def summarize(
         allocated=sum((row.amount for row in rows), ZERO),
         unallocated=by_identity.get(UNALLOCATED, ZERO),
         failed_lines=failed,
+        currency=currency_of(lines),
         unknown_product_types=tuple(
             sorted(
                 {line.product_type for line in lines if scope.runtime.handler_for(line.product_type) is None}

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from chargeback_assets.engine.models import UNALLOCATED, BillingLine
+from chargeback_assets.engine.models import UNALLOCATED, BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.chargeback import FactAmount, chargeback_amounts_for_day
+from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.usage import usage_failures_for_day
 
 
@@ -26,6 +27,11 @@ class DayReconciliation:
     allocated: Decimal
     unallocated: Decimal
     mismatches: tuple[str, ...]
+    currency: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
 
 
 def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
@@ -58,7 +64,33 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
         allocated=total,
         unallocated=unallocated,
         mismatches=tuple(mismatches),
+        currency=currency_of(lines),
     )
+
+
+def check_reconciliation(data: TenantData, day: date) -> DayReconciliation:
+    """Reconcile a day and remember the verdict for the calculation it judged, so the emitters can publish
+    exactly the days whose current chargeback reconciled without reading every fact again."""
+    state = get_state(data.db, data.ecosystem, data.tenant_id, day)
+    result = reconcile_day(data, day)
+    with data.db.transaction() as tx:
+        update_state(
+            tx,
+            data.ecosystem,
+            data.tenant_id,
+            day,
+            reconciled_calculation_id=state.calculation_id,
+            reconciliation_passed=result.passed,
+        )
+    return result
+
+
+def reconciles(data: TenantData, day: date) -> bool:
+    """The verdict on the day's current chargeback: stored by the check when it ran, else computed now."""
+    state = get_state(data.db, data.ecosystem, data.tenant_id, day)
+    if state.reconciliation_current:
+        return state.reconciliation_passed
+    return check_reconciliation(data, day).passed
 
 
 def malformed_lines(data: TenantData, day: date) -> list[str]:

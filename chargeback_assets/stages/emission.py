@@ -1,11 +1,14 @@
 """Emission: publish a tenant's stored chargeback for some days through each configured emitter of a type.
 
 Every requested day is emitted again (a re-materialized partition replaces its output), except days older
-than the emitter's `lookback_days` and days without chargeback rows, which are recorded as skipped. Monthly
-aggregation emits each touched month once, from all of its stored days, and records the outcome on every
-requested day of that month. Each (tenant, emitter, date) gets an `emission_records` row with its status and
-attempt count; when any emission failed, the failures are recorded first and then raised, so the partition
-fails and its next materialization retries (and counts another attempt).
+than the emitter's `lookback_days` and days without chargeback rows, which are recorded as skipped, and days
+whose current chargeback did not reconcile with its bill, which are recorded as blocked and never published
+(the reconciliation check's verdict, per day: one bad day never holds back the others). Monthly aggregation
+emits each touched month once, from all of its stored days, and records the outcome on every requested day
+of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
+`emission_records` row with its status and attempt count; when any emission failed, the failures are
+recorded first and then raised, so the partition fails and its next materialization retries (and counts
+another attempt).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from chargeback_assets.emitters.registry import build_emitter
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
+from chargeback_assets.stages.checks import reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
@@ -31,6 +35,7 @@ from chargeback_assets.storage.tags import tags_for
 
 PIPELINE = "chargeback"
 NO_ROWS = "no chargeback rows"
+NOT_RECONCILED = "not published: the chargeback does not reconcile with the bill (see chargeback_reconciles)"
 
 
 @dataclass(slots=True)
@@ -41,9 +46,14 @@ class EmitterRun:
     emitted: list[date] = field(default_factory=list)
     skipped: dict[date, str] = field(default_factory=dict)
     failed: dict[date, str] = field(default_factory=dict)
+    blocked: dict[date, str] = field(default_factory=dict)
     rows: int = 0
     outputs: list[str] = field(default_factory=list)
     records: list[EmissionRecord] = field(default_factory=list)
+    day_rows: dict[date, int] = field(default_factory=dict)
+    """Chargeback rows of each emitted day that went into its output."""
+    day_outputs: dict[date, list[str]] = field(default_factory=dict)
+    """Where each emitted day was published (files, Pushgateway URL)."""
 
 
 class EmissionFailed(StageError):
@@ -68,7 +78,10 @@ def emit_days(
         return []
     sync_config_tags(data, now)
     labels = RowLabels(data, _span(days, monthly=any(e.aggregation == "monthly" for _, e in configured)))
-    runs = [_emit(data, index, emitter, sorted(set(days)), labels, now) for index, emitter in configured]
+    verdicts = Verdicts(data)
+    runs = [
+        _emit(data, index, emitter, sorted(set(days)), labels, verdicts, now) for index, emitter in configured
+    ]
     failures = [
         str(data.fail(f"emitter {run.emitter}", [day], cause))
         for run in runs
@@ -79,8 +92,28 @@ def emit_days(
     return runs
 
 
+class Verdicts:
+    """Whether each day's current chargeback reconciles, asked once per day however many emitters ask."""
+
+    def __init__(self, data: TenantData) -> None:
+        self._data = data
+        self._known: dict[date, bool] = {}
+
+    def blocked(self, days: Sequence[date]) -> bool:
+        for day in days:
+            if day not in self._known:
+                self._known[day] = reconciles(self._data, day)
+        return not all(self._known[day] for day in days)
+
+
 def _emit(
-    data: TenantData, index: int, config: EmitterConfig, days: list[date], labels: RowLabels, now: datetime
+    data: TenantData,
+    index: int,
+    config: EmitterConfig,
+    days: list[date],
+    labels: RowLabels,
+    verdicts: Verdicts,
+    now: datetime,
 ) -> EmitterRun:
     emitter = build_emitter(config, f"tenants.{data.tenant.name}.emitters[{index}]")
     run = EmitterRun(config.name)
@@ -93,25 +126,39 @@ def _emit(
     for day in days:
         if day not in run.skipped:
             periods[day.replace(day=1) if config.aggregation == "monthly" else day].append(day)
+    monthly = config.aggregation == "monthly"
     for period, period_days in sorted(periods.items()):
+        stored_days = month_days(data, period) if monthly else [period]
+        if verdicts.blocked(sorted({*stored_days, *period_days})):
+            run.blocked.update(dict.fromkeys(period_days, NOT_RECONCILED))
+            continue
         with collector_paused():
-            rows = labels.label(period_rows(data, period, monthly=config.aggregation == "monthly"))
+            facts, per_day = period_rows(data, stored_days)
+            rows = labels.label(facts)
             if not rows:
                 run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
                 continue
             try:
-                run.outputs += emitter.emit(data.tenant_id, period, rows)
+                written = emitter.emit(data.tenant_id, period, rows)
             except EmitterError as exc:
                 run.failed.update(dict.fromkeys(period_days, str(exc)))
                 continue
+        run.outputs += written
+        for day in period_days:
+            run.day_outputs[day] = list(written)
+            run.day_rows[day] = per_day.get(day, 0)
         run.emitted += period_days
         run.rows += len(rows)
     if run.emitted:
         try:
-            run.outputs += emitter.publish(data.tenant_id)
+            published = emitter.publish(data.tenant_id)
         except EmitterError as exc:
             run.failed.update(dict.fromkeys(run.emitted, f"publish: {exc}"))
             run.emitted = []
+        else:
+            run.outputs += published
+            for day in run.emitted:
+                run.day_outputs[day] += published
     _record(data, run, now)
     return run
 
@@ -119,6 +166,7 @@ def _emit(
 def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
     outcomes: dict[date, tuple[EmissionStatus, str | None]] = {
         **{day: ("skipped", reason) for day, reason in run.skipped.items()},
+        **{day: ("blocked", reason) for day, reason in run.blocked.items()},
         **{day: ("failed", cause) for day, cause in run.failed.items()},
         **{day: ("emitted", None) for day in run.emitted},
     }
@@ -129,21 +177,27 @@ def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
         ]
 
 
-def period_rows(data: TenantData, period: date, *, monthly: bool) -> list[ChargebackFact]:
-    """A day's stored facts, or for a month every stored day's facts summed per dimension."""
-    if not monthly:
-        return chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, period)
-    month = [
-        d for d in chargeback_dates(data.db, data.ecosystem, data.tenant_id) if d.replace(day=1) == period
-    ]
+def month_days(data: TenantData, month: date) -> list[date]:
+    """The stored days of the month that starts on `month`."""
+    return [d for d in chargeback_dates(data.db, data.ecosystem, data.tenant_id) if d.replace(day=1) == month]
+
+
+def period_rows(data: TenantData, days: Sequence[date]) -> tuple[list[ChargebackFact], dict[date, int]]:
+    """One day's stored facts, or several days' facts summed per dimension; and each day's row count."""
+    if len(days) == 1:
+        facts = chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, days[0])
+        return facts, {days[0]: len(facts)}
     first: dict[tuple[object, ...], ChargebackFact] = {}
     totals: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
-    for day in month:
-        for fact in chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, day):
+    per_day: dict[date, int] = {}
+    for day in days:
+        facts = chargeback_facts_for_day(data.db, data.ecosystem, data.tenant_id, day)
+        per_day[day] = len(facts)
+        for fact in facts:
             dimension = fact[:-1]
             first.setdefault(dimension, fact)
             totals[dimension] += fact.amount
-    return [fact._replace(amount=totals[dimension]) for dimension, fact in first.items()]
+    return [fact._replace(amount=totals[dimension]) for dimension, fact in first.items()], per_day
 
 
 def _span(days: Sequence[date], *, monthly: bool) -> Window:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from chargeback_assets.engine.models import SYSTEM_IDENTITY_TYPE, UNALLOCATED, Identity, Resource, Window
@@ -164,6 +164,22 @@ def resources_overlapping(source: Source, ecosystem: str, tenant_id: str, window
 def all_resources(source: Source, ecosystem: str, tenant_id: str) -> list[Resource]:
     """Every known resource whatever its lifetime (some lookups are not temporal)."""
     return _resources(source, ecosystem, tenant_id)
+
+
+def count_for_day(
+    source: Source, ecosystem: str, tenant_id: str, kind: EntityKind, day: date
+) -> tuple[int, int]:
+    """(entities that lived during the day, those of them deleted within it): a day's view of an inventory
+    that is itself not partitioned by day."""
+    table, _ = _table(kind)
+    condition, params = _overlap_filter(Window.for_day(day))
+    start, end = params[1], params[0]
+    alive, deleted = source.conn.execute(
+        f"SELECT COUNT(*), IFNULL(SUM(deleted_at >= ? AND deleted_at < ?), 0) FROM {table} "
+        f"WHERE ecosystem = ? AND tenant_id = ?{condition}",
+        (start, end, ecosystem, tenant_id, *params),
+    ).fetchone()
+    return alive, deleted
 
 
 def identities_overlapping(source: Source, ecosystem: str, tenant_id: str, window: Window) -> list[Identity]:

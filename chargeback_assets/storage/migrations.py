@@ -304,9 +304,18 @@ def _graph_tables(db: sqlite_utils.Database) -> None:
     )
 
 
+def _reconciliation_verdict(db: sqlite_utils.Database) -> None:
+    """Which calculation of a day the reconciliation check last verified, and whether it passed: the emitters
+    publish a day only when its current calculation reconciled (a per-partition block, DESIGN §1)."""
+    state = db.table("pipeline_state")
+    state.add_column("reconciled_calculation_id", str)
+    state.add_column("reconciliation_passed", int, not_null_default=0)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
+    Migration(3, "reconciliation verdict per day", _reconciliation_verdict),
 )
 
 

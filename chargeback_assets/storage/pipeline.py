@@ -38,11 +38,25 @@ class PipelineState:
     calculation_id: str | None = None
     calculation_completed_at: datetime | None = None
     calculation_run_id: str | None = None
+    reconciled_calculation_id: str | None = None
+    """The calculation the reconciliation check last verified; `reconciliation_passed` is its verdict."""
+    reconciliation_passed: bool = False
+
+    @property
+    def reconciliation_current(self) -> bool:
+        """Whether the stored verdict is about the day's current chargeback (not an older calculation)."""
+        return self.calculation_id is not None and self.reconciled_calculation_id == self.calculation_id
 
 
-_FLAGS = ("billing_gathered", "resources_gathered", "chargeback_calculated", "metrics_fetch_failed")
+_FLAGS = (
+    "billing_gathered",
+    "resources_gathered",
+    "chargeback_calculated",
+    "metrics_fetch_failed",
+    "reconciliation_passed",
+)
 _TIMES = ("billing_fingerprint_at", "calculation_completed_at")
-_TEXTS = ("billing_fingerprint", "calculation_id", "calculation_run_id")
+_TEXTS = ("billing_fingerprint", "calculation_id", "calculation_run_id", "reconciled_calculation_id")
 _STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS)
 _STATE_COLUMNS = ", ".join(_STATE_FIELDS)
 

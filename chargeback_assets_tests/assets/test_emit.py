@@ -60,13 +60,19 @@ def test_a_materialized_partition_is_emitted_to_both_outputs(emitting: Graph, in
             (first.isoformat(), "emitted", 1),
             (last.isoformat(), "emitted", 1),
         ]
-    metadata = result.asset_materializations_for_node("chargeback_csv")[0].metadata
-    assert metadata["dates_emitted"].value == 2
+    by_partition = {m.partition: m.metadata for m in result.asset_materializations_for_node("chargeback_csv")}
+    assert sorted(by_partition) == [f"{day.isoformat()}|{TENANT}" for day in (first, last)]
+    for day in (first, last):
+        metadata = by_partition[f"{day.isoformat()}|{TENANT}"]
+        path = emitting.workdir / "csv" / f"{TENANT}_{day.isoformat()}.csv"
+        assert metadata["path"] == dg.MetadataValue.path(str(path))
+        assert metadata["dagster/row_count"].value == len(read_csv(path))
+        assert metadata["status"].value == "files: emitted"
 
     other = emitting.run("acme-staging", last, instance=instance)
     assert other.success
-    note = other.asset_materializations_for_node("chargeback_csv")[0].metadata["tenants_without_emitter"]
-    assert note.value == "no csv emitter configured, nothing to do: acme-staging"
+    (materialization,) = other.asset_materializations_for_node("chargeback_csv")
+    assert materialization.metadata["status"].value == "nothing to do: no csv emitter configured"
 
 
 def test_a_failed_emission_fails_the_partition_and_the_next_materialization_retries(
@@ -88,18 +94,23 @@ def test_a_failed_emission_fails_the_partition_and_the_next_materialization_retr
     assert records(emitting, "files") == [(day.isoformat(), "emitted", 2)]
 
 
-def test_a_partition_that_does_not_reconcile_is_not_emitted(emitting: Graph, instance) -> None:
-    day = emitting.newest - timedelta(days=2)
-    assert emitting.run(TENANT, day, instance=instance).success
-    output = emitting.workdir / "csv" / f"{TENANT}_{day.isoformat()}.csv"
-    output.unlink()
-    with sqlite3.connect(emitting.db_path) as conn:
+def tamper(graph: Graph, day) -> None:
+    """Change one stored fact of the day behind the pipeline's back, so the day no longer reconciles."""
+    with sqlite3.connect(graph.db_path) as conn:
         changed = conn.execute(
             "UPDATE chargeback_facts SET amount = '999999.0000' WHERE rowid = "
             "(SELECT rowid FROM chargeback_facts WHERE tenant_id = ? AND timestamp LIKE ? LIMIT 1)",
             (TENANT, f"{day.isoformat()}%"),
         ).rowcount
     assert changed == 1
+
+
+def test_a_partition_that_does_not_reconcile_is_not_emitted(emitting: Graph, instance) -> None:
+    day = emitting.newest - timedelta(days=2)
+    assert emitting.run(TENANT, day, instance=instance).success
+    output = emitting.workdir / "csv" / f"{TENANT}_{day.isoformat()}.csv"
+    output.unlink()
+    tamper(emitting, day)
 
     check = dg.AssetCheckKey(dg.AssetKey("chargeback_facts"), "chargeback_reconciles")
     job = dg.define_asset_job(
@@ -114,4 +125,47 @@ def test_a_partition_that_does_not_reconcile_is_not_emitted(emitting: Graph, ins
     assert evaluations == {"chargeback_reconciles": False}
     assert result.asset_materializations_for_node("chargeback_csv") == []
     assert not output.exists()
-    assert records(emitting, "files") == [(day.isoformat(), "emitted", 1)]  # from the first run only
+    assert records(emitting, "files") == [(day.isoformat(), "blocked", 2)]
+
+
+def test_one_partition_that_does_not_reconcile_blocks_only_itself(emitting: Graph, instance) -> None:
+    """Three days in one run; the middle one is tampered after its calculation. The check fails on that
+    partition alone, the other two are published, and the blocked one has no output and no materialization."""
+    first = emitting.newest - timedelta(days=2)
+    days = [first + timedelta(days=offset) for offset in range(3)]
+    assert emitting.run(TENANT, first, emitting.newest, instance=instance).success
+    bad = days[1]
+    tamper(emitting, bad)
+    for output in (emitting.workdir / "csv").iterdir():
+        output.unlink()
+
+    check = dg.AssetCheckKey(dg.AssetKey("chargeback_facts"), "chargeback_reconciles")
+    job = dg.define_asset_job(
+        "publish_range",
+        selection=dg.AssetSelection.assets("chargeback_csv") | dg.AssetSelection.checks(check),
+    )
+    defs = dg.Definitions.merge(emitting.defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("publish_range").execute_in_process(
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": f"{first.isoformat()}|{TENANT}",
+            "dagster/asset_partition_range_end": f"{emitting.newest.isoformat()}|{TENANT}",
+        },
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    assert not result.success
+    verdicts = {e.partition: e.passed for e in result.get_asset_check_evaluations()}
+    assert verdicts == {f"{day.isoformat()}|{TENANT}": day != bad for day in days}
+    published = {m.partition for m in result.asset_materializations_for_node("chargeback_csv")}
+    assert published == {f"{day.isoformat()}|{TENANT}" for day in days if day != bad}
+    for day in days:
+        assert (emitting.workdir / "csv" / f"{TENANT}_{day.isoformat()}.csv").exists() == (day != bad)
+    assert records(emitting, "files") == [
+        (day.isoformat(), "blocked" if day == bad else "emitted", 2) for day in days
+    ]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert (
+        f"{TENANT} {bad.isoformat()}: not published"
+        in failure.step_failure_data.user_failure_data.description
+    )

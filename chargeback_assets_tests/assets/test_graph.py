@@ -68,8 +68,9 @@ def test_one_partition_materializes_every_asset_with_the_exact_bill(graph: Graph
     assert sum(line.total_cost for line in lines) == bill
     assert sum(row.amount for row in rows) == bill
     facts = result.asset_materializations_for_node("chargeback_facts")[0].metadata
-    assert facts["billed_total"].value == str(bill)
-    assert facts["allocated_total"].value == str(bill)
+    assert facts["billed_exact"].value == f"{bill} USD"
+    assert facts["allocated_exact"].value == f"{bill} USD"
+    assert facts["billed"].value == float(bill)
     for asset in PARTITIONED:
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {f"{day.isoformat()}|acme-prod"}
 

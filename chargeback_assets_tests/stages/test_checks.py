@@ -11,11 +11,12 @@ import pytest
 
 from chargeback_assets.config import parse_config
 from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, CostType
-from chargeback_assets.stages.checks import DayReconciliation, reconcile_day
+from chargeback_assets.stages.checks import DayReconciliation, check_reconciliation, reconcile_day, reconciles
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.pipeline import get_state, update_state
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
 DAY = date(2026, 3, 16)
@@ -109,8 +110,43 @@ def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> N
             "2026-03-16 KAFKA_NUM_CKU lkc-1: billed 1.0000, rows sum 0.0000",
             "2026-03-16 rows without a billing line: KAFKA_STORAGE lkc-3 0.7500",
         ),
+        currency="USD",
     )
 
 
 def test_a_day_without_bill_or_rows_reconciles_to_zero(data: TenantData) -> None:
-    assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), ())
+    assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), (), "USD")
+
+
+def calculated(data: TenantData, calculation_id: str, amount: str) -> None:
+    """Store a one-line day charged `amount` as calculation `calculation_id`."""
+    with data.db.transaction() as tx:
+        replace_billing_day(tx, ECOSYSTEM, TENANT_ID, DAY, [line("lkc-1", "KAFKA_NUM_CKU", "10.0000")])
+        replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, DAY, [row("lkc-1", "KAFKA_NUM_CKU", "sa-1", amount)])
+        update_state(tx, ECOSYSTEM, TENANT_ID, DAY, calculation_id=calculation_id)
+
+
+def test_the_verdict_is_stored_for_the_calculation_it_judged(data: TenantData) -> None:
+    calculated(data, "calc-1", "10.0000")
+    assert check_reconciliation(data, DAY).passed
+    state = get_state(data.db, ECOSYSTEM, TENANT_ID, DAY)
+    assert (state.reconciled_calculation_id, state.reconciliation_passed) == ("calc-1", True)
+    assert state.reconciliation_current
+
+    calculated(data, "calc-2", "9.0000")
+    assert not get_state(data.db, ECOSYSTEM, TENANT_ID, DAY).reconciliation_current
+    assert reconciles(data, DAY) is False  # a new calculation is judged afresh, not by calc-1's verdict
+    state = get_state(data.db, ECOSYSTEM, TENANT_ID, DAY)
+    assert (state.reconciled_calculation_id, state.reconciliation_passed) == ("calc-2", False)
+
+
+def test_a_current_verdict_is_read_not_recomputed(data: TenantData) -> None:
+    calculated(data, "calc-1", "10.0000")
+    assert check_reconciliation(data, DAY).passed
+    with data.db.transaction() as tx:  # the facts change without a new calculation: the verdict stands
+        replace_chargeback_day(
+            tx, ECOSYSTEM, TENANT_ID, DAY, [row("lkc-1", "KAFKA_NUM_CKU", "sa-1", "1.0000")]
+        )
+    assert reconciles(data, DAY) is True
+    assert check_reconciliation(data, DAY).passed is False  # the check itself always recomputes
+    assert reconciles(data, DAY) is False

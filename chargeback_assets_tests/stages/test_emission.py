@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -16,13 +17,22 @@ import pytest
 import requests
 
 from chargeback_assets.config import parse_config
-from chargeback_assets.engine.models import ChargebackRow, CostType, Identity, Resource, day_start
+from chargeback_assets.engine.models import (
+    BillingLine,
+    ChargebackRow,
+    CostType,
+    Identity,
+    Resource,
+    day_start,
+)
 from chargeback_assets.stages.emission import PIPELINE, EmissionFailed, emit_days
 from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day, replace_chargeback_day
-from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.database import ChargebackDatabase, Transaction
 from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.inventory import upsert_identities, upsert_resources
+from chargeback_assets.storage.pipeline import update_state
 from chargeback_assets.storage.tags import EntityTag, list_tags, set_tag
 from chargeback_assets_tests.real_prometheus import backfilled_prometheus
 
@@ -58,6 +68,35 @@ def rows_for(day: date, salt: int = 0) -> list[ChargebackRow]:
                     )
                 )
     return rows
+
+
+def bill_for(rows: list[ChargebackRow]) -> list[BillingLine]:
+    """The bill those rows allocate: one line per (resource, product type) with their exact sum."""
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        totals[row.resource_id or "", row.product_type] += row.amount
+    return [
+        BillingLine(
+            ECOSYSTEM,
+            TENANT_ID,
+            rows[0].timestamp,
+            resource,
+            "KAFKA",
+            product,
+            Decimal(1),
+            total,
+            total,
+            env_id="env-1",
+        )
+        for (resource, product), total in sorted(totals.items())
+    ]
+
+
+def store_day(tx: Transaction, day: date, rows: list[ChargebackRow]) -> None:
+    """A calculated day as the pipeline leaves it: its bill, its rows, a new calculation id."""
+    replace_billing_day(tx, ECOSYSTEM, TENANT_ID, day, bill_for(rows))
+    replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, rows)
+    update_state(tx, ECOSYSTEM, TENANT_ID, day, calculation_id=str(uuid.uuid4()))
 
 
 def open_data(
@@ -100,7 +139,7 @@ def stored(tmp_path: Path) -> Iterator[ChargebackDatabase]:
             seen,
         )
         for day in DAYS:
-            replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, rows_for(day))
+            store_day(tx, day, rows_for(day))
     yield db
     db.close()
 
@@ -192,7 +231,7 @@ def test_re_emitting_a_recalculated_day_replaces_its_file(tmp_path: Path, stored
     data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
     emit_days(data, "csv", DAYS[:1], now=NOW)
     with stored.transaction() as tx:
-        replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, DAYS[0], rows_for(DAYS[0], salt=5)[:2])
+        store_day(tx, DAYS[0], rows_for(DAYS[0], salt=5)[:2])
     emit_days(data, "csv", DAYS[:1], now=NOW)
     cells = read_csv(tmp_path / "csv" / "t1_2026-03-16.csv")
     assert [Decimal(c["amount"]) for c in cells] == [r.amount for r in rows_for(DAYS[0], salt=5)[:2]]
@@ -271,3 +310,24 @@ def test_an_emission_leaves_the_garbage_collector_on(tmp_path: Path, stored) -> 
     data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
     (run,) = emit_days(data, "csv", DAYS, now=NOW)
     assert run.rows == 3 * len(rows_for(DAYS[0])) and gc.isenabled()
+
+
+def test_a_day_that_does_not_reconcile_is_blocked_and_the_others_are_emitted(tmp_path: Path, stored) -> None:
+    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv"), csv_emitter(tmp_path / "more", name="more")])
+    with stored.transaction() as tx:  # the stored rows of one day no longer sum to its bill
+        replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, DAYS[1], rows_for(DAYS[1])[1:])
+    runs = emit_days(data, "csv", DAYS, now=NOW)
+    for run, folder in zip(runs, ("csv", "more"), strict=True):
+        assert run.emitted == [DAYS[0], DAYS[2]]
+        assert list(run.blocked) == [DAYS[1]]
+        assert sorted(p.name for p in (tmp_path / folder).iterdir()) == [
+            "t1_2026-03-16.csv",
+            "t1_2026-03-18.csv",
+        ]
+    records = emission_records(stored, ECOSYSTEM, TENANT_ID, "files", PIPELINE)
+    assert [(r.date, r.status) for r in records] == [
+        (DAYS[0], "emitted"),
+        (DAYS[1], "blocked"),
+        (DAYS[2], "emitted"),
+    ]
+    assert "does not reconcile" in records[1].last_error

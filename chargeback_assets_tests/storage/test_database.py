@@ -66,7 +66,7 @@ def test_opening_twice_changes_nothing(tmp_path):
     ChargebackDatabase.open(path).close()
     assert _schema(path) == schema
     assert _versions(path) == versions
-    assert [(v, n) for v, n, _ in versions] == [(1, "seed tables"), (2, "asset graph tables")]
+    assert [v for v, _, _ in versions] == [m.version for m in MIGRATIONS]
     assert {name for kind, name, _, _ in schema if kind == "table"} >= {
         "billing", "resources", "identities", "chargeback_dimensions", "chargeback_facts", "pipeline_state",
         "pipeline_runs", "custom_tags", "emission_records", "usage_metrics", "usage_fetch_failures",
@@ -84,15 +84,19 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
     [(_, _, first_applied)] = _versions(path)
     with ChargebackDatabase.open(path) as db, db.transaction() as tx:
         replace_billing_day(tx, ECO, TENANT, DAY, [_line("10.0000")])
-    assert [(v, n) for v, n, _ in _versions(path)] == [(1, "seed tables"), (2, "asset graph tables")]
+    assert [(v, n) for v, n, _ in _versions(path)] == [
+        (1, "seed tables"),
+        (2, "asset graph tables"),
+        (3, "reconciliation verdict per day"),
+    ]
     assert _versions(path)[0][2] == first_applied
 
     calls = []
     extra = Migration(
-        3, "extra", lambda db: calls.append(db.execute("SELECT COUNT(*) FROM billing").fetchone())
+        4, "extra", lambda db: calls.append(db.execute("SELECT COUNT(*) FROM billing").fetchone())
     )
     with ChargebackDatabase.open(path) as db, db.transaction() as tx:
-        assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == [3]
+        assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == [4]
         assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == []
     assert calls == [(1,)]  # ran once, on the existing data
 
@@ -104,7 +108,7 @@ def test_a_file_from_newer_code_is_refused(tmp_path):
     conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (9, 'future', '2030-01-01')")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaTooNewError, match="schema version 9 is newer than this code knows \\(2\\)"):
+    with pytest.raises(SchemaTooNewError, match="schema version 9 is newer than this code knows \\(3\\)"):
         ChargebackDatabase.open(path)
 
 
@@ -187,8 +191,13 @@ def _run_processes(target, args_per_process) -> list[tuple]:
 def test_two_processes_creating_a_new_file_at_once_get_one_schema(tmp_path):
     path = tmp_path / "fresh.db"
     outcomes = _run_processes(_open_and_report, [(str(path),), (str(path),)])
-    assert outcomes == [("ok", [1, 2]), ("ok", [1, 2])]
-    assert [(v, n) for v, n, _ in _versions(path)] == [(1, "seed tables"), (2, "asset graph tables")]
+    versions = [m.version for m in MIGRATIONS]
+    assert outcomes == [("ok", versions), ("ok", versions)]
+    assert [(v, n) for v, n, _ in _versions(path)] == [
+        (1, "seed tables"),
+        (2, "asset graph tables"),
+        (3, "reconciliation verdict per day"),
+    ]
     tables = [name for kind, name, _, _ in _schema(path) if kind == "table"]
     assert len(tables) == len(set(tables)) == 15
 
