@@ -11,11 +11,17 @@ assets/emit.py). Its evaluations are therefore yielded as non-blocking events, w
 failing the check step, and with it every partition's emission, because one partition failed.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any
 
 import dagster as dg
+
+# Not exported by Dagster 1.13 (pinned), but what makes an evaluation count for the partition's latest
+# materialization: without it the UI treats every partition's check as stale.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
 
 from chargeback_assets.assets.runs import money
 from chargeback_assets.partitions import days_by_tenant, partition_key
@@ -52,6 +58,7 @@ def _partitioned_check(
     def check(
         context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        targets = _latest_materializations(context.instance, spec.asset_key, context.partition_keys)
         for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
             start = chargeback.tenant(tenant_name).start_date
             with chargeback.data(tenant_name) as data:
@@ -60,18 +67,41 @@ def _partitioned_check(
                         passed, metadata = True, {"note": f"nothing to check: before start_date {start}"}
                     else:
                         passed, metadata = evaluate(data, day)
+                    key = str(partition_key(day, tenant_name))
                     yield dg.AssetCheckEvaluation(
                         asset_key=spec.asset_key,
                         check_name=name,
                         passed=passed,
                         metadata=dict(metadata),
                         severity=severity,
-                        partition=str(partition_key(day, tenant_name)),
+                        partition=key,
+                        target_materialization_data=targets.get(key),
                     )
         # The check's own output: what the steps downstream of a blocking check wait for.
         yield dg.Output(None, output_name=spec.get_python_identifier())
 
     return check
+
+
+def _latest_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, keys: Sequence[str]
+) -> dict[str, TargetMaterialization]:
+    """Each partition's latest materialization, which its evaluation judges (two queries for the run)."""
+    latest = instance.event_log_storage.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, {str(key) for key in keys}
+    )
+    if not latest:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(latest.values())), limit=len(latest)
+    ).records
+    return {
+        record.partition_key: TargetMaterialization(
+            storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+        )
+        for record in records
+        if record.partition_key is not None
+    }
 
 
 def _reconciles(data: TenantData, day: date) -> Verdict:

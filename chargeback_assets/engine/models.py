@@ -110,7 +110,7 @@ class BillingLine:
 
 def currency_of(lines: Iterable[BillingLine]) -> str:
     """The currency a set of lines is billed in (several, comma-separated, should a bill ever mix them)."""
-    return ", ".join(sorted({line.currency for line in lines})) or DEFAULT_CURRENCY
+    return ",".join(sorted({line.currency for line in lines})) or DEFAULT_CURRENCY
 
 
 def _overlaps(
