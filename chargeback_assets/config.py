@@ -44,6 +44,7 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _CALLABLE_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,?-]+")
 _PARTITION_KEY_FORBIDDEN = ("|", ",", "[", "]")
+_OWNER = re.compile(r"team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 _TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -96,6 +97,8 @@ class OrchestrationConfig:
 
     schedule_cron: str = "0 3 * * *"
     billing_sensor_interval_seconds: int = 3600
+    asset_owners: tuple[str, ...] = ()
+    """Shown as the owners of every asset in the Dagster UI: e-mail addresses or `team:<name>`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +256,22 @@ def _read_orchestration(section: Section) -> OrchestrationConfig:
             billing_sensor_interval_seconds=section.integer(
                 "billing_sensor_interval_seconds", default["billing_sensor_interval_seconds"], ge=30
             ),
+            asset_owners=_read_owners(section),
         )
+
+
+def _read_owners(section: Section) -> tuple[str, ...]:
+    """Dagster accepts an owner only as an e-mail address or `team:<name>`; say so at load, not at import."""
+    owners = section.value("asset_owners", [])
+    if not isinstance(owners, list):
+        raise ConfigError(section.at("asset_owners"), f"expected a list, got {describe(owners)}")
+    for index, owner in enumerate(owners):
+        if not isinstance(owner, str) or not _OWNER.fullmatch(owner):
+            raise ConfigError(
+                f"{section.at('asset_owners')}[{index}]",
+                f"must be an e-mail address or team:<name>, got {owner!r}",
+            )
+    return tuple(owners)
 
 
 def _read_tenants(section: Section) -> Mapping[str, TenantConfig]:

@@ -271,7 +271,7 @@ def test_unset_variable_without_default_names_key_path_and_variable() -> None:
         (("features",), "features: unknown key 'extra'; allowed keys: max_parallel_tenants"),
         (
             ("orchestration",),
-            "orchestration: unknown key 'extra'; allowed keys: billing_sensor_interval_seconds,",
+            "orchestration: unknown key 'extra'; allowed keys: asset_owners, billing_sensor_interval",
         ),
         (
             ("tenants", "prod", "tags"),
@@ -420,6 +420,27 @@ def test_bad_cron_is_refused(cron: str) -> None:
     raw = config()
     raw["orchestration"] = {"schedule_cron": cron}
     assert parse_error(raw).startswith("orchestration.schedule_cron: must be a cron expression of 5 fields")
+
+
+def test_asset_owners_are_e_mail_addresses_or_teams() -> None:
+    raw = config()
+    raw["orchestration"] = {"asset_owners": ["team:finops", "dana@example.com"]}
+    assert parse(raw).orchestration.asset_owners == ("team:finops", "dana@example.com")
+    assert parse(config()).orchestration.asset_owners == ()
+
+
+@pytest.mark.parametrize(
+    ("owners", "expected"),
+    [
+        (["finops"], "orchestration.asset_owners[0]: must be an e-mail address or team:<name>, got 'finops'"),
+        (["team:ok", 7], "orchestration.asset_owners[1]: must be an e-mail address or team:<name>, got 7"),
+        ("team:finops", "orchestration.asset_owners: expected a list, got"),
+    ],
+)
+def test_bad_asset_owners_are_refused(owners: object, expected: str) -> None:
+    raw = config()
+    raw["orchestration"] = {"asset_owners": owners}
+    assert parse_error(raw).startswith(expected)
 
 
 def test_logging_level_and_format_are_checked() -> None:
