@@ -14,6 +14,7 @@ BENCHMARKS = {
     "sandbox_day": "bench.sandbox_day",
     "backfill": "bench.backfill",
     "emit": "bench.emit",
+    "partition_metadata": "bench.partition_metadata",
 }
 """Name -> module with `run() -> dict`. `emit` is optional: listed only when its module exists."""
 
