@@ -1,11 +1,10 @@
 """What per-partition metadata costs Dagster: one 90-day run of one tenant, with and without it.
 
 Every asset attaches its figures to each partition with `context.add_asset_metadata(..., partition_key=k)`
-(assets/runs.py). Dagster re-expands the run's partition range on every call, so the cost grows with the
-square of the run's length; this measures it on a trivial asset, where nothing else takes time.
+(assets/runs.py). Dagster re-expands the run's partition range on every call, so the cost could grow with
+the square of the run's length; this measures it on a trivial asset, where nothing else takes time. (No
+`from __future__ import annotations` here: Dagster checks the `context` annotation at definition time.)
 """
-
-from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any

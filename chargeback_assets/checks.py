@@ -30,7 +30,7 @@ from chargeback_assets.stages.checks import (
     check_reconciliation,
     malformed_lines,
     metrics_failures,
-    reconcile_day,
+    unallocated_day,
 )
 from chargeback_assets.stages.scope import TenantData
 
@@ -115,13 +115,9 @@ def _reconciles(data: TenantData, day: date) -> Verdict:
 
 
 def _unallocated_share(data: TenantData, day: date) -> Verdict:
-    result = reconcile_day(data, day)
+    share = unallocated_day(data, day).fraction
     limit = data.tenant.unallocated_warn_fraction
-    share = result.unallocated / result.billed if result.billed > 0 else 0
-    return share <= limit, {
-        "unallocated_fraction": float(share),
-        "limit": float(limit),
-    }
+    return share <= limit, {"unallocated_fraction": float(share), "limit": float(limit)}
 
 
 def _problems(find: Callable[[TenantData, date], list[str]]) -> Callable[[TenantData, date], Verdict]:

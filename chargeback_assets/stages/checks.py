@@ -11,7 +11,11 @@ from chargeback_assets.engine.models import UNALLOCATED, BillingLine, currency_o
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import billing_for_day
-from chargeback_assets.storage.chargeback import FactAmount, chargeback_amounts_for_day
+from chargeback_assets.storage.chargeback import (
+    FactAmount,
+    chargeback_amounts_for_day,
+    identity_amounts_for_day,
+)
 from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.usage import usage_failures_for_day
 
@@ -66,6 +70,24 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
         mismatches=tuple(mismatches),
         currency=currency_of(lines),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DayUnallocated:
+    billed: Decimal
+    unallocated: Decimal
+
+    @property
+    def fraction(self) -> Decimal:
+        return self.unallocated / self.billed if self.billed > 0 else ZERO
+
+
+def unallocated_day(data: TenantData, day: date) -> DayUnallocated:
+    """What UNALLOCATED got of the day's bill: reads the bill and UNALLOCATED's facts only, since a large day
+    has tens of thousands of facts and the reconciliation check has just read them all."""
+    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    amounts = identity_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day, UNALLOCATED)
+    return DayUnallocated(sum((line.total_cost for line in lines), ZERO), sum(amounts, ZERO))
 
 
 def check_reconciliation(data: TenantData, day: date) -> DayReconciliation:

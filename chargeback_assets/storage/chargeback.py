@@ -231,6 +231,21 @@ def chargeback_amounts_for_day(source: Source, ecosystem: str, tenant_id: str, d
     ]
 
 
+def identity_amounts_for_day(
+    source: Source, ecosystem: str, tenant_id: str, day: date, identity_id: str
+) -> list[Decimal]:
+    """The amounts of the day's facts charged to one identity (UNALLOCATED, say), without reading the rest."""
+    start, end = day_bounds(day)
+    cursor = source.conn.execute(
+        "SELECT f.amount FROM chargeback_facts f "
+        "JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
+        "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ? "
+        "AND d.identity_id = ?",
+        (ecosystem, tenant_id, start, end, identity_id),
+    )
+    return [Decimal(amount) for (amount,) in cursor]
+
+
 def _day_facts(source: Source, ecosystem: str, tenant_id: str, day: date, columns: str) -> sqlite3.Cursor:
     start, end = day_bounds(day)
     return source.conn.execute(

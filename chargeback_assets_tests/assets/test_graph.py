@@ -3,14 +3,18 @@
 from collections import Counter
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import dagster as dg
+import yaml
 
+from chargeback_assets.definitions import build_definitions
 from chargeback_assets.sandbox.organization import Organization
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.chargeback import chargeback_dates, chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import get_state
+from chargeback_assets_tests.dagster_processes import REPO_ROOT
 from chargeback_assets_tests.graph import Graph, running_graph
 
 PARTITIONED = [
@@ -51,6 +55,26 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor(graph: Grap
     partitions = graph.defs.resolve_assets_def("chargeback_facts").partitions_def
     assert isinstance(partitions, dg.MultiPartitionsDefinition)
     assert sorted(d.name for d in partitions.partitions_defs) == ["date", "tenant"]
+
+
+def test_every_asset_links_its_source_and_carries_stage_tags_and_configured_owners(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CCLOUD_API_KEY", "example-key")
+    config = yaml.safe_load((REPO_ROOT / "chargeback.example.yaml").read_text())
+    config["orchestration"]["asset_owners"] = ["team:finops", "dana@example.com"]
+    path = tmp_path / "chargeback.yaml"
+    path.write_text(yaml.safe_dump(config))
+    defs = build_definitions(str(path))
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    for name in PARTITIONED:
+        spec = specs[name]
+        assert spec.owners == ["team:finops", "dana@example.com"], name
+        assert spec.tags["chargeback/stage"] == spec.group_name, name
+        references = spec.metadata["dagster/code_references"].code_references
+        assert [Path(ref.file_path).parent.name for ref in references] == ["assets"], name
+    schema = specs["chargeback_facts"].metadata["dagster/column_schema"]
+    assert [column.name for column in schema.columns][-1] == "amount"
 
 
 def test_one_partition_materializes_every_asset_with_the_exact_bill(graph: Graph, instance) -> None:

@@ -11,7 +11,13 @@ import pytest
 
 from chargeback_assets.config import parse_config
 from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, CostType
-from chargeback_assets.stages.checks import DayReconciliation, check_reconciliation, reconcile_day, reconciles
+from chargeback_assets.stages.checks import (
+    DayReconciliation,
+    check_reconciliation,
+    reconcile_day,
+    reconciles,
+    unallocated_day,
+)
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import replace_chargeback_day
@@ -112,9 +118,13 @@ def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> N
         ),
         currency="USD",
     )
+    share = unallocated_day(data, DAY)
+    assert (share.billed, share.unallocated) == (Decimal("18.5000"), Decimal("4.2501"))
+    assert share.fraction == Decimal("4.2501") / Decimal("18.5000")
 
 
 def test_a_day_without_bill_or_rows_reconciles_to_zero(data: TenantData) -> None:
+    assert unallocated_day(data, DAY).fraction == 0
     assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), (), "USD")
 
 
