@@ -201,8 +201,7 @@ def test_a_tampered_partition_fails_its_check_and_blocks_only_its_own_emission(
             (tenant, f"{bad.isoformat()}%"),
         )
     csv_dir = backfilled.graph.workdir / "csv"
-    for day in days:
-        (csv_dir / f"{tenant}_{day.isoformat()}.csv").unlink()
+    assert all((csv_dir / f"{tenant}_{day.isoformat()}.csv").exists() for day in days)
 
     run_id = launch_run(
         backfilled.servers,
@@ -224,7 +223,7 @@ def test_a_tampered_partition_fails_its_check_and_blocks_only_its_own_emission(
         assert shown[good_key]["runId"] == run_id, asset
         assert shown[bad_key]["runId"] != run_id, asset  # still the backfill's, from before the tamper
     assert (csv_dir / f"{tenant}_{days[1].isoformat()}.csv").exists()
-    assert not (csv_dir / f"{tenant}_{bad.isoformat()}.csv").exists()
+    assert not (csv_dir / f"{tenant}_{bad.isoformat()}.csv").exists()  # withdrawn by the blocked run
     with ChargebackDatabase.open(backfilled.graph.db_path) as db:
         for emitter in ("csv", "om"):
             (record,) = emission_records(db, ECOSYSTEM, tenant, emitter, day=bad)

@@ -89,6 +89,10 @@ class Emitter(Protocol):
     def publish(self, tenant_id: str) -> list[str]:
         """Make the emitted periods visible, where that is a separate step; returns what was published."""
 
+    def retract(self, tenant_id: str, period: date) -> list[str]:
+        """Withdraw what an earlier emission published for the period (it must no longer be read; `publish`
+        makes that visible where publishing is a separate step); returns what was removed."""
+
 
 class Memo(dict[K, V]):
     """A dict that computes a missing value once, from its key.
@@ -133,6 +137,17 @@ def inside(directory: Path, relative: str, what: str) -> Path:
     if target == base or not target.is_relative_to(base):
         raise EmitterError(f"{what} {relative!r} is outside the output directory {base}")
     return target
+
+
+def remove_output(path: Path) -> bool:
+    """Remove one published file if it is there; whether it was."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise EmitterError(f"cannot remove {path}: {exc.strerror or exc}") from exc
+    return True
 
 
 def write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:

@@ -21,11 +21,11 @@ from typing import IO
 
 from chargeback_assets.emitters.base import (
     EmitRow,
-    EmitterError,
     Labels,
     Memo,
     inside,
     money_text,
+    remove_output,
     tags_text,
     team_totals,
     write_atomically,
@@ -98,10 +98,10 @@ class CsvEmitter:
         path = self.path_for(tenant_id, period)
         day = period.isoformat()
         write_atomically(path, lambda out: self._write_rows(out, day, rows))
-        teams_path = path.with_name(f"{path.stem}_teams.csv")
+        teams_path = self._teams_path(path)
         totals = team_totals(rows)
         if totals is None:
-            _remove_stale(teams_path)
+            remove_output(teams_path)  # a rollup of an earlier emission, when team tags have since gone
             return [str(path)]
         tenant = neutralize(tenant_id)
         write_atomically(
@@ -119,6 +119,14 @@ class CsvEmitter:
 
     def publish(self, tenant_id: str) -> list[str]:
         return []
+
+    def retract(self, tenant_id: str, period: date) -> list[str]:
+        path = self.path_for(tenant_id, period)
+        return [str(p) for p in (path, self._teams_path(path)) if remove_output(p)]
+
+    @staticmethod
+    def _teams_path(path: Path) -> Path:
+        return path.with_name(f"{path.stem}_teams.csv")
 
     def _write_rows(self, out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
         _write_table(out, COLUMNS, ())
@@ -169,11 +177,3 @@ def _write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[st
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; also quotes cells holding \r or \n
     writer.writerow(header)
     writer.writerows(rows)
-
-
-def _remove_stale(path: Path) -> None:
-    """A rollup left by an earlier emission of the period, when team tags have since been removed."""
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:
-        raise EmitterError(f"cannot remove the stale team rollup {path}: {exc.strerror or exc}") from exc

@@ -106,6 +106,17 @@ class PrometheusEmitter:
             raise EmitterError(f"cannot write samples for {period} under {target.parent}: {exc}") from exc
         return []
 
+    def retract(self, tenant_id: str, period: date) -> list[str]:
+        """Drop the period's fragment; the file loses its samples at the next `publish`."""
+        fragment = self._fragments(tenant_id) / period.isoformat()
+        if not fragment.exists():
+            return []
+        try:
+            shutil.rmtree(fragment)
+        except OSError as exc:
+            raise EmitterError(f"cannot remove the samples of {period} in {fragment.parent}: {exc}") from exc
+        return [f"{self.file_for(tenant_id)} ({period.isoformat()} samples)"]
+
     def publish(self, tenant_id: str) -> list[str]:
         """Rebuild `<tenant_id>.om` from every period's fragment; push the newest period if configured."""
         path = self.file_for(tenant_id)

@@ -54,6 +54,8 @@ class EmitterRun:
     """Chargeback rows of each emitted day that went into its output."""
     day_outputs: dict[date, list[str]] = field(default_factory=dict)
     """Where each emitted day was published (files, Pushgateway URL)."""
+    withdrawn: list[date] = field(default_factory=list)
+    """Blocked days whose earlier output was withdrawn (so the outputs must be published again)."""
 
 
 class EmissionFailed(StageError):
@@ -130,7 +132,17 @@ def _emit(
     for period, period_days in sorted(periods.items()):
         stored_days = month_days(data, period) if monthly else [period]
         if verdicts.blocked(sorted({*stored_days, *period_days})):
-            run.blocked.update(dict.fromkeys(period_days, NOT_RECONCILED))
+            try:
+                withdrawn = emitter.retract(data.tenant_id, period)
+            except EmitterError as exc:
+                run.failed.update(dict.fromkeys(period_days, f"{NOT_RECONCILED}; {exc}"))
+                continue
+            note = NOT_RECONCILED + (
+                f"; earlier output withdrawn: {', '.join(withdrawn)}" if withdrawn else ""
+            )
+            run.blocked.update(dict.fromkeys(period_days, note))
+            if withdrawn:
+                run.withdrawn += period_days
             continue
         with collector_paused():
             facts, per_day = period_rows(data, stored_days)
@@ -149,11 +161,11 @@ def _emit(
             run.day_rows[day] = per_day.get(day, 0)
         run.emitted += period_days
         run.rows += len(rows)
-    if run.emitted:
+    if run.emitted or run.withdrawn:
         try:
             published = emitter.publish(data.tenant_id)
         except EmitterError as exc:
-            run.failed.update(dict.fromkeys(run.emitted, f"publish: {exc}"))
+            run.failed.update(dict.fromkeys([*run.emitted, *run.withdrawn], f"publish: {exc}"))
             run.emitted = []
         else:
             run.outputs += published

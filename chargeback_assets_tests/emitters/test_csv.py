@@ -239,3 +239,16 @@ def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_c
                 ]
             )
         assert path.read_bytes() == expected.getvalue().encode("utf-8")
+
+
+def test_retracting_a_period_removes_its_file_and_rollup_and_nothing_else(tmp_path: Path) -> None:
+    emitter = CsvEmitter(tmp_path)
+    other = date(2026, 3, 15)
+    emitter.emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000", tags={"team": "payments"})])
+    emitter.emit("t1", other, [emit_row(other, "sa-1", "2.0000")])
+    assert emitter.retract("t1", DAY) == [
+        str(tmp_path / "t1_2026-03-14.csv"),
+        str(tmp_path / "t1_2026-03-14_teams.csv"),
+    ]
+    assert [p.name for p in tmp_path.iterdir()] == ["t1_2026-03-15.csv"]
+    assert emitter.retract("t1", DAY) == []  # nothing left to withdraw

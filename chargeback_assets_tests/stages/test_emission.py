@@ -25,6 +25,7 @@ from chargeback_assets.engine.models import (
     Resource,
     day_start,
 )
+from chargeback_assets.stages.checks import check_reconciliation
 from chargeback_assets.stages.emission import PIPELINE, EmissionFailed, emit_days
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
@@ -312,10 +313,20 @@ def test_an_emission_leaves_the_garbage_collector_on(tmp_path: Path, stored) -> 
     assert run.rows == 3 * len(rows_for(DAYS[0])) and gc.isenabled()
 
 
-def test_a_day_that_does_not_reconcile_is_blocked_and_the_others_are_emitted(tmp_path: Path, stored) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv"), csv_emitter(tmp_path / "more", name="more")])
-    with stored.transaction() as tx:  # the stored rows of one day no longer sum to its bill
+def test_a_day_that_does_not_reconcile_is_blocked_its_output_withdrawn_and_the_others_emitted(
+    tmp_path: Path, stored
+) -> None:
+    emitters = [
+        csv_emitter(tmp_path / "csv"),
+        csv_emitter(tmp_path / "more", name="more"),
+        {"type": "prometheus", "name": "om", "params": {"output_dir": str(tmp_path / "om")}},
+    ]
+    data = open_data(tmp_path, emitters)
+    for emitter_type in ("csv", "prometheus"):
+        emit_days(data, emitter_type, DAYS, now=NOW)  # every day published once
+    with stored.transaction() as tx:  # then the stored rows of one day no longer sum to its bill
         replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, DAYS[1], rows_for(DAYS[1])[1:])
+    assert not check_reconciliation(data, DAYS[1]).passed  # what the blocking check finds, before emission
     runs = emit_days(data, "csv", DAYS, now=NOW)
     for run, folder in zip(runs, ("csv", "more"), strict=True):
         assert run.emitted == [DAYS[0], DAYS[2]]
@@ -331,3 +342,15 @@ def test_a_day_that_does_not_reconcile_is_blocked_and_the_others_are_emitted(tmp
         (DAYS[2], "emitted"),
     ]
     assert "does not reconcile" in records[1].last_error
+    assert f"earlier output withdrawn: {tmp_path / 'csv' / 't1_2026-03-17.csv'}" in records[1].last_error
+
+    (om_run,) = emit_days(data, "prometheus", DAYS, now=NOW)
+    assert list(om_run.blocked) == [DAYS[1]]
+    published = (tmp_path / "om" / "t1.om").read_text()
+    stamps = {int(day_start(day).timestamp()) for day in DAYS}
+    shown = {
+        int(line.rsplit(" ", 1)[1])
+        for line in published.splitlines()
+        if line.startswith("chargeback_amount{")
+    }
+    assert shown == stamps - {int(day_start(DAYS[1]).timestamp())}
