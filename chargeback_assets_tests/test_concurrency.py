@@ -28,23 +28,13 @@ from chargeback_assets_tests.dagster_processes import (
     running_dagster,
 )
 from chargeback_assets_tests.graph import QUIET, running_graph
+from chargeback_assets_tests.webserver_queries import LAUNCH_RUN
 
 TENANTS = ("acme-dev", "acme-prod", "acme-staging")
 PER_TENANT_KEYS = {TENANT_TAG, "dagster/partition/tenant"}
 TEST_MAX_CONCURRENT_RUNS = 2
 RUNS_TIMEOUT_S = 150.0
 REQUEST_INTERVAL_S = 0.25
-
-LAUNCH_RUN = """
-mutation LaunchRun($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId status } }
-    ... on PythonError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
 
 
 def run_queue_limits(runs: Mapping[str, Any]) -> tuple[int, dict[str, int]]:
@@ -78,11 +68,6 @@ def max_overlap(intervals: Sequence[tuple[float, float]]) -> int:
         running += step
         most = max(most, running)
     return most
-
-
-def test_max_overlap_counts_runs_open_at_the_same_instant() -> None:
-    assert max_overlap([(0.0, 2.0), (1.0, 3.0), (1.5, 1.8), (3.0, 4.0)]) == 3
-    assert max_overlap([(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]) == 1
 
 
 def three_tenant_config(graph_config: Path, path: Path) -> Path:

@@ -38,7 +38,7 @@ LAUNCH_RUN = """
 mutation LaunchRun($params: ExecutionParams!) {
   launchRun(executionParams: $params) {
     __typename
-    ... on LaunchRunSuccess { run { runId } }
+    ... on LaunchRunSuccess { run { runId status } }
     ... on PythonError { message }
     ... on RunConfigValidationInvalid { errors { message } }
   }
