@@ -170,18 +170,15 @@ def test_optional_bearer_auth(small_org):
         )
 
 
-def test_large_org_day_of_metrics_is_answered_quickly():
-    """Benchmark shape: every cluster x 2 metrics + every Flink pool, one day, step 3600 (target < 2 s)."""
-    import time
+def test_large_org_day_of_metrics_is_answered_for_every_cluster_and_pool():
+    """The usage stage's shape on the large org: every cluster x 2 metrics + every Flink pool, one day, step
+    3600. How fast is `make bench` (sandbox_day's usage stage), not this test."""
     from datetime import date
 
     from chargeback_assets.sandbox import generate_org
 
-    began = time.perf_counter()
     org = generate_org("large", end_date=date(2026, 7, 1))
-    generated = time.perf_counter() - began
     with SandboxServer(org) as server, requests.Session() as session:
-        began = time.perf_counter()
         queries = [(m, "kafka_id", lkc, "kafka_id, principal_id") for lkc in org.cluster_ids() for m in
                    (REQUEST_BYTES, RESPONSE_BYTES)]  # fmt: skip
         queries += [(FLINK_CFU, "compute_pool_id", p["id"], "compute_pool_id, flink_statement_name")
@@ -199,6 +196,4 @@ def test_large_org_day_of_metrics_is_answered_quickly():
                     "result"
                 ]
             )
-        answered = time.perf_counter() - began
     assert series > 3000
-    assert generated < 2.0 and answered < 3.0, (generated, answered)  # generous: the machine is shared

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import time
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import parse_qs, urlsplit
 
@@ -134,11 +133,10 @@ def test_server_error_fault_over_http(server, http):
 
 
 def test_delay_fault_outlasts_a_client_timeout(server, http):
+    """The delayed answer comes after the client gave up (the ReadTimeout is the proof, not a clock)."""
     server.faults.set("delay", times=1, seconds=0.6)
-    began = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         http.get(server.url + "/iam/v2/users", timeout=0.2)
-    assert time.monotonic() - began < 0.55
     assert http.get(server.url + "/iam/v2/users", timeout=5).status_code == 200
 
 
