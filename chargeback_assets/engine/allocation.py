@@ -148,7 +148,8 @@ class EvenSplit:
 class UsageRatio:
     """Shares proportional to usage; declines when metrics failed, or nobody used anything.
 
-    Usage keeps the order of its source (metric order), which decides who absorbs the rounding remainder.
+    The split walks identities in sorted id order, so the rounding remainder always lands on the same ones:
+    the order of the source (Prometheus series, a dict built from them) is not stable (DESIGN §3.3).
     """
 
     source: UsageSource
@@ -157,7 +158,7 @@ class UsageRatio:
     def allocate(self, ctx: AllocationContext) -> AllocationResult | None:
         if ctx.metrics_fetch_failed:
             return None
-        usage = [(identity_id, value) for identity_id, value in self.source(ctx).items() if value > 0]
+        usage = sorted((identity_id, value) for identity_id, value in self.source(ctx).items() if value > 0)
         if not usage:
             return None
         weights = [value for _, value in usage]

@@ -2,7 +2,7 @@
 
 Every split here returns amounts that sum exactly to the quantized total. The remainder left by rounding is
 walked out one quantum at a time from the first entry, so the caller controls who absorbs it by ordering
-its entries (identity lists are sorted before even splits; usage keeps metric order).
+its entries (identity lists are sorted before even splits and before usage splits alike).
 """
 
 from __future__ import annotations

@@ -42,6 +42,20 @@ def test_usage_ratio_splits_by_usage_and_records_the_ratio() -> None:
     assert [r.metadata["ratio"] for r in result.rows] == [0.6, 0.4]
 
 
+def test_usage_ratio_rows_do_not_depend_on_the_order_usage_arrives_in() -> None:
+    """Prometheus series come in no stable order: a split of 1.0000 three ways leaves a remainder that must
+    land on the same identity however the usage is ordered (the lowest id, as the split walks sorted ids)."""
+    series = {"sa-b": "1", "sa-c": "1", "sa-a": "1"}
+    orders = [dict(sorted(series.items())), dict(reversed(sorted(series.items()))), series]
+    results = [summary(standalone(UsageRatio(usage(o)))(context("1.00")).rows) for o in orders]
+    assert results[0] == results[1] == results[2]
+    assert [(who, amount) for who, amount, *_ in results[0]] == [
+        ("sa-a", "0.3334"),
+        ("sa-b", "0.3333"),
+        ("sa-c", "0.3333"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("values", "fetch_failed", "detail"),
     [

@@ -8,8 +8,9 @@ Resolution context keys the chains read (`IdentityResolution.context`, filled by
 
 - `usage_by_owner`: `{metric_key: {owner_id: Decimal}}` — Kafka usage per metric, after mapping API-key
   principals to their owners (several keys of one owner are summed; a key without an owner keeps its own
-  id), positive values only, in metric order (which decides who absorbs the rounding remainder). Network
-  chains read one direction; the CKU usage chain sums `bytes_in` and `bytes_out`.
+  id), positive values only. Network chains read one direction; the CKU usage chain sums `bytes_in` and
+  `bytes_out`. A usage split walks owners in sorted id order, so the lowest ids absorb the rounding
+  remainder whatever order the metric series came in.
 - `stmt_owner_cfu`: `{owner_id: Decimal}` — Flink CFU per statement owner, derived from
   `flink_cfu_primary`, else `flink_cfu_fallback`, else 1 per running statement of the pool.
 

@@ -151,8 +151,8 @@ KAFKA_NETWORK_CASES = [
         line("KAFKA_NETWORK_READ", "10"),
         sas("sa-a", "sa-b", "sa-c"),
         usage(bytes_out={"sa-c": 1, "sa-a": 1, "sa-b": 1}),
-        usage_rows(("sa-c", "3.3334"), ("sa-a", "3.3333"), ("sa-b", "3.3333")),
-        id="s04-usage-ratio-metric-order-takes-remainder",
+        usage_rows(("sa-a", "3.3334"), ("sa-b", "3.3333"), ("sa-c", "3.3333")),
+        id="s04-usage-ratio-lowest-id-takes-remainder-whatever-the-series-order",
     ),
     pytest.param(
         line("KAFKA_NETWORK_READ", "100"),
@@ -595,7 +595,7 @@ def test_s31_flink_statement_missing_from_inventory_goes_to_owner_unknown() -> N
         ALICE_AND_BOB,
         usage(flink_cfu_primary={"stmt-alpha": 30, "stmt-ghost": 10}),
     )
-    assert table(outcome.rows) == usage_rows(("sa-alice", "75"), ("flink_stmt_owner_unknown", "25"))
+    assert table(outcome.rows) == usage_rows(("flink_stmt_owner_unknown", "25"), ("sa-alice", "75"))
     sentinel = outcome.resolution.metrics_derived["flink_stmt_owner_unknown"]
     assert (sentinel.identity_type, sentinel.metadata) == ("flink_statement_owner", {"sentinel": True})
 
@@ -730,7 +730,7 @@ def test_usage_of_an_ownerless_api_key_stays_on_the_key() -> None:
         usage(bytes_in={"sa-1": 100, "key-orphan": 300}),
     )
     assert outcome.resolution.metrics_derived.ids() == ["sa-1"]
-    assert table(outcome.rows) == usage_rows(("sa-1", "25"), ("key-orphan", "75"))
+    assert table(outcome.rows) == usage_rows(("key-orphan", "75"), ("sa-1", "25"))
 
 
 def test_api_key_owner_missing_from_inventory_is_a_sentinel() -> None:
