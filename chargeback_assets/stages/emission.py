@@ -29,7 +29,7 @@ from chargeback_assets.stages.checks import reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
-from chargeback_assets.storage.emissions import EmissionRecord, EmissionStatus, record_emission
+from chargeback_assets.storage.emissions import EmissionStatus, record_emission
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 from chargeback_assets.storage.tags import tags_for
 
@@ -48,8 +48,6 @@ class EmitterRun:
     failed: dict[date, str] = field(default_factory=dict)
     blocked: dict[date, str] = field(default_factory=dict)
     rows: int = 0
-    outputs: list[str] = field(default_factory=list)
-    records: list[EmissionRecord] = field(default_factory=list)
     day_rows: dict[date, int] = field(default_factory=dict)
     """Chargeback rows of each emitted day that went into its output."""
     day_outputs: dict[date, list[str]] = field(default_factory=dict)
@@ -155,7 +153,6 @@ def _emit(
             except EmitterError as exc:
                 run.failed.update(dict.fromkeys(period_days, str(exc)))
                 continue
-        run.outputs += written
         for day in period_days:
             run.day_outputs[day] = list(written)
             run.day_rows[day] = per_day.get(day, 0)
@@ -168,7 +165,6 @@ def _emit(
             run.failed.update(dict.fromkeys([*run.emitted, *run.withdrawn], f"publish: {exc}"))
             run.emitted = []
         else:
-            run.outputs += published
             for day in run.emitted:
                 run.day_outputs[day] += published
     _record(data, run, now)
@@ -183,10 +179,8 @@ def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
         **{day: ("emitted", None) for day in run.emitted},
     }
     with data.db.transaction() as tx:
-        run.records = [
+        for day, (status, note) in sorted(outcomes.items()):
             record_emission(tx, data.ecosystem, data.tenant_id, run.emitter, PIPELINE, day, status, now, note)
-            for day, (status, note) in sorted(outcomes.items())
-        ]
 
 
 def month_days(data: TenantData, month: date) -> list[date]:

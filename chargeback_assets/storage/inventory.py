@@ -13,6 +13,7 @@ from typing import Literal
 
 from chargeback_assets.engine.models import SYSTEM_IDENTITY_TYPE, UNALLOCATED, Identity, Resource, Window
 from chargeback_assets.storage.codec import (
+    day_bounds,
     decode_json,
     encode_json,
     optional_timestamp_text,
@@ -173,7 +174,7 @@ def count_for_day(
     that is itself not partitioned by day."""
     table, _ = _table(kind)
     condition, params = _overlap_filter(Window.for_day(day))
-    start, end = params[1], params[0]
+    start, end = day_bounds(day)
     alive, deleted = source.conn.execute(
         f"SELECT COUNT(*), IFNULL(SUM(deleted_at >= ? AND deleted_at < ?), 0) FROM {table} "
         f"WHERE ecosystem = ? AND tenant_id = ?{condition}",
