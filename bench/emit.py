@@ -4,8 +4,10 @@ The rows are synthesized straight into a database file through the storage funct
 `large` sandbox organization's allocation (50 clusters with 25 charged principals each over five product
 types and both cost types, plus two org-wide lines split over 2,000 service accounts): running the whole
 pipeline for 30 large days would measure allocation, not emission. Every service account carries a `team`
-tag, so the team rollups are part of the work. What is timed is `emit_days` for both emitter types over the
-30 days, exactly as the two emit assets call it.
+tag, so the team rollups are part of the work. Each day also gets the bill its rows allocate, a calculation
+id and the reconciliation check's verdict, as the pipeline leaves a day before emission (the emitters publish
+only days that reconciled). What is timed is `emit_days` for both emitter types over the 30 days, exactly as
+the two emit assets call it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import random
 import tempfile
 import time
+import uuid
+from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,12 +24,22 @@ from statistics import median
 from typing import Any
 
 from chargeback_assets.config import parse_config
-from chargeback_assets.engine.models import ChargebackRow, CostType, Identity, Resource, day_start
+from chargeback_assets.engine.models import (
+    BillingLine,
+    ChargebackRow,
+    CostType,
+    Identity,
+    Resource,
+    day_start,
+)
+from chargeback_assets.stages.checks import check_reconciliation
 from chargeback_assets.stages.emission import emit_days
 from chargeback_assets.stages.scope import TenantData
+from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.inventory import upsert_identities, upsert_resources
+from chargeback_assets.storage.pipeline import update_state
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "bench-large"
 DAYS = 30
@@ -73,6 +87,28 @@ def _day_rows(day: date, rng: random.Random) -> list[ChargebackRow]:
         for p in range(SERVICE_ACCOUNTS):
             add(None, "SUPPORT", product, f"sa-{p:04d}", CostType.SHARED)
     return rows
+
+
+def _bill(rows: list[ChargebackRow]) -> list[BillingLine]:
+    """The day's bill those rows allocate: one line per billed (environment, resource, product), summed."""
+    totals: dict[tuple[str, str | None, str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        totals[row.env_id, row.resource_id, row.product_category, row.product_type] += row.amount
+    return [
+        BillingLine(
+            ECOSYSTEM,
+            TENANT_ID,
+            rows[0].timestamp,
+            resource or "",
+            category,
+            product,
+            Decimal(1),
+            total,
+            total,
+            env_id=env,
+        )
+        for (env, resource, category, product), total in sorted(totals.items(), key=str)
+    ]
 
 
 def synthesize(workdir: Path) -> tuple[TenantData, list[date]]:
@@ -128,10 +164,16 @@ def synthesize(workdir: Path) -> tuple[TenantData, list[date]]:
             ],
             seen,
         )
+    data = TenantData(tenant, db)
     for day in days:
+        rows = _day_rows(day, rng)
         with db.transaction() as tx:
-            replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, _day_rows(day, rng))
-    return TenantData(tenant, db), days
+            replace_billing_day(tx, ECOSYSTEM, TENANT_ID, day, _bill(rows))
+            replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, rows)
+            update_state(tx, ECOSYSTEM, TENANT_ID, day, calculation_id=str(uuid.uuid4()))
+        if not check_reconciliation(data, day).passed:
+            raise RuntimeError(f"the synthesized {day} does not reconcile with its bill")
+    return data, days
 
 
 def run() -> dict[str, Any]:
