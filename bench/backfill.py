@@ -52,12 +52,12 @@ def revision(
 ) -> tuple[float, float]:
     """Seconds of the sensor tick and of the re-materialization it requested (exactly `day` or fail)."""
     sensor = defs.resolve_sensor_def("billing_change_sensor")
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance,
         resources={"chargeback": ChargebackResource(config_path=str(config_path))},
         definitions=defs,
-    )
-    tick_s, result = timed(lambda: sensor(context))
+    ) as context:
+        tick_s, result = timed(lambda: sensor(context))
     requested = [request.partition_key for request in result.run_requests or []]
     if requested != [partition_key(day, TENANT)]:
         raise RuntimeError(f"the sensor requested {requested}, expected only {partition_key(day, TENANT)}")

@@ -59,7 +59,9 @@ def _partitioned_check(
         context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
         targets = _latest_materializations(context.instance, spec.asset_key, context.partition_keys)
-        for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
+        by_tenant = days_by_tenant(partitions, context.partition_keys)
+        chargeback.hold_tenants(by_tenant, context.log.info)
+        for tenant_name, days in by_tenant.items():
             start = chargeback.tenant(tenant_name).start_date
             with chargeback.data(tenant_name) as data:
                 for day in days:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from chargeback_assets.config import AppConfig, TenantConfig, load_config
 from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.logs import configure_logging
+from chargeback_assets.stages.lanes import RunLanes
 from chargeback_assets.stages.scope import TenantData, TenantScope
 from chargeback_assets.storage.database import ChargebackDatabase
 
@@ -28,6 +30,34 @@ class ChargebackResource(dg.ConfigurableResource):
     """Opens the database and builds tenant runtimes from the config file named by `config_path`."""
 
     config_path: str
+    _lanes: RunLanes | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """In a run (not a sensor or schedule tick), prepare the run's leases; steps take them."""
+        run, instance = context.run, context.instance
+        if run is None:
+            return
+
+        def finished(run_id: str) -> bool:
+            other = instance.get_run_by_id(run_id) if instance is not None else None
+            return other is not None and other.is_finished
+
+        self._lanes = RunLanes(
+            self.database, run.run_id, self.config.features.max_parallel_tenants, finished=finished
+        )
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lanes is not None:
+            self._lanes.release()
+            self._lanes = None
+
+    def hold_tenants(self, tenants: Iterable[str], report: Callable[[str], None]) -> None:
+        """Wait until this run alone computes `tenants` and holds a parallel-run slot (stages/lanes.py).
+
+        Outside a run (direct invocation in a test) there is nothing to coordinate with.
+        """
+        if self._lanes is not None:
+            self._lanes.hold(tenants, report)
 
     @property
     def config(self) -> AppConfig:

@@ -41,13 +41,13 @@ class SensorTicks:
         self.sensor = graph.defs.resolve_sensor_def("billing_change_sensor")
 
     def tick(self) -> list[str]:
-        context = dg.build_sensor_context(
+        with dg.build_sensor_context(
             instance=self.instance,
             cursor=self.cursor,
             resources={"chargeback": ChargebackResource(config_path=str(self.graph.config_path))},
             definitions=self.graph.defs,
-        )
-        result = self.sensor(context)
+        ) as context:
+            result = self.sensor(context)
         self.cursor = result.cursor
         return sorted(request.partition_key for request in result.run_requests)
 
@@ -93,14 +93,14 @@ def test_run_audit_sensor_writes_a_pipeline_runs_row(graph: Graph, instance) -> 
     run = instance.get_run_by_id(result.run_id)
     success_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
     sensor = graph.defs.resolve_sensor_def("run_audit_success")
-    context = dg.build_run_status_sensor_context(
+    with dg.build_run_status_sensor_context(
         sensor_name="run_audit_success",
         dagster_event=success_event,
         dagster_instance=instance,
         dagster_run=run,
         resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
-    )
-    sensor(context)
+    ) as context:
+        sensor(context)
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-staging")
@@ -119,14 +119,14 @@ def test_run_audit_failure_sensor_records_the_step_error(graph: Graph, instance)
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    context = dg.build_run_status_sensor_context(
+    with dg.build_run_status_sensor_context(
         sensor_name="run_audit_failure",
         dagster_event=failure_event,
         dagster_instance=instance,
         dagster_run=run,
         resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
-    ).for_run_failure()
-    graph.defs.resolve_sensor_def("run_audit_failure")(context)
+    ) as context:
+        graph.defs.resolve_sensor_def("run_audit_failure")(context.for_run_failure())
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-prod")

@@ -21,11 +21,10 @@ def build_assets(partitions: dg.MultiPartitionsDefinition, config: AppConfig) ->
     The stage tag lets the UI's asset catalog filter one stage across groups; the code reference opens the
     function that computes the asset.
     """
-    retries = max(tenant.allocation_retry_limit for tenant in config.tenants.values()) - 1
     assets = [
         *build_gather_assets(partitions),
         *build_resolve_assets(partitions),
-        *build_allocate_assets(partitions, retries),
+        *build_allocate_assets(partitions),
         *build_emit_assets(partitions),
     ]
     owners = list(config.orchestration.asset_owners)

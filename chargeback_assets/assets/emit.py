@@ -37,7 +37,9 @@ def _emit_asset(
     ) -> Iterator[dg.AssetMaterialization]:
         now = datetime.now(UTC)
         problems: list[str] = []
-        for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
+        by_tenant = days_by_tenant(partitions, context.partition_keys)
+        chargeback.hold_tenants(by_tenant, context.log.info)
+        for tenant_name, days in by_tenant.items():
             tenant = chargeback.tenant(tenant_name)
             wanted = [day for day in days if day >= tenant.start_date]
             notes = {day: f"nothing to do: before start_date {tenant.start_date}" for day in days}

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from chargeback_assets.assets.runs import PartitionMetadata, money, tenant_work
-from chargeback_assets.constants import GATHER, SOURCE_RETRY
+from chargeback_assets.constants import GATHER
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import gather_billing
 from chargeback_assets.stages.inventory import gather_inventory
@@ -16,7 +16,6 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         group_name=GATHER,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SOURCE_RETRY,
         kinds={"python", "sqlite"},
         description="The tenant's billing lines for the day (Billing API or cost model), replaced "
         "atomically, with a fingerprint the billing-change sensor compares against.",
@@ -61,7 +60,6 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
             ),
         ],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SOURCE_RETRY,
     )
     def inventory(context: dg.AssetExecutionContext, chargeback: ChargebackResource):
         reports = {

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from chargeback_assets.assets.runs import PartitionMetadata, tenant_work
-from chargeback_assets.constants import RESOLVE, SOURCE_RETRY
+from chargeback_assets.constants import RESOLVE
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.resolution import resolve_day
 from chargeback_assets.stages.usage import fetch_usage
@@ -16,7 +16,6 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
         partitions_def=partitions,
         deps=["billing_lines"],
         backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=SOURCE_RETRY,
         kinds={"prometheus", "sqlite"},
         description="Each principal's usage of each resource for the day, summed over half-open "
         "[day, day+1) range queries. Unreachable metrics fail the partition until the last retry.",
@@ -24,10 +23,9 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
     def usage_metrics(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
-        final_attempt = context.retry_number >= SOURCE_RETRY.max_retries
         report = PartitionMetadata(context, partitions, chargeback)
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            for day in fetch_usage(scope, wanted, final_attempt=final_attempt):
+            for day in fetch_usage(scope, wanted, final_attempt=True):
                 if day.failures:
                     context.log.warning(
                         f"{scope.tenant.name} {day.day}: metrics unavailable after retries for "

@@ -26,8 +26,13 @@ def tenant_work(
     partitions: dg.MultiPartitionsDefinition,
     chargeback: ChargebackResource,
 ) -> Iterator[tuple[TenantScope, list[date]]]:
-    """Each tenant of the run with its days on or after the tenant's start date, within an open scope."""
-    for tenant_name, days in days_by_tenant(partitions, context.partition_keys).items():
+    """Each tenant of the run with its days on or after the tenant's start date, within an open scope.
+
+    Nothing is computed before the run holds every one of its tenants (stages/lanes.py).
+    """
+    by_tenant = days_by_tenant(partitions, context.partition_keys)
+    chargeback.hold_tenants(by_tenant, context.log.info)
+    for tenant_name, days in by_tenant.items():
         start = chargeback.tenant(tenant_name).start_date
         wanted = [day for day in days if day >= start]
         if len(wanted) < len(days):

@@ -312,10 +312,23 @@ def _reconciliation_verdict(db: sqlite_utils.Database) -> None:
     state.add_column("reconciliation_passed", int, not_null_default=0)
 
 
+def _run_leases(db: sqlite_utils.Database) -> None:
+    """Which run computes which tenant, and which runs hold the `max_parallel_tenants` slots (DESIGN §3.7);
+    see storage/leases.py."""
+    _table(
+        db,
+        "run_leases",
+        {"lane": str, "run_id": str, "holder": str, "acquired_at": str, "heartbeat_at": str},
+        pk="lane",
+    )
+    db.table("run_leases").create_index(["run_id"])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
     Migration(3, "reconciliation verdict per day", _reconciliation_verdict),
+    Migration(4, "run leases", _run_leases),
 )
 
 

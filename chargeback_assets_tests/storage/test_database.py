@@ -14,6 +14,7 @@ from chargeback_assets.storage.migrations import (
     Migration,
     SchemaTooNewError,
     apply_migrations,
+    latest_version,
 )
 from chargeback_assets_tests.storage.conftest import DAY, ECO, TENANT, at
 
@@ -70,7 +71,7 @@ def test_opening_twice_changes_nothing(tmp_path):
     assert {name for kind, name, _, _ in schema if kind == "table"} >= {
         "billing", "resources", "identities", "chargeback_dimensions", "chargeback_facts", "pipeline_state",
         "pipeline_runs", "custom_tags", "emission_records", "usage_metrics", "usage_fetch_failures",
-        "identity_resolutions", "resolution_contexts", "gather_counters", VERSION_TABLE,
+        "identity_resolutions", "resolution_contexts", "gather_counters", "run_leases", VERSION_TABLE,
     }  # fmt: skip
 
 
@@ -88,15 +89,17 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (1, "seed tables"),
         (2, "asset graph tables"),
         (3, "reconciliation verdict per day"),
+        (4, "run leases"),
     ]
     assert _versions(path)[0][2] == first_applied
 
     calls = []
+    extra_version = latest_version() + 1
     extra = Migration(
-        4, "extra", lambda db: calls.append(db.execute("SELECT COUNT(*) FROM billing").fetchone())
+        extra_version, "extra", lambda db: calls.append(db.execute("SELECT COUNT(*) FROM billing").fetchone())
     )
     with ChargebackDatabase.open(path) as db, db.transaction() as tx:
-        assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == [4]
+        assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == [extra_version]
         assert apply_migrations(tx.db, (*MIGRATIONS, extra)) == []
     assert calls == [(1,)]  # ran once, on the existing data
 
@@ -108,7 +111,9 @@ def test_a_file_from_newer_code_is_refused(tmp_path):
     conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (9, 'future', '2030-01-01')")
     conn.commit()
     conn.close()
-    with pytest.raises(SchemaTooNewError, match="schema version 9 is newer than this code knows \\(3\\)"):
+    with pytest.raises(
+        SchemaTooNewError, match=rf"schema version 9 is newer than this code knows \({latest_version()}\)"
+    ):
         ChargebackDatabase.open(path)
 
 
@@ -193,13 +198,9 @@ def test_two_processes_creating_a_new_file_at_once_get_one_schema(tmp_path):
     outcomes = _run_processes(_open_and_report, [(str(path),), (str(path),)])
     versions = [m.version for m in MIGRATIONS]
     assert outcomes == [("ok", versions), ("ok", versions)]
-    assert [(v, n) for v, n, _ in _versions(path)] == [
-        (1, "seed tables"),
-        (2, "asset graph tables"),
-        (3, "reconciliation verdict per day"),
-    ]
+    assert [(v, n) for v, n, _ in _versions(path)] == [(m.version, m.name) for m in MIGRATIONS]
     tables = [name for kind, name, _, _ in _schema(path) if kind == "table"]
-    assert len(tables) == len(set(tables)) == 15
+    assert len(tables) == len(set(tables)) == 16
 
 
 @pytest.mark.slow
