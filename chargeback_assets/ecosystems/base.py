@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
 from chargeback_assets.engine.allocation import Allocator
 from chargeback_assets.engine.inventory import InventoryView
@@ -25,14 +26,54 @@ from chargeback_assets.engine.models import (
     Window,
 )
 
+if TYPE_CHECKING:
+    from chargeback_assets.ecosystems.retry import RetryBudget
+
 
 class SourceError(Exception):
-    """A billing, inventory or metrics source failed; the message names tenant and source, never secrets."""
+    """A billing, inventory or metrics source failed; its message names tenant, source and host, no secret.
 
-    def __init__(self, message: str, *, tenant: str = "", source: str = "") -> None:
+    `transient` says the fault was one that passes (a 5xx, a timeout, a rate limit): raised by one attempt
+    it asks the retry layer for another, and surfacing from a client it means the run's retry budget or the
+    client's attempt cap ran out, not that the source refused us for good. `host` is where the source lives
+    (`scheme://host:port`, see `origin`). `retry_after` is the wait in seconds the server asked for, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tenant: str = "",
+        source: str = "",
+        host: str = "",
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.tenant = tenant
         self.source = source
+        self.host = host
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+def origin(url: str) -> str:
+    """`scheme://host:port` of a URL, the port spelled out: what an error may say about where a source is.
+
+    Credentials in the URL (`user:pass@`), its path and its query are left out, so nothing secret a user put
+    in a URL reaches an error or a log.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        port = {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
 class IncompleteBilling(SourceError):
@@ -99,13 +140,17 @@ class ProductHandler(Protocol):
 
 @dataclass(slots=True)
 class EcosystemRuntime:
-    """Everything one tenant needs at run time, built from its validated settings."""
+    """Everything one tenant needs at run time, built from its validated settings.
+
+    `budget` is the run's retry budget its HTTP clients share; cancelling it stops their retries at once.
+    """
 
     cost_source: CostSource
     inventory: InventorySource
     metrics: MetricsSource | None
     handlers: Sequence[ProductHandler]
     fallback_allocator: Allocator | None
+    budget: RetryBudget
     metrics_step_seconds: int = 3600
     closers: list[Callable[[], None]] = field(default_factory=list)
 
@@ -127,4 +172,6 @@ class Ecosystem(Protocol):
         """Validate `plugin_settings`; raise ConfigError naming `path.<key>` and the rule."""
         ...
 
-    def build(self, tenant_name: str, tenant_id: str, settings: Any) -> EcosystemRuntime: ...
+    def build(self, tenant_name: str, tenant_id: str, settings: Any, budget: RetryBudget) -> EcosystemRuntime:
+        """The tenant's runtime; every HTTP client in it retries within `budget`."""
+        ...

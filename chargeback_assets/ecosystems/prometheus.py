@@ -4,15 +4,14 @@ A query template holds `{}` where the resource filter goes (`{kafka_id="lkc-1"}`
 step as a duration (`3600s`). For a half-open window `[S, E)` and step N the range query
 runs from `S+N-0.001` to `E-0.001`, so with Prometheus 2.x's inclusive `[t-N, t]` ranges each step covers
 exactly `[S+(k-1)N, S+kN)` and a sample on `E` is counted in the next window only. An unreachable or failing
-Prometheus raises `MetricsQueryError`: it is never reported as "no usage" (DESIGN.md §3.8).
+Prometheus raises `MetricsQueryError`: it is never reported as "no usage" (DESIGN.md §3.8). Retries go through
+`retry.py`, whose classification decides whether the error is `transient`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import random
-import time
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -20,32 +19,47 @@ from typing import Any
 
 import requests
 
-from chargeback_assets.ecosystems.base import SourceError
-from chargeback_assets.ecosystems.http_retry import (
-    Backoff,
-    Retryable,
-    Sleep,
-    call_with_retries,
-    rate_limit_hint,
-)
+from chargeback_assets.ecosystems.base import SourceError, origin
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
+from chargeback_assets.ecosystems.retry import (
+    DEFAULT_RETRY_BUDGET_SECONDS,
+    RetryBudget,
+    SourceRetry,
+    transient_request_error,
+    transient_response,
+    wait_hint,
+)
 from chargeback_assets.engine.models import UTC, MetricQuery, MetricRow, UsageRecord, Window
 
 log = logging.getLogger(__name__)
 
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-BACKOFF = Backoff(base_seconds=1.0, floor_seconds=0.0, cap_seconds=30.0, jitter=(0.8, 1.2))
+SOURCE = "prometheus"
+BACKOFF_CAP_SECONDS = 30.0
 
 
 class MetricsQueryError(SourceError):
-    """A range query failed for good; names tenant, query key and status, never credentials."""
+    """A range query failed; names tenant, host, query key and status, never credentials."""
 
-    def __init__(self, tenant: str, query_key: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        host: str,
+        query_key: str,
+        status: int | None,
+        detail: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         shown = status if status is not None else "no response"
         super().__init__(
-            f"Prometheus query {query_key!r} for tenant {tenant!r} failed (status {shown}): {detail}",
+            f"Prometheus query {query_key!r} for tenant {tenant!r} at {host} failed "
+            f"(status {shown}): {detail}",
             tenant=tenant,
-            source="prometheus",
+            source=SOURCE,
+            host=host,
+            transient=transient,
+            retry_after=retry_after,
         )
         self.query_key = query_key
         self.status = status
@@ -82,15 +96,22 @@ class PrometheusMetricsSource:
         tenant: str,
         session: requests.Session | None = None,
         *,
-        sleep: Sleep = time.sleep,
-        rng: random.Random | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
-        self._sleep = sleep
-        self._rng = rng or random.Random()
+        self.budget = budget or RetryBudget(DEFAULT_RETRY_BUDGET_SECONDS)
+        self.host = origin(settings.url)
         self._session = session or requests.Session()
         self._endpoint = settings.url.rstrip("/") + "/api/v1/query_range"
+        self._retry = SourceRetry(
+            self.budget,
+            tenant,
+            SOURCE,
+            self.host,
+            max_attempts=settings.max_attempts,
+            cap_seconds=BACKOFF_CAP_SECONDS,
+        )
         self._secrets: list[str] = []
         if settings.auth_type == "basic":
             password = settings.password.reveal() if settings.password else ""
@@ -130,31 +151,28 @@ class PrometheusMetricsSource:
                 response = self._session.post(
                     self._endpoint, data=form, timeout=self.settings.timeout_seconds
                 )
-            except requests.Timeout:
-                raise Retryable(self._error(key, None, "the request timed out")) from None
             except requests.RequestException as exc:
-                raise Retryable(self._error(key, None, f"{type(exc).__name__}: {str(exc)[:200]}")) from None
-            body = self._json(response)
-            if response.status_code in RETRYABLE_STATUSES:
-                hint, exact = rate_limit_hint(response.headers)
-                raise Retryable(
-                    self._error(key, response.status_code, self._detail(body, response)), hint, exact
+                detail = (
+                    "the request timed out"
+                    if isinstance(exc, requests.Timeout)
+                    else f"{type(exc).__name__}: {str(exc)[:200]}"
                 )
-            if response.status_code >= 400 or not isinstance(body, dict) or body.get("status") != "success":
-                raise self._error(key, response.status_code, self._detail(body, response))
+                raise self._error(key, None, detail, transient=transient_request_error(exc)) from None
+            status = response.status_code
+            body = self._json(response)
+            if status >= 400 or body is None:
+                raise self._error(
+                    key,
+                    status,
+                    self._detail(body, response),
+                    transient=transient_response(status, body_readable=body is not None),
+                    retry_after=wait_hint(response.headers),
+                )
+            if not isinstance(body, dict) or body.get("status") != "success":
+                raise self._error(key, status, self._detail(body, response))
             return body.get("data")
 
-        def on_retry(number: int, wait: float, error: Exception) -> None:
-            log.warning("%s; retry %d in %.2fs", error, number, wait)
-
-        return call_with_retries(
-            attempt,
-            max_attempts=max(1, self.settings.max_attempts),
-            backoff=BACKOFF,
-            rng=self._rng,
-            sleep=self._sleep,
-            on_retry=on_retry,
-        )
+        return self._retry.call(key, attempt)
 
     @staticmethod
     def _json(response: requests.Response) -> Any:
@@ -171,11 +189,21 @@ class PrometheusMetricsSource:
             return f"the response is not JSON: {response.text[:120]!r}"
         return f"unexpected response: {str(body)[:200]}"
 
-    def _error(self, key: str, status: int | None, detail: str) -> MetricsQueryError:
+    def _error(
+        self,
+        key: str,
+        status: int | None,
+        detail: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> MetricsQueryError:
         for secret in self._secrets:
             if secret:
                 detail = detail.replace(secret, "***")
-        return MetricsQueryError(self.tenant, key, status, detail)
+        return MetricsQueryError(
+            self.tenant, self.host, key, status, detail, transient=transient, retry_after=retry_after
+        )
 
     def _rows(self, query: MetricQuery, data: Any, step_seconds: int) -> list[MetricRow]:
         if (

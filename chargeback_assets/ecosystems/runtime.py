@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from chargeback_assets.config import TenantConfig
 from chargeback_assets.ecosystems.base import Allocator, Ecosystem, EcosystemRuntime, ProductHandler
+from chargeback_assets.ecosystems.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryBudget
 from chargeback_assets.engine.allocation import Terminal, standalone
 from chargeback_assets.engine.calculate import Resolver
 from chargeback_assets.engine.inventory import InventoryView
@@ -93,8 +94,15 @@ def apply_overrides(
     return result
 
 
-def build_runtime(tenant: TenantConfig) -> EcosystemRuntime:
-    runtime = ecosystem(tenant.ecosystem).build(tenant.name, tenant.tenant_id, tenant.plugin_settings)
+def build_runtime(tenant: TenantConfig, budget: RetryBudget | None = None) -> EcosystemRuntime:
+    """The tenant's running ecosystem, its HTTP clients retrying within `budget`.
+
+    A run passes the one budget it made for all its tenants, so the run as a whole stops retrying at its
+    deadline and one `cancel()` stops every client; without one (a script, a test) the tenant gets a
+    default budget of its own.
+    """
+    budget = budget or RetryBudget(DEFAULT_RETRY_BUDGET_SECONDS)
+    runtime = ecosystem(tenant.ecosystem).build(tenant.name, tenant.tenant_id, tenant.plugin_settings, budget)
     runtime.handlers = apply_overrides(
         runtime.handlers, tenant.allocator_overrides, tenant.identity_resolution_overrides
     )

@@ -2,7 +2,7 @@
 
 Tests route paths to replies: one reply, a sequence of replies (the last one repeats), or a function of the
 request. Every request is recorded (path, query or form fields, headers, arrival time) so tests can count
-attempts and check exactly what a client sent.
+attempts and check exactly what a client sent. `FakeTime` drives a client's retry budget without waiting.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 @dataclass
@@ -115,11 +117,25 @@ class FakeHttpServer:
         return Handler
 
 
-class SleepRecorder:
-    """Records backoff waits instead of sleeping, so retry tests take milliseconds."""
+class FakeTime:
+    """A clock that moves only when slept on, for retry budgets: minutes of backoff take milliseconds.
+
+    Thread-safe, since the metrics stage retries from worker threads that share one budget.
+    """
 
     def __init__(self) -> None:
+        self.now = 0.0
         self.waits: list[float] = []
+        self._lock = threading.Lock()
 
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+    def clock(self) -> float:
+        with self._lock:
+            return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.waits.append(seconds)
+            self.now += seconds
+
+    def budget(self, seconds: float = 300.0) -> RetryBudget:
+        return RetryBudget(seconds, clock=self.clock, sleep=self.sleep)

@@ -22,7 +22,7 @@ from chargeback_assets.ecosystems.prometheus import (
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
 from chargeback_assets.engine.models import UTC, MetricRow, UsageRecord, Window
 from chargeback_assets.validation import Secret
-from chargeback_assets_tests.ecosystems.http_fake import FakeHttpServer, Reply, SleepRecorder
+from chargeback_assets_tests.ecosystems.http_fake import FakeHttpServer, FakeTime, Reply
 from chargeback_assets_tests.real_prometheus import Sample, running_prometheus
 
 DAY = date(2024, 1, 15)
@@ -180,17 +180,19 @@ def server():
 
 
 @pytest.fixture
-def sleeps():
-    return SleepRecorder()
+def fake_time():
+    return FakeTime()
 
 
-def _source(server, sleeps, **settings):
-    return PrometheusMetricsSource(PrometheusSettings(url=server.url, **settings), "acme", sleep=sleeps)
+def _source(server, fake_time, **settings):
+    return PrometheusMetricsSource(
+        PrometheusSettings(url=server.url, **settings), "acme", budget=fake_time.budget()
+    )
 
 
-def test_the_form_is_half_open(server, sleeps):
+def test_the_form_is_half_open(server, fake_time):
     server.route(QUERY_PATH, Reply(body=MATRIX))
-    rows = _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+    rows = _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
     [hit] = server.hits(QUERY_PATH)
     assert hit.method == "POST"
     assert hit.query == {
@@ -207,70 +209,74 @@ def test_the_form_is_half_open(server, sleeps):
     assert rows[0].labels == {"kafka_id": "lkc-1", "principal_id": "sa-1"}
 
 
-def test_429_then_success(server, sleeps):
+def test_429_then_success(server, fake_time):
     server.route(QUERY_PATH, [Reply(429, {"status": "error"}, {"Retry-After": "0.01"}), Reply(body=MATRIX)])
-    rows = _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+    rows = _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
     assert len(rows) == 2 and len(server.hits(QUERY_PATH)) == 2
-    assert len(sleeps.waits) == 1 and sleeps.waits[0] <= 0.012
+    assert fake_time.waits == [0.01]
 
 
-def test_500_four_times_is_an_error_after_four_attempts(server, sleeps):
+def test_500_four_times_is_an_error_after_four_attempts(server, fake_time):
     server.route(QUERY_PATH, Reply(500, {"status": "error", "errorType": "internal", "error": "tsdb down"}))
     with pytest.raises(MetricsQueryError) as caught:
-        _source(server, sleeps, max_attempts=4).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+        _source(server, fake_time, max_attempts=4).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
     assert caught.value.status == 500 and caught.value.query_key == "bytes_in"
     assert "acme" in str(caught.value) and "tsdb down" in str(caught.value)
     assert len(server.hits(QUERY_PATH)) == 4
-    assert len(sleeps.waits) == 3
-    for wait, base in zip(sleeps.waits, (1, 2, 4), strict=True):
-        assert base * 0.8 <= wait <= base * 1.2
+    assert len(fake_time.waits) == 3
+    for wait, base in zip(fake_time.waits, (1, 2, 4), strict=True):
+        assert base <= wait <= base + 1
 
 
-def test_status_error_json_is_an_error_without_retry(server, sleeps):
+def test_status_error_json_is_an_error_without_retry(server, fake_time):
     body = {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}
     server.route(QUERY_PATH, Reply(200, body))
     with pytest.raises(MetricsQueryError, match="bad_data: parse error"):
-        _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
     server.route(QUERY_PATH, Reply(422, body))
     with pytest.raises(MetricsQueryError) as caught:
-        _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
     assert caught.value.status == 422
-    assert len(server.hits(QUERY_PATH)) == 2 and sleeps.waits == []
+    assert len(server.hits(QUERY_PATH)) == 2 and fake_time.waits == []
 
 
-def test_timeouts_and_unreachable_servers_are_errors(server, sleeps):
+def test_timeouts_and_unreachable_servers_are_errors(server, fake_time):
     server.route(QUERY_PATH, [Reply(body=MATRIX, delay=0.4), Reply(body=MATRIX)])
-    rows = _source(server, sleeps, timeout_seconds=0.1).query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
+    rows = _source(server, fake_time, timeout_seconds=0.1).query_range(
+        BYTES_IN, Window.for_day(DAY), 3600, None
+    )
     assert len(rows) == 2
     gone = PrometheusMetricsSource(
-        PrometheusSettings(url="http://127.0.0.1:9", max_attempts=2), "acme", sleep=sleeps
+        PrometheusSettings(url="http://127.0.0.1:9", max_attempts=2), "acme", budget=fake_time.budget()
     )
     with pytest.raises(MetricsQueryError) as caught:
         gone.query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
     assert caught.value.status is None
 
 
-def test_non_matrix_or_non_json_is_an_error(server, sleeps):
+def test_non_matrix_or_non_json_is_an_error(server, fake_time):
     server.route(
         QUERY_PATH, Reply(body={"status": "success", "data": {"resultType": "vector", "result": []}})
     )
     with pytest.raises(MetricsQueryError, match="matrix"):
-        _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
     server.route(QUERY_PATH, Reply(raw=b"<html>proxy</html>"))
     with pytest.raises(MetricsQueryError, match="not JSON"):
-        _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
 
 
-def test_basic_and_bearer_auth_are_sent_and_never_shown(server, sleeps, caplog):
+def test_basic_and_bearer_auth_are_sent_and_never_shown(server, fake_time, caplog):
     caplog.set_level(logging.DEBUG)
     server.route(QUERY_PATH, [Reply(503, {"error": "rejected pw-Very-Secret"}), Reply(body=MATRIX)])
-    basic = _source(server, sleeps, auth_type="basic", username="reader", password=Secret("pw-Very-Secret"))
+    basic = _source(
+        server, fake_time, auth_type="basic", username="reader", password=Secret("pw-Very-Secret")
+    )
     basic.query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
     header = server.hits(QUERY_PATH)[-1].headers["Authorization"]
     assert base64.b64decode(header.removeprefix("Basic ")).decode() == "reader:pw-Very-Secret"
 
     server.route(QUERY_PATH, Reply(401, {"status": "error", "error": "bad token tok-Very-Secret"}))
-    bearer = _source(server, sleeps, auth_type="bearer", bearer_token=Secret("tok-Very-Secret"))
+    bearer = _source(server, fake_time, auth_type="bearer", bearer_token=Secret("tok-Very-Secret"))
     with pytest.raises(MetricsQueryError) as caught:
         bearer.query_range(BYTES_IN, Window.for_day(DAY), 3600, None)
     assert server.hits(QUERY_PATH)[-1].headers["Authorization"] == "Bearer tok-Very-Secret"
@@ -279,9 +285,9 @@ def test_basic_and_bearer_auth_are_sent_and_never_shown(server, sleeps, caplog):
     assert "bad token ***" in str(caught.value)
 
 
-def test_the_step_must_divide_the_window(server, sleeps):
+def test_the_step_must_divide_the_window(server, fake_time):
     with pytest.raises(ValueError, match="divide"):
-        _source(server, sleeps).query_range(BYTES_IN, Window.for_day(DAY), 7000, None)
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 7000, None)
     assert server.requests == []
 
 

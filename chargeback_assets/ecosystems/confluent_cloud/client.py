@@ -1,15 +1,13 @@
-"""The Confluent Cloud REST client: Basic auth, cursor pagination, pacing and bounded retries.
+"""The Confluent Cloud REST client: Basic auth, cursor pagination, pacing, and retries through `retry.py`.
 
-Every failure surfaces as `CCloudApiError`, whose text names the tenant, the endpoint and the HTTP status and
-never the API key or secret (the key is scrubbed from server-provided text too, in case an error body echoes
-it). Retries follow DESIGN.md §6: 429, 5xx, timeouts, connection errors and unreadable bodies are retried
-with the shared backoff; other 4xx fail at once; a 404 on a list means "nothing there".
+Every failure surfaces as `CCloudApiError`, whose text names the tenant, the host, the endpoint and the HTTP
+status and never the API key or secret (the key is scrubbed from server-provided text too, in case an error
+body echoes it). Which failures are retried is decided in `ecosystems/retry.py`, for every source alike; a
+404 on a list means "nothing there".
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -18,18 +16,19 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from chargeback_assets.ecosystems.base import SourceError
+from chargeback_assets.ecosystems.base import SourceError, origin
 from chargeback_assets.ecosystems.confluent_cloud.settings import HttpSettings
-from chargeback_assets.ecosystems.http_retry import (
-    Backoff,
-    Retryable,
-    Sleep,
-    call_with_retries,
-    rate_limit_hint,
+from chargeback_assets.ecosystems.retry import (
+    DEFAULT_RETRY_BUDGET_SECONDS,
+    RetryBudget,
+    SourceRetry,
+    transient_request_error,
+    transient_response,
+    wait_hint,
 )
 from chargeback_assets.validation import Secret
 
-log = logging.getLogger(__name__)
+SOURCE = "confluent_cloud"
 
 DEFAULT_PAGE_SIZE = 99
 PAGE_SIZES: dict[str, int] = {
@@ -50,20 +49,34 @@ def page_size_for(path: str) -> int:
 
 
 class CCloudApiError(SourceError):
-    """A Confluent Cloud request failed for good.
+    """A Confluent Cloud request failed.
 
-    `kind` is one of `http` (a non-retryable or exhausted status), `timeout`, `connection`,
-    `invalid_response` (unparsable or wrongly shaped JSON) or `pagination` (a repeated page token).
-    `status` is the HTTP status, or None when no response was received.
+    `kind` is one of `http` (an error status), `timeout`, `connection`, `invalid_response` (unparsable or
+    wrongly shaped JSON) or `pagination` (a repeated page token). `status` is the HTTP status, or None when
+    no response was received.
     """
 
-    def __init__(self, tenant: str, endpoint: str, status: int | None, kind: str, detail: str) -> None:
+    def __init__(
+        self,
+        tenant: str,
+        host: str,
+        endpoint: str,
+        status: int | None,
+        kind: str,
+        detail: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         shown = status if status is not None else "no response"
         super().__init__(
-            f"Confluent Cloud API {kind} error for tenant {tenant!r} on GET {endpoint} "
+            f"Confluent Cloud API {kind} error for tenant {tenant!r} on GET {endpoint} at {host} "
             f"(status {shown}): {detail}",
             tenant=tenant,
-            source="confluent_cloud",
+            source=SOURCE,
+            host=host,
+            transient=transient,
+            retry_after=retry_after,
         )
         self.endpoint = endpoint
         self.status = status
@@ -103,19 +116,25 @@ class CCloudClient:
         tenant: str,
         session: requests.Session | None = None,
         *,
-        sleep: Sleep = time.sleep,
-        rng: random.Random | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         self.settings = settings
         self.tenant = tenant
-        self.sleep = sleep
+        self.budget = budget or RetryBudget(DEFAULT_RETRY_BUDGET_SECONDS)
         self._api_key = api_key
         self._api_secret = api_secret
-        self._rng = rng or random.Random()
         self._session = session or requests.Session()
         self._session.auth = (api_key, api_secret.reveal())
-        self._backoff = Backoff(cap_seconds=settings.backoff_cap_seconds)
         self._base_url = settings.base_url.rstrip("/")
+        self.host = origin(self._base_url)
+        self._retry = SourceRetry(
+            self.budget,
+            tenant,
+            SOURCE,
+            self.host,
+            max_attempts=settings.max_retries + 1,
+            cap_seconds=settings.backoff_cap_seconds,
+        )
         self._pace_lock = threading.Lock()
         self._last_response_at: float | None = None
 
@@ -168,38 +187,21 @@ class CCloudClient:
             status = response.status_code
             if status == 404:
                 return not_found
-            if status == 429:
-                hint, exact = rate_limit_hint(response.headers)
-                raise Retryable(self._http_error(path, response), hint, exact)
-            if status >= 500:
-                raise Retryable(self._http_error(path, response))
             if status != 200:
                 raise self._http_error(path, response)
             try:
                 return response.json()
             except ValueError:
-                raise Retryable(
-                    self._error(path, status, "invalid_response", "the response body is not valid JSON")
+                transient = transient_response(status, body_readable=False)
+                raise self._error(
+                    path,
+                    status,
+                    "invalid_response",
+                    "the response body is not valid JSON",
+                    transient=transient,
                 ) from None
 
-        def on_retry(number: int, wait: float, error: Exception) -> None:
-            log.warning(
-                "Confluent Cloud GET %s for tenant %r failed (%s); retry %d in %.2fs",
-                path,
-                self.tenant,
-                error,
-                number,
-                wait,
-            )
-
-        return call_with_retries(
-            attempt,
-            max_attempts=self.settings.max_retries + 1,
-            backoff=self._backoff,
-            rng=self._rng,
-            sleep=self.sleep,
-            on_retry=on_retry,
-        )
+        return self._retry.call(path, attempt)
 
     def _send(self, path: str, params: dict[str, Any]) -> requests.Response:
         with self._pace_lock:
@@ -208,11 +210,13 @@ class CCloudClient:
                 return self._session.get(
                     f"{self._base_url}{path}", params=params, timeout=self.settings.timeout_seconds
                 )
-            except requests.Timeout:
-                raise Retryable(self._error(path, None, "timeout", "the request timed out")) from None
             except requests.RequestException as exc:
-                detail = f"{type(exc).__name__}: {self._scrub(str(exc))[:200]}"
-                raise Retryable(self._error(path, None, "connection", detail)) from None
+                if isinstance(exc, requests.Timeout):
+                    kind, detail = "timeout", "the request timed out"
+                else:
+                    kind, detail = "connection", f"{type(exc).__name__}: {str(exc)[:200]}"
+                transient = transient_request_error(exc)
+                raise self._error(path, None, kind, detail, transient=transient) from None
             finally:
                 self._last_response_at = time.monotonic()
 
@@ -222,13 +226,39 @@ class CCloudClient:
             return
         wait = self.settings.min_interval_seconds - (time.monotonic() - self._last_response_at)
         if wait > 0:
-            self.sleep(wait)
+            self.budget.sleep(wait)
 
     def _http_error(self, path: str, response: requests.Response) -> CCloudApiError:
-        return self._error(path, response.status_code, "http", _error_detail(response) or "no detail")
+        status = response.status_code
+        return self._error(
+            path,
+            status,
+            "http",
+            _error_detail(response) or "no detail",
+            transient=transient_response(status),
+            retry_after=wait_hint(response.headers),
+        )
 
-    def _error(self, path: str, status: int | None, kind: str, detail: str) -> CCloudApiError:
-        return CCloudApiError(self.tenant, path, status, kind, self._scrub(detail))
+    def _error(
+        self,
+        path: str,
+        status: int | None,
+        kind: str,
+        detail: str,
+        *,
+        transient: bool = False,
+        retry_after: float | None = None,
+    ) -> CCloudApiError:
+        return CCloudApiError(
+            self.tenant,
+            self.host,
+            path,
+            status,
+            kind,
+            self._scrub(detail),
+            transient=transient,
+            retry_after=retry_after,
+        )
 
     def _scrub(self, text: str) -> str:
         for secret in (self._api_secret.reveal(), self._api_key):

@@ -16,6 +16,7 @@ from chargeback_assets.ecosystems.confluent_cloud.settings import (
     parse_confluent_cloud_settings,
 )
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
+from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 class ConfluentCloudEcosystem:
@@ -24,9 +25,17 @@ class ConfluentCloudEcosystem:
     def parse_settings(self, raw: Mapping[str, Any], path: str) -> ConfluentCloudSettings:
         return parse_confluent_cloud_settings(raw, path)
 
-    def build(self, tenant_name: str, tenant_id: str, settings: ConfluentCloudSettings) -> EcosystemRuntime:
-        client = CCloudClient(settings.http, settings.api_key, settings.api_secret, tenant_name)
-        metrics = PrometheusMetricsSource(settings.metrics, tenant_name) if settings.metrics else None
+    def build(
+        self, tenant_name: str, tenant_id: str, settings: ConfluentCloudSettings, budget: RetryBudget
+    ) -> EcosystemRuntime:
+        client = CCloudClient(
+            settings.http, settings.api_key, settings.api_secret, tenant_name, budget=budget
+        )
+        metrics = (
+            PrometheusMetricsSource(settings.metrics, tenant_name, budget=budget)
+            if settings.metrics
+            else None
+        )
         closers = [client.close] + ([metrics.close] if metrics else [])
         return EcosystemRuntime(
             cost_source=CCloudCostSource(client, tenant_id, settings.days_per_query),
@@ -34,6 +43,7 @@ class ConfluentCloudEcosystem:
             metrics=metrics,
             handlers=confluent_cloud_handlers(),
             fallback_allocator=fallback_allocator(),
+            budget=budget,
             metrics_step_seconds=settings.metrics_step_seconds,
             closers=closers,
         )

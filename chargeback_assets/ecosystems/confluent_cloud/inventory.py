@@ -357,7 +357,7 @@ class CCloudInventory:
                         region.key,
                         region.secret,
                         self.client.tenant,
-                        sleep=self.client.sleep,
+                        budget=self.client.budget,
                     )
                 client = clients[base_url]
                 path = f"/sql/v1/organizations/{org}/environments/{env}/statements"

@@ -15,6 +15,7 @@ from chargeback_assets.ecosystems.generic_metrics.settings import (
     parse_generic_metrics_settings,
 )
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
+from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 class GenericMetricsEcosystem:
@@ -23,14 +24,17 @@ class GenericMetricsEcosystem:
     def parse_settings(self, raw: Mapping[str, Any], path: str) -> GenericMetricsSettings:
         return parse_generic_metrics_settings(raw, path)
 
-    def build(self, tenant_name: str, tenant_id: str, settings: GenericMetricsSettings) -> EcosystemRuntime:
-        metrics = PrometheusMetricsSource(settings.metrics, tenant_name)
+    def build(
+        self, tenant_name: str, tenant_id: str, settings: GenericMetricsSettings, budget: RetryBudget
+    ) -> EcosystemRuntime:
+        metrics = PrometheusMetricsSource(settings.metrics, tenant_name, budget=budget)
         return EcosystemRuntime(
             cost_source=generic_cost_source(settings, metrics, tenant=tenant_name, tenant_id=tenant_id),
             inventory=GenericInventory(settings, metrics, tenant_id),
             metrics=metrics,
             handlers=[GenericHandler(settings, tenant_id)],
             fallback_allocator=None,
+            budget=budget,
             metrics_step_seconds=settings.metrics_step_seconds,
             closers=[metrics.close],
         )

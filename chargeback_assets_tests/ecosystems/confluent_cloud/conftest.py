@@ -14,7 +14,7 @@ from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
 from chargeback_assets.ecosystems.confluent_cloud.settings import HttpSettings
 from chargeback_assets.validation import Secret
 from chargeback_assets_tests.contracts import EXAMPLES
-from chargeback_assets_tests.ecosystems.http_fake import FakeHttpServer, Reply, Request, SleepRecorder
+from chargeback_assets_tests.ecosystems.http_fake import FakeHttpServer, FakeTime, Reply, Request
 
 API_KEY = "TESTKEY7FJIYKQ4S"
 API_SECRET = "s3cr3t-Zq9vW2xY8uT5"
@@ -59,19 +59,19 @@ def fake() -> Iterator[FakeHttpServer]:
 
 
 @pytest.fixture
-def sleeps() -> SleepRecorder:
-    return SleepRecorder()
+def fake_time() -> FakeTime:
+    return FakeTime()
 
 
 @pytest.fixture
-def make_client(fake: FakeHttpServer, sleeps: SleepRecorder) -> Iterator[Callable[..., CCloudClient]]:
+def make_client(fake: FakeHttpServer, fake_time: FakeTime) -> Iterator[Callable[..., CCloudClient]]:
     clients: list[CCloudClient] = []
 
     def build(**http: Any) -> CCloudClient:
         settings = HttpSettings(
             **{"base_url": fake.url, "timeout_seconds": 2.0, "min_interval_seconds": 0.0, **http}
         )
-        client = CCloudClient(settings, API_KEY, Secret(API_SECRET), "acme", sleep=sleeps)
+        client = CCloudClient(settings, API_KEY, Secret(API_SECRET), "acme", budget=fake_time.budget())
         clients.append(client)
         return client
 

@@ -14,7 +14,7 @@ from chargeback_assets.ecosystems.confluent_cloud.inventory import IDENTITIES, R
 from chargeback_assets.ecosystems.confluent_cloud.settings import FlinkRegion, HttpSettings
 from chargeback_assets.sandbox import Organization, SandboxServer, generate_org
 from chargeback_assets.validation import Secret
-from chargeback_assets_tests.ecosystems.http_fake import SleepRecorder
+from chargeback_assets_tests.ecosystems.http_fake import FakeTime
 
 KEY, SECRET = "integration-key", "integration-secret"
 END = date(2026, 1, 31)
@@ -35,7 +35,7 @@ def sandbox(org: Organization) -> Iterator[SandboxServer]:
 @pytest.fixture
 def client(sandbox: SandboxServer) -> Iterator[CCloudClient]:
     settings = HttpSettings(base_url=sandbox.url, min_interval_seconds=0.0, timeout_seconds=5.0)
-    connection = CCloudClient(settings, KEY, Secret(SECRET), "sandbox", sleep=SleepRecorder())
+    connection = CCloudClient(settings, KEY, Secret(SECRET), "sandbox", budget=FakeTime().budget())
     yield connection
     connection.close()
 
@@ -113,11 +113,13 @@ def test_cost_source_reads_the_whole_bill(client, org):
 SERVICE_ACCOUNTS = "/iam/v2/service-accounts"
 
 
-def _quick_client(sandbox: SandboxServer, max_retries: int = 3, timeout: float = 5.0) -> CCloudClient:
+def _quick_client(
+    sandbox: SandboxServer, max_retries: int = 3, timeout: float = 5.0, time: FakeTime | None = None
+) -> CCloudClient:
     settings = HttpSettings(
         base_url=sandbox.url, min_interval_seconds=0.0, timeout_seconds=timeout, max_retries=max_retries
     )
-    return CCloudClient(settings, KEY, Secret(SECRET), "sandbox", sleep=SleepRecorder())
+    return CCloudClient(settings, KEY, Secret(SECRET), "sandbox", budget=(time or FakeTime()).budget())
 
 
 def test_pagination_over_the_sandbox_returns_every_item_once_and_keeps_filters(org, sandbox) -> None:
@@ -146,10 +148,11 @@ def test_pagination_over_the_sandbox_returns_every_item_once_and_keeps_filters(o
 def test_each_transient_fault_is_retried_to_the_full_list(org, sandbox, fault, retries) -> None:
     kind = fault.pop("kind")
     sandbox.faults.set(kind, path_prefix=SERVICE_ACCOUNTS, **fault)
-    client = _quick_client(sandbox, timeout=0.5)
+    time = FakeTime()
+    client = _quick_client(sandbox, timeout=0.5, time=time)
     expected = [sa["id"] for sa in org.objects["service_accounts"]]
     assert [sa["id"] for sa in client.list(SERVICE_ACCOUNTS, page_size=5)] == expected
-    assert len(client.sleep.waits) == retries, "one backoff wait per retried request"
+    assert len(time.waits) == retries, "one backoff wait per retried request"
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from datetime import date
 
 from chargeback_assets.ecosystems.generic_metrics import ECOSYSTEM
 from chargeback_assets.ecosystems.generic_metrics.handlers import GenericHandler
+from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.ecosystems.runtime import ecosystem
 from chargeback_assets_tests.ecosystems.generic_metrics.metered_history import STEP_SECONDS, PrometheusProxy
 
@@ -25,8 +26,12 @@ def test_built_runtime_prices_days_from_prometheus(prometheus: PrometheusProxy) 
         "identity_source": {"discovery_query": DISCOVERY},
         "cost_types": [fixed(), measured("disk", "storage_gib", STORED, "0.0001")],
     }
-    runtime = ECOSYSTEM.build("gm", "t-1", ECOSYSTEM.parse_settings(raw, "tenants.gm.plugin_settings"))
+    budget = RetryBudget(60)
+    runtime = ECOSYSTEM.build(
+        "gm", "t-1", ECOSYSTEM.parse_settings(raw, "tenants.gm.plugin_settings"), budget
+    )
     try:
+        assert runtime.budget is budget and runtime.metrics.budget is budget
         assert isinstance(runtime.handler_for("disk"), GenericHandler)
         assert runtime.handler_for("SELF_KAFKA_COMPUTE") is None
         assert runtime.fallback_allocator is None

@@ -6,6 +6,7 @@ from datetime import date
 
 import pytest
 
+from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.ecosystems.runtime import ecosystem
 from chargeback_assets.ecosystems.self_managed_kafka import ECOSYSTEM
 from chargeback_assets.ecosystems.self_managed_kafka.handlers import KafkaHandler
@@ -39,8 +40,10 @@ def test_parse_names_the_key_path() -> None:
 
 def test_built_runtime_prices_a_day_from_prometheus(prometheus: PrometheusProxy) -> None:
     settings = ECOSYSTEM.parse_settings(RAW | {"metrics": {"url": prometheus.url}}, "plugin_settings")
-    runtime = ECOSYSTEM.build("onprem", "tenant-1", settings)
+    budget = RetryBudget(60)
+    runtime = ECOSYSTEM.build("onprem", "tenant-1", settings, budget)
     try:
+        assert runtime.budget is budget and runtime.metrics.budget is budget
         assert runtime.fallback_allocator is None
         assert runtime.metrics_step_seconds == STEP_SECONDS
         assert isinstance(runtime.handler_for("SELF_KAFKA_COMPUTE"), KafkaHandler)
@@ -58,4 +61,4 @@ def test_admin_api_resources_are_refused_at_build() -> None:
     }
     settings = ECOSYSTEM.parse_settings(raw, "tenants.onprem.plugin_settings")
     with pytest.raises(ConfigError, match=r"tenants\.onprem\.plugin_settings\.resource_source\.source"):
-        ECOSYSTEM.build("onprem", "tenant-1", settings)
+        ECOSYSTEM.build("onprem", "tenant-1", settings, RetryBudget(60))
