@@ -24,6 +24,7 @@ import yaml
 from chargeback_assets.ecosystems import SETTINGS_PARSERS
 from chargeback_assets.ecosystems.confluent_cloud.settings import ConfluentCloudSettings
 from chargeback_assets.ecosystems.generic_metrics.settings import GenericMetricsSettings
+from chargeback_assets.ecosystems.retry import DEFAULT_RETRY_BUDGET_SECONDS, MAX_RETRY_BUDGET_SECONDS
 from chargeback_assets.ecosystems.self_managed_kafka.settings import SelfManagedKafkaSettings
 from chargeback_assets.settings_reader import Section, defaults, describe, join, reject_duplicates
 from chargeback_assets.validation import ConfigError, Secret
@@ -82,6 +83,15 @@ class StorageConfig:
 @dataclass(frozen=True, slots=True)
 class FeaturesConfig:
     max_parallel_tenants: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SourcesConfig:
+    """How patient a run is with its sources (billing, inventory, metrics APIs)."""
+
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
+    """Time one run may spend retrying transient source faults, all tenants and requests together; 0 is
+    no retries at all. When it runs out, the source's error stands (metrics then fall back visibly)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +157,7 @@ class TenantConfig:
 class AppConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
     tenants: Mapping[str, TenantConfig]
@@ -182,6 +193,7 @@ def parse_config(raw: Mapping[str, Any], environ: Mapping[str, str], source: str
         return AppConfig(
             storage=_read_storage(root.section("storage")),
             features=_read_features(root.section("features")),
+            sources=_read_sources(root.section("sources")),
             logging=_read_logging(root.section("logging")),
             orchestration=_read_orchestration(root.section("orchestration")),
             tenants=_read_tenants(root.section("tenants")),
@@ -221,6 +233,16 @@ def _read_features(section: Section) -> FeaturesConfig:
         return FeaturesConfig(
             max_parallel_tenants=section.integer(
                 "max_parallel_tenants", default["max_parallel_tenants"], ge=1, le=64
+            )
+        )
+
+
+def _read_sources(section: Section) -> SourcesConfig:
+    default = defaults(SourcesConfig)
+    with section:
+        return SourcesConfig(
+            retry_budget_seconds=section.number(
+                "retry_budget_seconds", default["retry_budget_seconds"], ge=0, le=MAX_RETRY_BUDGET_SECONDS
             )
         )
 

@@ -55,6 +55,7 @@ def test_example_file_parses_with_its_environment() -> None:
     loaded = load_config(EXAMPLE, {"CCLOUD_API_KEY": "ABC123"})
 
     assert list(loaded.tenants) == ["acme-prod", "onprem-kafka"]
+    assert loaded.sources.retry_budget_seconds == 300
     acme = loaded.tenants["acme-prod"]
     assert isinstance(acme.plugin_settings, ConfluentCloudSettings)
     assert acme.plugin_settings.api_key == "ABC123"
@@ -102,6 +103,7 @@ def test_minimal_config_takes_every_default() -> None:
 
     assert loaded.storage.path == Path("data/chargeback.db")
     assert loaded.features.max_parallel_tenants == 4
+    assert loaded.sources.retry_budget_seconds == 300
     assert (loaded.logging.level, loaded.logging.per_module_levels) == ("INFO", {})
     assert loaded.logging.format == "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
     assert loaded.orchestration.schedule_cron == "0 3 * * *"
@@ -137,6 +139,7 @@ def test_top_level_sections_are_read() -> None:
     raw.update(
         storage={"path": "/var/lib/cb/cb.db"},
         features={"max_parallel_tenants": 8},
+        sources={"retry_budget_seconds": 45.5},
         logging={"level": "debug", "format": "%(message)s", "per_module_levels": {"urllib3": "warning"}},
         orchestration={"schedule_cron": "30 4 * * 1-5", "billing_sensor_interval_seconds": 30},
     )
@@ -144,6 +147,7 @@ def test_top_level_sections_are_read() -> None:
 
     assert loaded.storage.path == Path("/var/lib/cb/cb.db")
     assert loaded.features.max_parallel_tenants == 8
+    assert loaded.sources.retry_budget_seconds == 45.5
     assert (loaded.logging.level, loaded.logging.format) == ("DEBUG", "%(message)s")
     assert loaded.logging.per_module_levels == {"urllib3": "WARNING"}
     assert loaded.orchestration.schedule_cron == "30 4 * * 1-5"
@@ -261,7 +265,11 @@ def test_unset_variable_without_default_names_key_path_and_variable() -> None:
 @pytest.mark.parametrize(
     ("location", "expected"),
     [
-        ((), ": unknown key 'extra'; allowed keys: features, logging, orchestration, storage, tenants"),
+        (
+            (),
+            ": unknown key 'extra'; allowed keys: features, logging, orchestration, sources, storage, "
+            "tenants",
+        ),
         (("tenants", "prod"), "tenants.prod: unknown key 'extra'; allowed keys: allocation_retry_limit,"),
         (
             ("tenants", "prod", "plugin_settings", "ccloud_api"),
@@ -269,6 +277,7 @@ def test_unset_variable_without_default_names_key_path_and_variable() -> None:
         ),
         (("storage",), "storage: unknown key 'extra'; allowed keys: path"),
         (("features",), "features: unknown key 'extra'; allowed keys: max_parallel_tenants"),
+        (("sources",), "sources: unknown key 'extra'; allowed keys: retry_budget_seconds"),
         (
             ("orchestration",),
             "orchestration: unknown key 'extra'; allowed keys: asset_owners, billing_sensor_interval",
@@ -400,9 +409,12 @@ def test_tenant_bounds_reject_values_outside(key: str, value: object, rule: str)
         ("features", "max_parallel_tenants", 0, "must be between 1 and 64, got 0"),
         ("features", "max_parallel_tenants", 65, "must be between 1 and 64, got 65"),
         ("orchestration", "billing_sensor_interval_seconds", 29, "must be at least 30, got 29"),
+        ("sources", "retry_budget_seconds", -1, "must be between 0 and 86400, got -1"),
+        ("sources", "retry_budget_seconds", 86400.5, "must be between 0 and 86400, got 86400.5"),
+        ("sources", "retry_budget_seconds", "soon", "expected a number, got string 'soon'"),
     ],
 )
-def test_top_level_bounds(section: str, key: str, value: int, rule: str) -> None:
+def test_top_level_bounds(section: str, key: str, value: object, rule: str) -> None:
     raw = config()
     raw[section] = {key: value}
     assert parse_error(raw) == f"{section}.{key}: {rule}"
@@ -413,6 +425,14 @@ def test_max_parallel_tenants_edges() -> None:
         raw = config()
         raw["features"] = {"max_parallel_tenants": value}
         assert parse(raw).features.max_parallel_tenants == value
+
+
+def test_retry_budget_edges_and_substitution() -> None:
+    """0 (no retries) and a day are both allowed; a budget can come from the environment like any value."""
+    for value, expected in ((0, 0.0), (86400, 86400.0), ("${BUDGET:-120}", 120.0)):
+        raw = config()
+        raw["sources"] = {"retry_budget_seconds": value}
+        assert parse(raw).sources.retry_budget_seconds == expected
 
 
 @pytest.mark.parametrize("cron", ["0 3 * *", "0 3 * * * *", "every day", "0 3 * * $"])
