@@ -32,7 +32,7 @@ ORG_DAYS = 35
 STAGES: tuple[tuple[str, Callable[[TenantScope, date], Any]], ...] = (
     ("billing", lambda scope, day: gather_billing(scope, [day])),
     ("inventory", lambda scope, day: gather_inventory(scope, [day])),
-    ("usage", lambda scope, day: fetch_usage(scope, [day], final_attempt=True)),
+    ("usage", lambda scope, day: fetch_usage(scope, [day])),
     ("resolution", resolve_day),
     ("allocation+write", calculate_day),
 )

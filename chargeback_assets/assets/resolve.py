@@ -18,14 +18,15 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"prometheus", "sqlite"},
         description="Each principal's usage of each resource for the day, summed over half-open "
-        "[day, day+1) range queries. Unreachable metrics fail the partition until the last retry.",
+        "[day, day+1) range queries. Metrics still failing when the run's retry budget runs out fall back "
+        "visibly (metrics_fetch_failed); a permanent error (auth, refused, bad query) fails the partition.",
     )
     def usage_metrics(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> dg.MaterializeResult:
         report = PartitionMetadata(context, partitions, chargeback)
         for scope, wanted in tenant_work(context, partitions, chargeback):
-            for day in fetch_usage(scope, wanted, final_attempt=True):
+            for day in fetch_usage(scope, wanted):
                 if day.failures:
                     context.log.warning(
                         f"{scope.tenant.name} {day.day}: metrics unavailable after retries for "

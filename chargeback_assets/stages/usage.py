@@ -1,9 +1,12 @@
 """Usage metrics: the day's usage per (resource, metric, subject), from half-open range queries.
 
 Every (resource, query) pair the days' billing lines need is fetched once for each contiguous run of days,
-then cut into days. Unreachable metrics are never "no usage": the stage raises so the partition is retried;
-only on the final attempt is the failure recorded, and the lines of that resource then fall through to their
-non-usage tiers with detail `metrics_fetch_failed` (and a warning check fails).
+then cut into days. Unreachable metrics are never "no usage". A source that gave up on a passing fault (the
+run's retry budget or the attempt cap ran out, `SourceError.transient`) has its failure recorded, and the
+lines of that resource fall through to their non-usage tiers with detail `metrics_fetch_failed` (and a
+warning check fails): one flaky hour of Prometheus does not block the day's bill. A permanent failure (401,
+connection refused, a query Prometheus rejects) fails the partition instead, since falling back would only
+hide a misconfiguration that every later run would meet too.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ def needed_queries(
 
 
 @collector_paused()
-def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool) -> list[UsageDay]:
+def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
     ordered = sorted(set(days))
     outcome = {day: UsageDay(day) for day in ordered}
     records: dict[date, list[UsageRecord]] = defaultdict(list)
@@ -87,19 +90,31 @@ def fetch_usage(scope: TenantScope, days: Sequence[date], *, final_attempt: bool
         for (resource_id, _key), (query, needed_days) in sorted(needs.items())
         for run in contiguous_runs(sorted(needed_days))
     ]
-    with ThreadPoolExecutor(max_workers=METRICS_WORKERS) as pool:
+    pool = ThreadPoolExecutor(max_workers=METRICS_WORKERS)
+    try:
         futures = [(job, pool.submit(fetch, *job)) for job in jobs]
         for (resource_id, _query, run), future in futures:
             try:
                 usage_by_day = future.result()
             except SourceError as exc:
-                if not final_attempt:
+                if not exc.transient:
                     raise scope.fail("metrics source", run, exc) from exc
                 for day in run:
                     outcome[day].failures[resource_id] = str(exc)
                 continue
             for day in run:
                 records[day].extend(usage_by_day[day])
+    except Exception:
+        pool.shutdown(cancel_futures=True)  # the partition fails anyway: queued queries need not start
+        raise
+    except BaseException:
+        # Interrupted (a Terminate): workers backing off would hold the run open for up to the whole retry
+        # budget. Cancelling it wakes them at once and stops every other request of the run; nothing is
+        # written, since only this thread writes and only after every query is in.
+        scope.runtime.budget.cancel()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
     for day in ordered:
         day_records = records[day]
         outcome[day].records = len(day_records)
