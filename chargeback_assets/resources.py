@@ -11,6 +11,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from chargeback_assets.config import AppConfig, TenantConfig, load_config
+from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.logs import configure_logging
 from chargeback_assets.stages.lanes import RunLanes
@@ -31,9 +32,10 @@ class ChargebackResource(dg.ConfigurableResource):
 
     config_path: str
     _lanes: RunLanes | None = PrivateAttr(default=None)
+    _budget: RetryBudget | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """In a run (not a sensor or schedule tick), prepare the run's leases; steps take them."""
+        """In a run (not a sensor or schedule tick), prepare the leases its steps take."""
         run, instance = context.run, context.instance
         if run is None:
             return
@@ -47,6 +49,9 @@ class ChargebackResource(dg.ConfigurableResource):
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._budget is not None:
+            self._budget.cancel()  # nothing of this run retries past its end
+            self._budget = None
         if self._lanes is not None:
             self._lanes.release()
             self._lanes = None
@@ -58,6 +63,10 @@ class ChargebackResource(dg.ConfigurableResource):
         """
         if self._lanes is not None:
             self._lanes.hold(tenants, report)
+            if self._budget is None:
+                # One retry budget for every source of the run, counted from when it may compute, so
+                # that time spent waiting for a lease does not eat it.
+                self._budget = RetryBudget(self.config.sources.retry_budget_seconds)
 
     @property
     def config(self) -> AppConfig:
@@ -89,7 +98,7 @@ class ChargebackResource(dg.ConfigurableResource):
     def scope(self, tenant_name: str) -> Iterator[TenantScope]:
         """A tenant's runtime (clients, sessions) and the database, closed when the work is done."""
         tenant = self.tenant(tenant_name)
-        runtime = build_runtime(tenant)
+        runtime = build_runtime(tenant, self._budget)
         try:
             with self.database() as db:
                 yield TenantScope(tenant, db, runtime)

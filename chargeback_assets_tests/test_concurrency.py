@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,7 @@ import yaml
 
 from chargeback_assets.config import FeaturesConfig, load_config
 from chargeback_assets.constants import TENANT_TAG
-from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets_tests.dagster_processes import (
-    LOCATION,
     REPO_ROOT,
     DagsterServers,
     open_instance,
@@ -27,8 +25,8 @@ from chargeback_assets_tests.dagster_processes import (
     repo_instance_settings,
     running_dagster,
 )
-from chargeback_assets_tests.graph import QUIET, running_graph
-from chargeback_assets_tests.webserver_queries import LAUNCH_RUN
+from chargeback_assets_tests.graph import running_graph
+from chargeback_assets_tests.webserver_queries import launch_partition
 
 TENANTS = ("acme-dev", "acme-prod", "acme-staging")
 PER_TENANT_KEYS = {TENANT_TAG, "dagster/partition/tenant"}
@@ -87,31 +85,6 @@ def three_tenant_config(graph_config: Path, path: Path) -> Path:
     return path
 
 
-def launch(servers: DagsterServers, tenant: str, day: date) -> str:
-    """Submit one partition of the chargeback job through the webserver, tagged as our launches are."""
-    partition = f"{day.isoformat()}|{tenant}"
-    tags = {
-        "dagster/partition": partition,
-        "dagster/partition/date": day.isoformat(),
-        "dagster/partition/tenant": tenant,
-        TENANT_TAG: tenant,
-    }
-    params = {
-        "selector": {
-            "repositoryLocationName": LOCATION,
-            "repositoryName": "__repository__",
-            "jobName": CHARGEBACK_JOB,
-        },
-        "runConfigData": QUIET,
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
-        "mode": "default",
-    }
-    answer = servers.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-    assert answer["__typename"] == "LaunchRunSuccess", answer
-    assert answer["run"]["status"] == "QUEUED", answer
-    return answer["run"]["runId"]
-
-
 def wait_until_finished(
     servers: DagsterServers, instance: dg.DagsterInstance, run_ids: list[str]
 ) -> list[dg.RunRecord]:
@@ -144,7 +117,7 @@ def test_overlapping_runs_respect_the_run_and_tenant_limits(tmp_path: Path) -> N
         days = [graph.newest - timedelta(days=1), graph.newest]
         with running_dagster(home, config, daemon=True) as servers, open_instance(home) as instance:
             run_ids = [
-                launch(servers, tenant, day)
+                launch_partition(servers, tenant, day)
                 for tenant in ("acme-dev", "acme-prod", "acme-staging")
                 for day in days
             ]

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
+from chargeback_assets.constants import TENANT_TAG
+from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets_tests.dagster_processes import LOCATION, DagsterServers
+from chargeback_assets_tests.graph import QUIET
 
 BACKFILL_TIMEOUT_S = 240.0
 POLL_S = 1.0
@@ -243,3 +247,28 @@ def _dates_between(servers: DagsterServers, asset: str, first: str, last: str) -
     dimensions = servers.graphql(PARTITION_KEYS, {"key": {"path": [asset]}})["assetNodeOrError"]
     dates = next(d["partitionKeys"] for d in dimensions["partitionKeysByDimension"] if d["name"] == "date")
     return dates[dates.index(first) : dates.index(last) + 1]
+
+
+def launch_partition(servers: DagsterServers, tenant: str, day: date) -> str:
+    """Submit one partition of the chargeback job through the webserver, tagged as our launches are."""
+    partition = f"{day.isoformat()}|{tenant}"
+    tags = {
+        "dagster/partition": partition,
+        "dagster/partition/date": day.isoformat(),
+        "dagster/partition/tenant": tenant,
+        TENANT_TAG: tenant,
+    }
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": "__repository__",
+            "jobName": CHARGEBACK_JOB,
+        },
+        "runConfigData": QUIET,
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        "mode": "default",
+    }
+    answer = servers.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+    assert answer["__typename"] == "LaunchRunSuccess", answer
+    assert answer["run"]["status"] == "QUEUED", answer
+    return answer["run"]["runId"]

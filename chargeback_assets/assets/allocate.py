@@ -1,14 +1,16 @@
 """Allocate: chargeback facts that sum exactly to the bill, line by line."""
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from chargeback_assets.assets.runs import PartitionMetadata, identity_costs, money, tenant_work
+from chargeback_assets.assets.runs import TenantWork, identity_costs, money
 from chargeback_assets.constants import ALLOCATE
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.chargeback import calculate_day
 from chargeback_assets.stages.retention import apply_retention
+from chargeback_assets.stages.scope import TenantScope
 
 TOP_IDENTITIES = 10
 
@@ -46,15 +48,16 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
     )
     def chargeback_facts(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         today = datetime.now(UTC).date()
-        report = PartitionMetadata(context, partitions, chargeback)
+        work = TenantWork(context, partitions, chargeback)
         unknown: set[str] = set()
-        for scope, wanted in tenant_work(context, partitions, chargeback):
+
+        def allocate(scope: TenantScope, wanted: list[date]) -> None:
             for day in wanted:
                 result = calculate_day(scope, day, context.run.run_id)
                 unknown.update(result.unknown_product_types)
-                report.record(
+                work.record(
                     scope.tenant.name,
                     day,
                     {
@@ -72,11 +75,12 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
                 context.log.info(
                     f"{scope.tenant.name}: retention removed {removed} rows of days before {horizon}"
                 )
+
+        work.run(allocate)
         if unknown:
             context.log.warning(
                 f"no handler for product types {sorted(unknown)}: charged by the fallback allocator"
             )
-        report.attach()
-        return dg.MaterializeResult()
+        yield from work.results()
 
     return [chargeback_facts]

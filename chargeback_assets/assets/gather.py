@@ -1,12 +1,16 @@
 """Gather: billing lines from the cost source; resources and identities from the inventory APIs."""
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 
-from chargeback_assets.assets.runs import PartitionMetadata, money, tenant_work
+from chargeback_assets.assets.runs import TenantWork, money
 from chargeback_assets.constants import GATHER
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import gather_billing
 from chargeback_assets.stages.inventory import gather_inventory
+from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.inventory import count_for_day
 
 
@@ -22,11 +26,12 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
     )
     def billing_lines(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
-    ) -> dg.MaterializeResult:
-        report = PartitionMetadata(context, partitions, chargeback)
-        for scope, wanted in tenant_work(context, partitions, chargeback):
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        work = TenantWork(context, partitions, chargeback)
+
+        def gather(scope: TenantScope, wanted: list[date]) -> None:
             for day in gather_billing(scope, wanted):
-                report.record(
+                work.record(
                     scope.tenant.name,
                     day.day,
                     {
@@ -37,8 +42,9 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
                         "fingerprint": day.fingerprint,
                     },
                 )
-        report.attach()
-        return dg.MaterializeResult()
+
+        work.run(gather)
+        yield from work.results()
 
     @dg.multi_asset(
         specs=[
@@ -61,21 +67,22 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
         ],
         backfill_policy=dg.BackfillPolicy.single_run(),
     )
-    def inventory(context: dg.AssetExecutionContext, chargeback: ChargebackResource):
-        reports = {
-            kind: PartitionMetadata(context, partitions, chargeback, asset_key=asset)
-            for kind, asset in (("resource", "resources"), ("identity", "identities"))
-        }
-        for scope, wanted in tenant_work(context, partitions, chargeback):
+    def inventory(
+        context: dg.AssetExecutionContext, chargeback: ChargebackResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        assets = {"resource": "resources", "identity": "identities"}
+        work = TenantWork(context, partitions, chargeback, asset_keys=list(assets.values()))
+
+        def gather(scope: TenantScope, wanted: list[date]) -> None:
             summary = gather_inventory(scope, wanted)
             if not summary.complete:
                 context.log.warning(
                     f"{scope.tenant.name}: incomplete inventory, no deletions: {summary.errors}"
                 )
             for day in wanted:
-                for kind, report in reports.items():
+                for kind, asset in assets.items():
                     alive, deleted = count_for_day(scope.db, scope.ecosystem, scope.tenant_id, kind, day)
-                    report.record(
+                    work.record(
                         scope.tenant.name,
                         day,
                         {
@@ -83,10 +90,10 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
                             "deleted_during_day": deleted,
                             "gather_complete": summary.complete,
                         },
+                        asset_key=asset,
                     )
-        for report in reports.values():
-            report.attach()
-        yield dg.MaterializeResult(asset_key="resources")
-        yield dg.MaterializeResult(asset_key="identities")
+
+        work.run(gather)
+        yield from work.results()
 
     return [billing_lines, inventory]

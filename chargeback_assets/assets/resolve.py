@@ -1,11 +1,15 @@
 """Resolve: usage metrics per (resource, principal, metric) and the identities each line may be charged to."""
 
+from collections.abc import Iterator
+from datetime import date
+
 import dagster as dg
 
-from chargeback_assets.assets.runs import PartitionMetadata, tenant_work
+from chargeback_assets.assets.runs import TenantWork
 from chargeback_assets.constants import RESOLVE
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.resolution import resolve_day
+from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.stages.usage import fetch_usage
 
 
@@ -23,16 +27,17 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
     )
     def usage_metrics(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
-    ) -> dg.MaterializeResult:
-        report = PartitionMetadata(context, partitions, chargeback)
-        for scope, wanted in tenant_work(context, partitions, chargeback):
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        work = TenantWork(context, partitions, chargeback)
+
+        def fetch(scope: TenantScope, wanted: list[date]) -> None:
             for day in fetch_usage(scope, wanted):
                 if day.failures:
                     context.log.warning(
                         f"{scope.tenant.name} {day.day}: metrics unavailable after retries for "
                         f"{sorted(day.failures)}; those lines fall back to non-usage tiers"
                     )
-                report.record(
+                work.record(
                     scope.tenant.name,
                     day.day,
                     {
@@ -41,8 +46,9 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
                         "metrics_fetch_failures": len(day.failures),
                     },
                 )
-        report.attach()
-        return dg.MaterializeResult()
+
+        work.run(fetch)
+        yield from work.results()
 
     @dg.asset(
         name="identity_resolutions",
@@ -56,12 +62,13 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
     )
     def identity_resolutions(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
-    ) -> dg.MaterializeResult:
-        report = PartitionMetadata(context, partitions, chargeback)
-        for scope, wanted in tenant_work(context, partitions, chargeback):
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        work = TenantWork(context, partitions, chargeback)
+
+        def resolve(scope: TenantScope, wanted: list[date]) -> None:
             for day in wanted:
                 resolved = resolve_day(scope, day)
-                report.record(
+                work.record(
                     scope.tenant.name,
                     day,
                     {
@@ -70,7 +77,8 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
                         "lines_without_handler": resolved.unhandled,
                     },
                 )
-        report.attach()
-        return dg.MaterializeResult()
+
+        work.run(resolve)
+        yield from work.results()
 
     return [usage_metrics, identity_resolutions]

@@ -1,5 +1,5 @@
-"""What every asset does first and last: turn the run's partition keys into work per tenant, in order, and
-report what each (date, tenant) partition holds.
+"""What every asset does first and last: turn the run's partition keys into work per tenant, in order, keep
+one tenant's failure from the others, and report what each (date, tenant) partition holds.
 
 A run may cover many days and, when Dagster splits a backfill by date, several tenants. Dagster copies a
 `MaterializeResult`'s metadata to every partition of a ranged run, so an asset that returned run totals
@@ -9,7 +9,7 @@ would show them on each partition. Every figure is therefore recorded per partit
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -21,37 +21,14 @@ from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.scope import TenantScope, describe_days
 
 
-def tenant_work(
-    context: dg.AssetExecutionContext,
-    partitions: dg.MultiPartitionsDefinition,
-    chargeback: ChargebackResource,
-) -> Iterator[tuple[TenantScope, list[date]]]:
-    """Each tenant of the run with its days on or after the tenant's start date, within an open scope.
+class TenantWork:
+    """One step's work over the run's tenants: leases first, then each tenant on its own.
 
-    Nothing is computed before the run holds every one of its tenants (stages/lanes.py).
-    """
-    by_tenant = days_by_tenant(partitions, context.partition_keys)
-    chargeback.hold_tenants(by_tenant, context.log.info)
-    for tenant_name, days in by_tenant.items():
-        start = chargeback.tenant(tenant_name).start_date
-        wanted = [day for day in days if day >= start]
-        if len(wanted) < len(days):
-            context.log.info(
-                f"{tenant_name}: skipping {len(days) - len(wanted)} day(s) before start_date {start}"
-            )
-        if not wanted:
-            continue
-        assets = ", ".join(sorted(key.to_user_string() for key in context.selected_asset_keys))
-        context.log.info(f"{assets}: {tenant_name}, {describe_days(wanted)}")
-        with chargeback.scope(tenant_name) as scope:
-            yield scope, wanted
-
-
-class PartitionMetadata:
-    """Collects each (date, tenant) partition's metadata for one asset and attaches it to that partition.
-
-    A partition of the run that nothing was recorded for (a day before its tenant's start_date) says why
-    instead of showing nothing.
+    Dagster may put several tenants in one run (a backfill split by date, "Materialize all"). One tenant's
+    failure must not take the others' partitions with it, so `run` catches it, logs it and goes on with the
+    next tenant. Every figure is recorded per (date, tenant) partition. When every tenant succeeded the step
+    attaches them to the partitions and returns a plain result; when one failed, only the partitions whose
+    work was committed are materialized, explicitly, and the step then fails, naming each failed tenant.
     """
 
     def __init__(
@@ -59,26 +36,78 @@ class PartitionMetadata:
         context: dg.AssetExecutionContext,
         partitions: dg.MultiPartitionsDefinition,
         chargeback: ChargebackResource,
-        asset_key: str | None = None,
+        asset_keys: Sequence[str] = (),
     ) -> None:
         self._context = context
         self._partitions = partitions
         self._chargeback = chargeback
-        self._asset_key = asset_key
-        self._by_key: dict[str, Mapping[str, Any]] = {}
+        self._asset_keys = tuple(asset_keys)
+        self._by_tenant = days_by_tenant(partitions, context.partition_keys)
+        self._metadata: dict[tuple[str | None, str], Mapping[str, Any]] = {}
+        self._failures: dict[str, str] = {}
 
-    def record(self, tenant: str, day: date, metadata: Mapping[str, Any]) -> None:
-        self._by_key[str(partition_key(day, tenant))] = metadata
+    def run(self, work: Callable[[TenantScope, list[date]], None]) -> None:
+        """`work` each tenant's days on or after its start date, within an open scope, failures kept apart.
 
-    def attach(self) -> None:
-        for tenant, days in days_by_tenant(self._partitions, self._context.partition_keys).items():
-            start = self._chargeback.tenant(tenant).start_date
+        Nothing is computed before the run holds every one of its tenants (stages/lanes.py).
+        """
+        context = self._context
+        self._chargeback.hold_tenants(self._by_tenant, context.log.info)
+        assets = ", ".join(sorted(key.to_user_string() for key in context.selected_asset_keys))
+        for tenant_name, days in self._by_tenant.items():
+            try:
+                start = self._chargeback.tenant(tenant_name).start_date
+                wanted = [day for day in days if day >= start]
+                if len(wanted) < len(days):
+                    context.log.info(
+                        f"{tenant_name}: skipping {len(days) - len(wanted)} day(s) before start_date {start}"
+                    )
+                if not wanted:
+                    continue
+                context.log.info(f"{assets}: {tenant_name}, {describe_days(wanted)}")
+                with self._chargeback.scope(tenant_name) as scope:
+                    work(scope, wanted)
+            except Exception as exc:
+                self._failures[tenant_name] = str(exc)
+                context.log.error(f"{assets}: {tenant_name} failed; other tenants go on: {exc}")
+
+    def record(
+        self, tenant: str, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
+    ) -> None:
+        self._metadata[(asset_key, str(partition_key(day, tenant)))] = metadata
+
+    def results(self) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        """The step's outcome: see the class docstring."""
+        keys: Sequence[str | None] = self._asset_keys or (None,)
+        if not self._failures:
+            for asset_key in keys:
+                for partition, metadata in self._partition_metadata(asset_key):
+                    self._context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=partition)
+                yield dg.MaterializeResult(asset_key=asset_key)
+            return
+        for asset_key in keys:
+            target = asset_key or self._context.asset_key
+            for partition, metadata in self._partition_metadata(asset_key):
+                yield dg.AssetMaterialization(asset_key=target, partition=partition, metadata=metadata)
+        failed = "\n".join(f"{tenant}: {error}" for tenant, error in sorted(self._failures.items()))
+        raise dg.Failure(
+            description=f"{len(self._failures)} tenant(s) failed; other partitions were kept:\n{failed}",
+            metadata={"failed_tenants": ", ".join(sorted(self._failures))},
+        )
+
+    def _partition_metadata(self, asset_key: str | None) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        """Each partition of the run with what was recorded for it; a day before its tenant's start_date
+        says so instead of showing nothing. A failed tenant's partitions appear only where work was
+        committed and recorded before the failure."""
+        for tenant, days in self._by_tenant.items():
+            start = None if tenant in self._failures else self._chargeback.tenant(tenant).start_date
             for day in days:
-                key = str(partition_key(day, tenant))
-                metadata = self._by_key.get(key)
-                if metadata is None:
+                partition = str(partition_key(day, tenant))
+                metadata = self._metadata.get((asset_key, partition))
+                if metadata is None and start is not None and day < start:
                     metadata = {"note": f"nothing to do: {day} is before {tenant}'s start_date {start}"}
-                self._context.add_asset_metadata(metadata, asset_key=self._asset_key, partition_key=key)
+                if metadata is not None or tenant not in self._failures:
+                    yield partition, metadata or {}
 
 
 def money(name: str, amount: Decimal, currency: str) -> dict[str, dg.MetadataValue]:

@@ -38,6 +38,8 @@ LEASE_TTL = timedelta(seconds=60)
 HEARTBEAT_SECONDS = 10.0
 POLL_SECONDS = 0.5
 REPORT_EVERY_SECONDS = 30.0
+HOLDING = "run leases held:"
+"""How the run's log announces it may compute: what it holds (tests read the event log for it)."""
 
 OpenDatabase = Callable[[], AbstractContextManager[ChargebackDatabase]]
 
@@ -97,6 +99,7 @@ class RunLanes:
                 lanes = [slot_lane(number) for number in range(self._slots)]
                 self._slot = self._take(db, lanes, f"one of {self._slots} parallel-run slots", report)
         self._start_heartbeat()
+        report(f"{HOLDING} tenants {', '.join(sorted(self._tenants))}; {self._slot}")
 
     def release(self) -> None:
         """Give every lease back; safe to call more than once and after a failed `hold`."""
