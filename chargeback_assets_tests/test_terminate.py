@@ -7,6 +7,7 @@ daemon. Each wait is capped; what is asserted is the state the run and the datab
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -14,12 +15,14 @@ import pytest
 import yaml
 
 from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.leases import leases
 from chargeback_assets_tests.dagster_processes import open_instance, prepare_dagster_home, running_dagster
 from chargeback_assets_tests.graph import running_graph
 from chargeback_assets_tests.test_concurrency import wait_until_finished
-from chargeback_assets_tests.webserver_queries import launch_partition
+from chargeback_assets_tests.test_run_lanes import ASSETS
+from chargeback_assets_tests.webserver_queries import launch_partition, launch_run
 
 TERMINATE = """
 mutation Terminate($runId: String!) {
@@ -75,3 +78,41 @@ def test_terminating_a_run_that_retries_its_source_cancels_it_with_nothing_writt
     assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED, stopped_after
     assert stored == [], "a canceled run leaves no partial partition"
     assert held == [], "a canceled run gives its leases back"
+
+
+@pytest.mark.slow
+def test_terminating_a_run_while_chargeback_facts_writes_leaves_every_day_whole(tmp_path: Path) -> None:
+    home = prepare_dagster_home(tmp_path / "dagster_home")
+    with running_graph(tmp_path, days=12, size="medium") as graph:
+        first = graph.newest - timedelta(days=11)
+        with (
+            running_dagster(home, graph.config_path, daemon=True) as servers,
+            open_instance(home) as instance,
+        ):
+            run_id = launch_run(servers, ASSETS, [], f"{first}|acme-prod", f"{graph.newest}|acme-prod")
+
+            def allocating() -> bool:
+                starts = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)
+                return any(entry.step_key == "chargeback_facts" for entry in starts)
+
+            wait_for(allocating, "the chargeback_facts step")
+            answer = servers.graphql(TERMINATE, {"runId": run_id})["terminateRun"]
+            assert answer["__typename"] == "TerminateRunSuccess", answer
+            [record] = wait_until_finished(servers, instance, [run_id])
+            facts = instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))
+
+        with ChargebackDatabase.open(graph.db_path) as db:
+            days = [first + timedelta(days=n) for n in range(12)]
+            whole = {}
+            for day in days:
+                bill = sum(
+                    (line.total_cost for line in billing_for_day(db, "confluent_cloud", "acme-prod", day)), 0
+                )
+                rows = chargeback_rows_for_day(db, "confluent_cloud", "acme-prod", day)
+                whole[day] = (not rows) or sum(row.amount for row in rows) == bill
+            held = leases(db)
+
+    assert record.dagster_run.status == dg.DagsterRunStatus.CANCELED
+    assert all(whole.values()), whole  # each day: its full chargeback or none of it
+    assert facts == set(), "an interrupted step materializes nothing"
+    assert held == []
