@@ -28,6 +28,7 @@ from chargeback_assets.launcher import WorkerCheckingRunLauncher
 from chargeback_assets.partitions import build_partitions
 from chargeback_assets.sensors import run_partitions
 from chargeback_assets.stages.lanes import HOLDING
+from chargeback_assets_tests.assets.test_graph import PARTITIONED
 from chargeback_assets_tests.dagster_processes import (
     REPO_ROOT,
     open_instance,
@@ -40,16 +41,6 @@ from chargeback_assets_tests.test_concurrency import max_overlap, wait_until_fin
 from chargeback_assets_tests.webserver_queries import launch_backfill, launch_partition, wait_for_backfill
 
 TENANTS = ("acme-prod", "acme-staging")
-ASSETS = [
-    "billing_lines",
-    "resources",
-    "identities",
-    "usage_metrics",
-    "identity_resolutions",
-    "chargeback_facts",
-    "chargeback_csv",
-    "chargeback_prometheus",
-]
 STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
 WAIT_S = 240.0
 MATERIALIZE = [sys.executable, "-m", "dagster", "asset", "materialize", "-m", "chargeback_assets.definitions"]
@@ -88,7 +79,7 @@ def test_every_launch_path_computes_one_tenant_at_a_time_within_the_slots(tmp_pa
         long = [f"{newest - timedelta(days=d)}|{t}" for d in range(11, 1, -1) for t in TENANTS]
         cli_range = f"{newest - timedelta(days=13)}|acme-prod...{newest - timedelta(days=12)}|acme-prod"
         with running_dagster(home, config, daemon=True) as servers, open_instance(home) as instance:
-            backfills = [launch_backfill(servers, ASSETS, keys) for keys in (square, long)]
+            backfills = [launch_backfill(servers, PARTITIONED, keys) for keys in (square, long)]
             cli = subprocess.run(
                 [*MATERIALIZE, "--select", "*", "--partition-range", cli_range],
                 cwd=REPO_ROOT,

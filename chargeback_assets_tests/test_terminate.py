@@ -18,21 +18,12 @@ from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.leases import leases
+from chargeback_assets_tests.assets.test_graph import PARTITIONED
 from chargeback_assets_tests.dagster_processes import open_instance, prepare_dagster_home, running_dagster
 from chargeback_assets_tests.graph import running_graph
 from chargeback_assets_tests.test_concurrency import wait_until_finished
-from chargeback_assets_tests.test_run_lanes import ASSETS
-from chargeback_assets_tests.webserver_queries import launch_partition, launch_run
+from chargeback_assets_tests.webserver_queries import TERMINATE, launch_partition, launch_run
 
-TERMINATE = """
-mutation Terminate($runId: String!) {
-  terminateRun(runId: $runId) {
-    __typename
-    ... on TerminateRunFailure { message }
-    ... on PythonError { message }
-  }
-}
-"""
 WAIT_S = 120.0
 
 
@@ -89,7 +80,7 @@ def test_terminating_a_run_while_chargeback_facts_writes_leaves_every_day_whole(
             running_dagster(home, graph.config_path, daemon=True) as servers,
             open_instance(home) as instance,
         ):
-            run_id = launch_run(servers, ASSETS, [], f"{first}|acme-prod", f"{graph.newest}|acme-prod")
+            run_id = launch_run(servers, PARTITIONED, [], f"{first}|acme-prod", f"{graph.newest}|acme-prod")
 
             def allocating() -> bool:
                 starts = instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)

@@ -49,6 +49,16 @@ mutation LaunchRun($params: ExecutionParams!) {
 }
 """
 
+TERMINATE = """
+mutation Terminate($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunFailure { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 MATERIALIZATIONS = """

@@ -79,10 +79,6 @@ class RunLanes:
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
 
-    @property
-    def tenants(self) -> frozenset[str]:
-        return frozenset(self._tenants)
-
     def hold(self, tenants: Iterable[str], report: Callable[[str], None] = log.info) -> None:
         """Take every tenant's lease not held yet, in sorted order, then a slot; wait as long as needed.
 
