@@ -17,7 +17,11 @@ from chargeback_assets.constants import ALLOCATE, EMIT, GATHER, RESOLVE
 from chargeback_assets.partitions import build_partitions
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.schedules import build_daily_schedule
-from chargeback_assets.sensors import build_audit_sensors, build_billing_change_sensor
+from chargeback_assets.sensors import (
+    build_audit_sensors,
+    build_billing_change_sensor,
+    build_continuation_sensor,
+)
 
 CHARGEBACK_JOB = "chargeback_job"
 
@@ -26,12 +30,24 @@ def build_definitions(config_path: str) -> dg.Definitions:
     config = load_config(config_path)
     partitions = build_partitions(config)
     pipeline = dg.AssetSelection.groups(GATHER, RESOLVE, ALLOCATE, EMIT)
+    assets = build_assets(partitions, config)
+    checks = build_checks(partitions)
+    job = dg.define_asset_job(CHARGEBACK_JOB, selection=pipeline)
     return dg.Definitions(
-        assets=build_assets(partitions, config),
-        asset_checks=build_checks(partitions),
-        jobs=[dg.define_asset_job(CHARGEBACK_JOB, selection=pipeline)],
+        assets=assets,
+        asset_checks=checks,
+        jobs=[job],
         schedules=[build_daily_schedule(config, pipeline)],
-        sensors=[build_billing_change_sensor(config, pipeline), *build_audit_sensors(partitions)],
+        sensors=[
+            build_billing_change_sensor(config, pipeline),
+            build_continuation_sensor(
+                partitions,
+                job,
+                [key for asset in assets for key in asset.keys],
+                [key for check in checks for key in check.check_keys],
+            ),
+            *build_audit_sensors(partitions),
+        ],
         resources={"chargeback": ChargebackResource(config_path=os.path.abspath(config_path))},
         executor=dg.in_process_executor,
     )

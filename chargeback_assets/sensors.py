@@ -1,4 +1,5 @@
-"""Sensors: re-materialize recent days whose bill changed, and keep an audit row per run.
+"""Sensors: re-materialize recent days whose bill changed, finish the healthy tenants of a run another tenant
+failed, and keep an audit row per run.
 
 The billing-change sensor compares each recent day's fingerprint at the source with the fingerprint recorded
 when the partition was built. Its cursor remembers what it already asked for, so a pending request is not
@@ -7,20 +8,27 @@ was recorded and is requested again. Run keys are not used: Dagster deduplicates
 swallow exactly that revert.
 """
 
+from __future__ import annotations
+
 import json
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from chargeback_assets.config import AppConfig, TenantConfig
-from chargeback_assets.constants import TENANT_TAG, TRIGGER_TAG
-from chargeback_assets.partitions import DATE, TENANT, partition_key
+from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TAG, TRIGGER_TAG
+from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import current_fingerprints
 from chargeback_assets.stages.inventory import gather_suspended
 from chargeback_assets.stages.scope import StageError
 from chargeback_assets.storage.pipeline import PipelineRun, record_run, recorded_fingerprints
+
+if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the class
+    from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 
 def newest_day(now: datetime) -> date:
@@ -86,34 +94,105 @@ def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection)
     return billing_change_sensor
 
 
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+
+
 def run_partitions(run: dg.DagsterRun, partitions: dg.MultiPartitionsDefinition) -> dict[str, list[date]]:
     """tenant -> dates a run covered, from its single-partition or range tags."""
     tags = run.tags
-    if "dagster/asset_partition_range_start" in tags:
-        key_range = dg.PartitionKeyRange(
-            tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+    if RANGE_START in tags:
+        keys = partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange(tags[RANGE_START], tags[RANGE_END])
         )
-        keys = partitions.get_partition_keys_in_range(key_range)
     elif "dagster/partition" in tags:
         keys = [tags["dagster/partition"]]
     else:
         return {}
-    covered: dict[str, set[date]] = defaultdict(set)
-    for key in keys:
-        dims = partitions.get_partition_key_from_str(key).keys_by_dimension
-        covered[dims[TENANT]].add(date.fromisoformat(dims[DATE]))
-    return {tenant: sorted(days) for tenant, days in covered.items()}
+    return days_by_tenant(partitions, keys)
+
+
+def failed_tenants(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """tenant -> "step: error" for each tenant a step failed on its own (assets/runs.py `TenantWork`).
+
+    Empty when the run failed for any other reason: then no tenant's work is known to be sound.
+    """
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    failed: dict[str, str] = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        user_data = event.step_failure_data.user_failure_data if event else None
+        errors = user_data.metadata.get(FAILED_TENANTS) if user_data else None
+        if errors is not None:
+            failed.update({tenant: f"{event.step_key}: {error}" for tenant, error in errors.value.items()})
+    return failed
+
+
+def _materializations(instance: dg.DagsterInstance, run_id: str) -> Iterator[dg.AssetMaterialization]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
+    for record in records:
+        if record.event_log_entry.asset_materialization is not None:
+            yield record.event_log_entry.asset_materialization
+
+
+def continuation_requests(
+    instance: dg.DagsterInstance,
+    run: dg.DagsterRun,
+    partitions: dg.MultiPartitionsDefinition,
+    pipeline: Sequence[dg.AssetKey],
+    checks: Sequence[dg.AssetCheckKey],
+) -> list[dg.RunRequest]:
+    """A run per healthy tenant of a run that other tenants failed, over what that run left undone.
+
+    Dagster skips a failed step's successors for every partition of the run, so a tenant whose own work
+    succeeded would otherwise wait for the next schedule or a human. Each request covers that tenant's days
+    of the failed run, the assets not materialized for all of them and the checks the run never evaluated,
+    and goes through the run queue with its tenant tag like any other run. Its run key makes it one
+    continuation per failed run and tenant, however often the run is looked at.
+    """
+    failed = failed_tenants(instance, run.run_id)
+    if not failed:
+        return []
+    done = {(m.asset_key, str(m.partition)) for m in _materializations(instance, run.run_id)}
+    selected = sorted(run.asset_selection or pipeline, key=lambda key: key.to_user_string())
+    evaluated = {
+        record.event_log_entry.dagster_event.asset_check_evaluation_data.asset_check_key
+        for record in instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+    }
+    unevaluated = [check for check in checks if check.asset_key in selected and check not in evaluated]
+    requests = []
+    for tenant, days in run_partitions(run, partitions).items():
+        if tenant in failed:
+            continue
+        keys = [str(partition_key(day, tenant)) for day in days]
+        remaining = [asset for asset in selected if any((asset, key) not in done for key in keys)]
+        if not remaining:
+            continue
+        requests.append(
+            dg.RunRequest(
+                run_key=f"{run.run_id}|{tenant}",
+                asset_selection=remaining,
+                asset_check_keys=unevaluated,
+                tags={
+                    TENANT_TAG: tenant,
+                    TRIGGER_TAG: "continuation",
+                    CONTINUES_TAG: run.run_id,
+                    RANGE_START: keys[0],
+                    RANGE_END: keys[-1],
+                },
+            )
+        )
+    return requests
 
 
 def _rows_written_by_tenant(
     instance: dg.DagsterInstance, run_id: str, partitions: dg.MultiPartitionsDefinition
 ) -> dict[str, int]:
     """Chargeback rows the run wrote per tenant, from each chargeback_facts partition's row count."""
-    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION).records
     written: dict[str, int] = defaultdict(int)
-    for record in records:
-        materialization = record.event_log_entry.asset_materialization
-        if materialization is None or materialization.asset_key != dg.AssetKey("chargeback_facts"):
+    for materialization in _materializations(instance, run_id):
+        if materialization.asset_key != dg.AssetKey("chargeback_facts"):
             continue
         rows = materialization.metadata.get("dagster/row_count")
         if materialization.partition is None or rows is None:
@@ -143,6 +222,10 @@ def _error_chain(error: object) -> str:
     return " <- ".join(messages)
 
 
+INTERRUPTED = "interrupted"
+"""Audit status of a tenant whose own work succeeded in a run other tenants failed (see continuation)."""
+
+
 def record_audit(
     context: dg.RunStatusSensorContext,
     chargeback: ChargebackResource,
@@ -155,9 +238,17 @@ def record_audit(
     ended = datetime.fromtimestamp(stats.end_time, UTC) if stats.end_time else datetime.now(UTC)
     rows = _rows_written_by_tenant(context.instance, run.run_id, partitions)
     error = "; ".join(_step_errors(context.instance, run.run_id))[:2000] or None
+    failed = failed_tenants(context.instance, run.run_id) if status == "failed" else {}
     for tenant_name, days in run_partitions(run, partitions).items():
         if tenant_name not in chargeback.config.tenants:
             continue
+        outcome, message = status, error if status == "failed" else None
+        if failed:  # the step failed some tenants only: each row says what happened to its own tenant
+            outcome, message = (
+                ("failed", failed[tenant_name][:2000])
+                if tenant_name in failed
+                else (INTERRUPTED, f"stopped because {', '.join(sorted(failed))} failed in the same run")
+            )
         with chargeback.data(tenant_name) as data, data.db.transaction() as tx:
             record_run(
                 tx,
@@ -167,11 +258,11 @@ def record_audit(
                     tenant_id=data.tenant_id,
                     tenant_name=tenant_name,
                     dates=tuple(days),
-                    status=status,
+                    status=outcome,
                     started_at=started,
                     ended_at=ended,
                     rows_written=rows.get(tenant_name, 0),
-                    error_message=error if status == "failed" else None,
+                    error_message=message,
                 ),
             )
 
@@ -195,3 +286,29 @@ def build_audit_sensors(partitions: dg.MultiPartitionsDefinition) -> list[dg.Sen
         record_audit(context, chargeback, partitions, "failed")
 
     return [run_audit_success, run_audit_failure]
+
+
+def build_continuation_sensor(
+    partitions: dg.MultiPartitionsDefinition,
+    job: UnresolvedAssetJobDefinition,
+    pipeline: Sequence[dg.AssetKey],
+    checks: Sequence[dg.AssetCheckKey],
+) -> dg.SensorDefinition:
+    @dg.run_failure_sensor(
+        name="tenant_continuation_sensor",
+        minimum_interval_seconds=10,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        request_job=job,
+        description="When some tenants fail a run that covers several, launches a run per other tenant for "
+        "the assets the failed run left undone.",
+    )
+    def tenant_continuation_sensor(context: dg.RunFailureSensorContext) -> Iterator[dg.RunRequest]:
+        run = context.dagster_run
+        for request in continuation_requests(context.instance, run, partitions, pipeline, checks):
+            context.log.info(
+                f"run {run.run_id[:8]}: {request.tags[TENANT_TAG]} succeeded where others failed; continuing "
+                f"{len(request.asset_selection or ())} asset(s) in a run of its own"
+            )
+            yield request
+
+    return tenant_continuation_sensor

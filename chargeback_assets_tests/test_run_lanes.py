@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from chargeback_assets.config import load_config
+from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG
 from chargeback_assets.launcher import WorkerCheckingRunLauncher
 from chargeback_assets.partitions import build_partitions
 from chargeback_assets.sensors import run_partitions
@@ -38,7 +39,12 @@ from chargeback_assets_tests.dagster_processes import (
 )
 from chargeback_assets_tests.graph import running_graph
 from chargeback_assets_tests.test_concurrency import max_overlap, wait_until_finished
-from chargeback_assets_tests.webserver_queries import launch_backfill, launch_partition, wait_for_backfill
+from chargeback_assets_tests.webserver_queries import (
+    launch_backfill,
+    launch_partition,
+    wait_for_backfill,
+    wait_for_sensor_tick,
+)
 
 TENANTS = ("acme-prod", "acme-staging")
 STEP_ENDS = (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE)
@@ -110,6 +116,47 @@ def test_every_launch_path_computes_one_tenant_at_a_time_within_the_slots(tmp_pa
     for a, b in combinations(runs, 2):
         if tenants[a] & tenants[b]:
             assert max_overlap([spans[a], spans[b]]) == 1, (tenants[a], tenants[b], spans[a], spans[b])
+
+
+def continuations(instance: dg.DagsterInstance, failed: set[str]) -> list[dg.RunRecord]:
+    """The continuation runs of `failed` runs, once there is one per failed run and all are over."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        records = [
+            record
+            for record in instance.get_run_records()
+            if record.dagster_run.tags.get(CONTINUES_TAG) in failed
+        ]
+        if len(records) == len(failed) and all(record.dagster_run.is_finished for record in records):
+            return records
+        assert time.monotonic() < deadline, f"continuations of {failed} not over in {WAIT_S:.0f} s: {records}"
+        time.sleep(0.5)
+
+
+@pytest.mark.slow
+def test_a_tenant_failing_in_a_run_over_both_tenants_leaves_the_other_finished(tmp_path: Path) -> None:
+    """The 2 dates × 2 tenants backfill (a run per date over both tenants) with acme-prod's billing API
+    down: each run fails, and the continuation sensor finishes acme-staging's days in runs of its own."""
+    home = prepare_dagster_home(tmp_path / "dagster_home")
+    settings = {"acme-prod": {"http": {"max_retries": 0}}}
+    with running_graph(tmp_path, days=3, tenant_settings=settings) as graph:
+        config = configured(graph.config_path, tmp_path / "fast.yaml", slots=4, request_interval_s=0.0)
+        days = [str(graph.newest - timedelta(days=1)), str(graph.newest)]
+        graph.sandboxes["acme-prod"].faults.set(
+            "server_error", times=None, path_prefix="/billing/", status=500
+        )
+        with running_dagster(home, config, daemon=True) as servers, open_instance(home) as instance:
+            wait_for_sensor_tick(servers, "tenant_continuation_sensor")
+            backfill = launch_backfill(servers, PARTITIONED, [f"{d}|{t}" for d in days for t in TENANTS])
+            failed = {run["runId"] for run in wait_for_backfill(servers, backfill)}
+            finished = continuations(instance, failed)
+            facts = instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))
+            statuses = {instance.get_run_by_id(run_id).status for run_id in failed}
+
+    assert len(failed) == 2 and statuses == {dg.DagsterRunStatus.FAILURE}
+    assert {record.dagster_run.status for record in finished} == {dg.DagsterRunStatus.SUCCESS}
+    assert {record.dagster_run.tags[TENANT_TAG] for record in finished} == {"acme-staging"}
+    assert facts == {f"{day}|acme-staging" for day in days}, "acme-staging finished, acme-prod left failed"
 
 
 def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:

@@ -1,4 +1,4 @@
-"""The billing-change sensor and the run-audit sensors, against the sandbox and real runs."""
+"""The billing-change, continuation and run-audit sensors, against the sandbox and real runs."""
 
 import json
 from collections.abc import Iterator
@@ -9,10 +9,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG
+from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import recent_runs
-from chargeback_assets_tests.graph import Graph, running_graph
+from chargeback_assets_tests.graph import QUIET, Graph, running_graph
 
 WATCHED = 3
 
@@ -136,3 +139,85 @@ def test_run_audit_failure_sensor_records_the_step_error(graph: Graph, instance)
     assert "tenant acme-prod" in row.error_message and f"date {day}" in row.error_message
     assert "billing source failed" in row.error_message
     assert "sandbox-secret" not in row.error_message
+
+
+def run_over_both_tenants_failing_one(graph: Graph, instance: dg.DagsterInstance) -> dg.DagsterRun:
+    """The shape of a UI backfill of one date over both tenants, with acme-prod's billing API down."""
+    day = graph.newest.isoformat()
+    graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/billing/", status=500)
+    result = graph.defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
+        instance=instance,
+        tags={RANGE_START: f"{day}|acme-prod", RANGE_END: f"{day}|acme-staging"},
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+    assert not result.success
+    return instance.get_run_by_id(result.run_id)
+
+
+def failure_context(graph: Graph, instance: dg.DagsterInstance, run: dg.DagsterRun, sensor_name: str):
+    [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensor_name,
+        dagster_event=failure.dagster_event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
+    )
+
+
+def test_continuation_sensor_finishes_the_tenants_a_failed_run_left_healthy(graph: Graph, instance) -> None:
+    failed_run = run_over_both_tenants_failing_one(graph, instance)
+    sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
+    with failure_context(graph, instance, failed_run, sensor.name) as context:
+        [request] = list(sensor(context.for_run_failure()))
+    day = graph.newest.isoformat()
+    assert request.tags[TENANT_TAG] == "acme-staging"
+    assert request.tags[CONTINUES_TAG] == failed_run.run_id
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (f"{day}|acme-staging",) * 2
+    selected = {key.to_user_string() for key in request.asset_selection}
+    materialized = {
+        event.dagster_event.asset_key.to_user_string()
+        for event in instance.all_logs(failed_run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+        if event.dagster_event.partition == f"{day}|acme-staging"
+    }
+    assert "billing_lines" in materialized and "chargeback_facts" in selected
+    assert not selected & materialized, "what the failed run materialized is not computed again"
+
+    job = graph.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(
+        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+    )
+    continued = job.execute_in_process(  # what the daemon launches for the request
+        instance=instance,
+        tags=request.tags,
+        run_config=QUIET,
+    )
+    facts = instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))
+    assert continued.success
+    checks = {evaluation.check_name for evaluation in continued.get_asset_check_evaluations()}
+    assert "billing_well_formed" in checks, "the check the failed run skipped on a kept asset runs now"
+    assert facts == {f"{day}|acme-staging"}, "the healthy tenant is finished, the failed one is not touched"
+
+
+def test_continuation_sensor_ignores_a_run_whose_only_tenant_failed(graph: Graph, instance) -> None:
+    graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/billing/", status=500)
+    result = graph.run("acme-prod", graph.newest, instance=instance, raise_on_error=False)
+    run = instance.get_run_by_id(result.run_id)
+    sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
+    with failure_context(graph, instance, run, sensor.name) as context:
+        assert list(sensor(context.for_run_failure())) == []
+
+
+def test_run_audit_of_a_run_some_tenants_failed_gives_each_tenant_its_own_outcome(
+    graph: Graph, instance
+) -> None:
+    failed_run = run_over_both_tenants_failing_one(graph, instance)
+    with failure_context(graph, instance, failed_run, "run_audit_failure") as context:
+        graph.defs.resolve_sensor_def("run_audit_failure")(context.for_run_failure())
+    with ChargebackDatabase.open(graph.db_path) as db:
+        [prod] = recent_runs(db, "confluent_cloud", "acme-prod")
+        [staging] = recent_runs(db, "confluent_cloud", "acme-staging")
+    assert prod.status == "failed"
+    assert prod.error_message.startswith("billing_lines: ") and "billing source failed" in prod.error_message
+    assert staging.status == INTERRUPTED
+    assert staging.error_message == "stopped because acme-prod failed in the same run"

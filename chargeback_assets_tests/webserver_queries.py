@@ -59,6 +59,16 @@ mutation Terminate($runId: String!) {
 }
 """
 
+SENSOR_TICKS = """
+query SensorTicks($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status ticks(limit: 1) { status } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 MATERIALIZATIONS = """
@@ -203,6 +213,24 @@ def wait_for_run(servers: DagsterServers, run_id: str) -> str:
             return status
         if time.monotonic() > deadline:
             raise AssertionError(f"run {run_id} still {status} after {BACKFILL_TIMEOUT_S:.0f} s")
+        time.sleep(POLL_S)
+
+
+def wait_for_sensor_tick(servers: DagsterServers, sensor: str) -> None:
+    """Until the daemon has evaluated `sensor` once. A run-status sensor starts watching at its first tick,
+    so a run that ends before then is never seen by it."""
+    selector = {"repositoryLocationName": LOCATION, "repositoryName": "__repository__", "sensorName": sensor}
+    deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+    while True:
+        servers.require_alive()
+        answer = servers.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]
+        assert answer["__typename"] == "Sensor", answer
+        if answer["sensorState"]["ticks"]:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"sensor {sensor} not evaluated in {BACKFILL_TIMEOUT_S:.0f} s\n{servers.logs()}"
+            )
         time.sleep(POLL_S)
 
 

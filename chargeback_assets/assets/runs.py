@@ -16,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 
+from chargeback_assets.constants import FAILED_TENANTS
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.scope import TenantScope, describe_days
@@ -28,7 +29,9 @@ class TenantWork:
     failure must not take the others' partitions with it, so `run` catches it, logs it and goes on with the
     next tenant. Every figure is recorded per (date, tenant) partition. When every tenant succeeded the step
     attaches them to the partitions and returns a plain result; when one failed, only the partitions whose
-    work was committed are materialized, explicitly, and the step then fails, naming each failed tenant.
+    work was committed are materialized, explicitly, and the step then fails, naming each failed tenant and
+    its error in the `failed_tenants` metadata. Dagster then skips the run's later steps for every tenant;
+    the continuation sensor (sensors.py) relaunches the other tenants' remaining assets in runs of their own.
     """
 
     def __init__(
@@ -92,7 +95,7 @@ class TenantWork:
         failed = "\n".join(f"{tenant}: {error}" for tenant, error in sorted(self._failures.items()))
         raise dg.Failure(
             description=f"{len(self._failures)} tenant(s) failed; other partitions were kept:\n{failed}",
-            metadata={"failed_tenants": ", ".join(sorted(self._failures))},
+            metadata={FAILED_TENANTS: dg.MetadataValue.json(dict(sorted(self._failures.items())))},
         )
 
     def _partition_metadata(self, asset_key: str | None) -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -50,7 +50,12 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor(graph: Grap
     keys = {key.to_user_string() for key in graph.defs.resolve_asset_graph().get_all_asset_keys()}
     assert set(PARTITIONED) <= keys
     assert graph.defs.resolve_schedule_def("daily_chargeback_schedule").cron_schedule == "0 3 * * *"
-    for sensor in ("billing_change_sensor", "run_audit_success", "run_audit_failure"):
+    for sensor in (
+        "billing_change_sensor",
+        "tenant_continuation_sensor",
+        "run_audit_success",
+        "run_audit_failure",
+    ):
         assert graph.defs.resolve_sensor_def(sensor)
     partitions = graph.defs.resolve_assets_def("chargeback_facts").partitions_def
     assert isinstance(partitions, dg.MultiPartitionsDefinition)
