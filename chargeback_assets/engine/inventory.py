@@ -19,14 +19,17 @@ class InventoryView:
     """Resources and identities whose lifetime overlaps one window, indexed for resolution.
 
     Built once per (tenant, window) and shared by every line of that window, so resolution never touches
-    storage. `all_resources` holds every known resource regardless of lifetime: some lookups (a connector's
-    credentials, a ksqlDB owner) are not temporal in the reference behaviour.
+    storage. Membership is temporal: the tenant period and the keys that make an owner active on a resource
+    are those that lived in the window. Naming is not: `any_resource` and `any_identity` find an entity
+    whatever its lifetime, because who a credential or an owner id names does not depend on the billed day
+    (a connector runs on a key made after the day it is billed for; an owner outlives a deleted key).
     """
 
     window: Window
     resources: Mapping[str, Resource]
     identities: IdentitySet
     all_resources: Mapping[str, Resource] = field(default_factory=dict)
+    all_identities: Mapping[str, Identity] = field(default_factory=dict)
     _api_keys_by_resource: dict[str, list[Identity]] = field(default_factory=dict, init=False)
     _tenant_period: IdentitySet | None = field(default=None, init=False)
 
@@ -36,8 +39,15 @@ class InventoryView:
     ) -> InventoryView:
         everything = {r.resource_id: r for r in resources}
         overlapping = {rid: r for rid, r in everything.items() if r.overlaps(window)}
-        ids = IdentitySet(i for i in identities if i.overlaps(window))
-        view = cls(window=window, resources=overlapping, identities=ids, all_resources=everything)
+        known = IdentitySet(identities)
+        ids = IdentitySet(i for i in known.values() if i.overlaps(window))
+        view = cls(
+            window=window,
+            resources=overlapping,
+            identities=ids,
+            all_resources=everything,
+            all_identities=known,
+        )
         for identity in ids.values():
             if identity.identity_type == "api_key":
                 target = identity.metadata.get("resource_id")
@@ -54,6 +64,10 @@ class InventoryView:
 
     def identity(self, identity_id: str) -> Identity | None:
         return self.identities.get(identity_id)
+
+    def any_identity(self, identity_id: str) -> Identity | None:
+        """An identity by id whatever its lifetime (a credential's owner, a key a connector names)."""
+        return self.all_identities.get(identity_id) or self.identities.get(identity_id)
 
     def api_keys_for(self, resource_id: str) -> list[Identity]:
         """API keys scoped to a resource, sorted by key id for determinism."""

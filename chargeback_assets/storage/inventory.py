@@ -184,13 +184,12 @@ def count_for_day(
 
 
 def identities_overlapping(source: Source, ecosystem: str, tenant_id: str, window: Window) -> list[Identity]:
-    condition, params = _overlap_filter(window)
-    cursor = source.conn.execute(
-        f"SELECT {IDENTITY_SNAPSHOT_COLUMNS} FROM identities "
-        f"WHERE ecosystem = ? AND tenant_id = ?{condition} ORDER BY identity_id",
-        (ecosystem, tenant_id, *params),
-    )
-    return [identity_from_row(ecosystem, tenant_id, row) for row in cursor]
+    return _identities(source, ecosystem, tenant_id, *_overlap_filter(window))
+
+
+def all_identities(source: Source, ecosystem: str, tenant_id: str) -> list[Identity]:
+    """Every known identity whatever its lifetime (who an id names does not depend on the day)."""
+    return _identities(source, ecosystem, tenant_id)
 
 
 def identity_snapshot(
@@ -222,6 +221,17 @@ def identity_from_row(ecosystem: str, tenant_id: str, row: Sequence[str | None])
         last_seen_at=parse_timestamp(last_seen_at),
         metadata=decode_json(metadata_json),
     )
+
+
+def _identities(
+    source: Source, ecosystem: str, tenant_id: str, condition: str = "", params: tuple[str, ...] = ()
+) -> list[Identity]:
+    cursor = source.conn.execute(
+        f"SELECT {IDENTITY_SNAPSHOT_COLUMNS} FROM identities "
+        f"WHERE ecosystem = ? AND tenant_id = ?{condition} ORDER BY identity_id",
+        (ecosystem, tenant_id, *params),
+    )
+    return [identity_from_row(ecosystem, tenant_id, row) for row in cursor]
 
 
 def _resources(

@@ -82,8 +82,11 @@ def api_key_owners(line: BillingLine, inventory: InventoryView) -> IdentitySet:
 
 
 def _principal_owner(line: BillingLine, inventory: InventoryView, principal: str) -> Identity | None:
-    """Who a metrics principal stands for: an API key's owner (None if it has none), else the principal."""
-    identity = inventory.identity(principal)
+    """Who a metrics principal stands for: an API key's owner (None if it has none), else the principal.
+
+    A key seen in the day's metrics was used that day, whatever lifetime the inventory recorded for it.
+    """
+    identity = inventory.any_identity(principal)
     if identity is None:
         return sentinel(line, principal)
     if identity.identity_type != "api_key":
@@ -146,7 +149,9 @@ class ConnectorHandler(_ServiceHandler):
     ) -> IdentityResolution:
         """Exactly one identity: the connector's Kafka credentials, or a sentinel saying why there is none.
 
-        The connector is looked up whatever its lifetime: its credentials do not change when it is deleted.
+        The connector, its key and the key's owner are looked up whatever their lifetimes: the connector
+        names the key it runs on now, which may have been made after the billed day (or deleted since), and
+        whoever owns that key pays for every day the connector is billed.
         """
         return IdentityResolution(resource_active=IdentitySet([connector_identity(line, inventory)]))
 
@@ -171,7 +176,7 @@ def _connector_key_owner(line: BillingLine, inventory: InventoryView, key_id: st
         return sentinel(line, CONNECTOR_CREDENTIALS_UNKNOWN, CONNECTOR_CREDENTIALS)
     if set(key_id) == {"*"}:
         return sentinel(line, CONNECTOR_API_KEY_MASKED, CONNECTOR_CREDENTIALS)
-    key = inventory.identity(key_id)
+    key = inventory.any_identity(key_id)
     if key is None:
         return sentinel(line, CONNECTOR_API_KEY_NOT_FOUND, CONNECTOR_CREDENTIALS)
     owner_id = key.metadata.get("owner_id")

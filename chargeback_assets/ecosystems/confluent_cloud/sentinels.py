@@ -48,4 +48,5 @@ def sentinel(line: BillingLine, identity_id: str, identity_type: str | None = No
 
 
 def known_or_sentinel(line: BillingLine, inventory: InventoryView, identity_id: str) -> Identity:
-    return inventory.identity(identity_id) or sentinel(line, identity_id)
+    """The gathered identity of an id whatever its lifetime (an owner is the same identity on every day)."""
+    return inventory.any_identity(identity_id) or sentinel(line, identity_id)

@@ -44,11 +44,12 @@ def line(
     *,
     provider_prorated: bool = True,
     quantity: str = "1",
+    day: date = DAY,
 ) -> BillingLine:
     return BillingLine(
         ecosystem=ECOSYSTEM,
         tenant_id=TENANT,
-        timestamp=WINDOW.start,
+        timestamp=Window.for_day(day).start,
         resource_id=resource_id,
         product_category=product_type.split("_")[0],
         product_type=product_type,

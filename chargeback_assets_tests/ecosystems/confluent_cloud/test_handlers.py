@@ -6,7 +6,8 @@ chain; `allocate_line` proves the rows sum to the bill. Ids of scenarios follow 
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -18,7 +19,7 @@ from chargeback_assets.ecosystems.confluent_cloud.handlers import (
     confluent_cloud_handlers,
 )
 from chargeback_assets.ecosystems.confluent_cloud.sentinels import type_from_prefix
-from chargeback_assets.engine.models import UTC, AllocationContext
+from chargeback_assets.engine.models import UTC, AllocationContext, Identity
 from chargeback_assets_tests.ecosystems.confluent_cloud.builders import (
     UNALLOCATED_IDENTITY,
     allocate,
@@ -603,6 +604,120 @@ def test_s31_flink_statement_missing_from_inventory_goes_to_owner_unknown() -> N
 def test_s32_flink_tenant_period_when_nothing_runs() -> None:
     rows = allocate(line("FLINK_NUM_CFU", "100", POOL), sas("sa-tp-1", "sa-tp-2")).rows
     assert table(rows) == even_rows(("sa-tp-1", "50"), ("sa-tp-2", "50"), detail=NO_ACTIVE, tier=2)
+
+
+# --- credentials and owners across time ---------------------------------------------------------------------
+# Who a credential or an owner id names does not depend on the billed day: a key made after the day (or
+# deleted before it) still belongs to its owner. Only membership is temporal (the tenant period, the keys
+# that make an identity active on a resource).
+
+BEFORE_THE_DAY = datetime(2026, 1, 15, tzinfo=UTC)
+AFTER_THE_DAY = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def lived(
+    identity: Identity, *, created: datetime | None = None, deleted: datetime | None = None
+) -> Identity:
+    return replace(identity, created_at=created, deleted_at=deleted)
+
+
+def test_connector_key_created_after_the_billed_day_charges_its_owner_on_both_days() -> None:
+    """The issue's reproduction: a service account of 2025 owns key K on lkc-1, made 2026-01-02 00:00Z; the
+    connector runs on K. CONNECT_CAPACITY of 2026-01-01 and of 2026-01-02 are both the service account's."""
+    people = [
+        lived(ident("sa-1"), created=datetime(2025, 3, 1, tzinfo=UTC)),
+        lived(api_key("K", "sa-1", "lkc-1"), created=datetime(2026, 1, 2, tzinfo=UTC)),
+    ]
+    runs_on_k = res(
+        "lcc-1",
+        "connector",
+        parent_id="lkc-1",
+        metadata={"kafka_auth_mode": "KAFKA_API_KEY", "kafka_api_key": "K"},
+    )
+    for day in (date(2026, 1, 1), date(2026, 1, 2)):
+        rows = allocate(line("CONNECT_CAPACITY", "2.4000", "lcc-1", day=day), people, [runs_on_k]).rows
+        assert [(r.identity_id, str(r.amount)) for r in rows] == [("sa-1", "2.4000")], day
+
+
+ACROSS_TIME_CASES = [
+    pytest.param(
+        line("CONNECT_CAPACITY", "2.4000", "lcc-1"),
+        [*sas("sa-owner"), lived(api_key("key-old", "sa-owner"), deleted=BEFORE_THE_DAY)],
+        connector("KAFKA_API_KEY", kafka_api_key="key-old"),
+        None,
+        "sa-owner",
+        id="connector-key-deleted-before-the-day",
+    ),
+    pytest.param(
+        line("CONNECT_NUM_TASKS", "3.0000", "lcc-1"),
+        [lived(ident("sa-late"), created=AFTER_THE_DAY)],
+        connector("SERVICE_ACCOUNT", kafka_service_account_id="sa-late"),
+        None,
+        "sa-late",
+        id="connector-service-account-created-after-the-day",
+    ),
+    pytest.param(
+        line("KSQL_NUM_CSU", "10.0000", "lksqlc-1"),
+        [lived(ident("sa-late"), created=AFTER_THE_DAY)],
+        [res("lksqlc-1", "ksqldb_cluster", owner_id="sa-late")],
+        None,
+        "sa-late",
+        id="ksqldb-owner-created-after-the-day",
+    ),
+    pytest.param(
+        line("KSQL_NUM_CSU", "10.0000", "lksqlc-1"),
+        [lived(ident("u-gone", "user"), deleted=BEFORE_THE_DAY)],
+        [res("lksqlc-1", "ksqldb_cluster", owner_id="u-gone")],
+        None,
+        "u-gone",
+        id="ksqldb-owner-deleted-before-the-day",
+    ),
+    pytest.param(
+        line("FLINK_NUM_CFU", "7.0000", POOL),
+        [lived(ident("sa-late"), created=AFTER_THE_DAY)],
+        [statement("stmt-alpha", "sa-late")],
+        usage(flink_cfu_primary={"stmt-alpha": 4}),
+        "sa-late",
+        id="flink-statement-principal-created-after-the-day",
+    ),
+    pytest.param(
+        line("KAFKA_NETWORK_READ", "5.0000"),
+        [*sas("sa-1"), lived(api_key("key-late", "sa-1"), created=AFTER_THE_DAY)],
+        [],
+        usage(bytes_out={"key-late": 900}),
+        "sa-1",
+        id="metrics-api-key-created-after-the-day",
+    ),
+    pytest.param(
+        line("KAFKA_NETWORK_WRITE", "5.0000"),
+        [*sas("sa-1"), lived(api_key("key-old", "sa-1"), deleted=BEFORE_THE_DAY)],
+        [],
+        usage(bytes_in={"key-old": 900}),
+        "sa-1",
+        id="metrics-api-key-deleted-before-the-day",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bill", "identities", "resources", "metrics", "payer"), ACROSS_TIME_CASES)
+def test_credentials_and_owners_resolve_whatever_their_lifetime(
+    bill, identities, resources, metrics, payer
+) -> None:
+    outcome = allocate(bill, identities, resources, metrics)
+    assert [(r.identity_id, r.amount) for r in outcome.rows] == [(payer, bill.total_cost)]
+    charged = outcome.resolution.merged_active[payer]
+    assert charged == next(i for i in identities if i.identity_id == payer), "the gathered identity"
+
+
+def test_a_key_made_after_the_day_does_not_make_its_owner_active_on_the_cluster_that_day() -> None:
+    """Membership stays temporal: without usage the line goes to the tenant, not to a key's future owner."""
+    people = [*sas("sa-tenant"), lived(ident("sa-late"), created=AFTER_THE_DAY)]
+    people.append(lived(api_key("key-late", "sa-late"), created=AFTER_THE_DAY))
+    outcome = allocate(line("KAFKA_BASE", "6.0000"), people)
+    assert outcome.resolution.resource_active.ids() == []
+    assert table(outcome.rows) == even_rows(
+        ("sa-tenant", "6.0000"), detail="no_metrics_no_active_identities_located", tier=1
+    )
 
 
 # --- org-wide and default -----------------------------------------------------------------------------------
