@@ -31,9 +31,9 @@ CHARGEBACK_COLUMNS = dg.TableSchema(
 
 
 def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
-    """A failing allocation fails its (tenant, day) and counts an attempt per line in storage; the next run
-    of that day tries again, and a line that reaches its tenant's `allocation_retry_limit` is booked to
-    UNALLOCATED instead of failing again (no Dagster RetryPolicy: it would turn Terminate into a retry)."""
+    """A line whose allocation raises is tried again within the step, each failure counted in storage, and
+    booked to UNALLOCATED once it reaches its tenant's `allocation_retry_limit`: one run settles every day
+    it covers (no Dagster RetryPolicy: it would turn Terminate into a retry)."""
 
     @dg.asset(
         name="chargeback_facts",

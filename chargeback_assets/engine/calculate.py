@@ -1,8 +1,8 @@
 """One tenant-day of billing lines turned into chargeback rows that sum exactly to the bill.
 
 This is where the invariants are enforced rather than hoped for: each line's rows are checked to sum to its
-`total_cost`; a line whose allocation raises is retried on the next materialization and, once it has failed
-`retry_limit` times, charged in full to UNALLOCATED with method ALLOCATION_FAILED.
+`total_cost`; a line whose allocation raises is tried again at once and, once it has failed `retry_limit`
+times, charged in full to UNALLOCATED with method ALLOCATION_FAILED.
 """
 
 from __future__ import annotations
@@ -78,15 +78,12 @@ class LineFailure:
 
 @dataclass(slots=True)
 class DayAllocation:
-    """The outcome of one tenant-day: rows for every line, or the lines still owed a retry."""
+    """The outcome of one tenant-day: rows for every line, the lines booked as failed, and how many failed
+    attempts each line made in this allocation (by line id), for the caller to add to the stored counts."""
 
     rows: list[ChargebackRow] = field(default_factory=list)
-    retryable: list[LineFailure] = field(default_factory=list)
     exhausted: list[LineFailure] = field(default_factory=list)
-
-    @property
-    def attempts_to_record(self) -> dict[str, int]:
-        return {line_id(f.line): f.attempts for f in (*self.retryable, *self.exhausted)}
+    failed_attempts: dict[str, int] = field(default_factory=dict)
 
 
 def check_line_reconciles(line: BillingLine, rows: Sequence[ChargebackRow]) -> None:
@@ -177,33 +174,40 @@ def allocate_day(
 ) -> DayAllocation:
     """Allocate every line of a day; a failing line never stops the others.
 
-    A failure counts one attempt. Below `retry_limit` the line is reported retryable (the caller records the
-    attempt and fails the partition so nothing partial is written); at the limit it becomes one
-    ALLOCATION_FAILED row with the full cost.
+    A line that raises is tried again at once; every failure counts one attempt on top of the line's
+    `prior_attempts` (those of earlier runs on the same bill). When its attempts reach `retry_limit` it
+    becomes one ALLOCATION_FAILED row with the full cost. So one run settles every line of every day it
+    covers, with no Dagster retry (DESIGN §3.11), and a line that already used its attempts on this bill
+    gets one more try, not a fresh set.
     """
     outcome = DayAllocation()
     for plan in plans:
-        try:
-            outcome.rows.extend(
-                allocate_line(
-                    plan.line,
-                    plan.allocator,
-                    plan.resolution,
-                    window=plan.window,
-                    resource=plan.resource,
-                    usage=plan.usage,
-                    metrics_fetch_failed=plan.metrics_fetch_failed,
-                    params=params,
+        lid = line_id(plan.line)
+        prior = attempts = prior_attempts.get(lid, 0)
+        error = ""
+        for _ in range(max(1, retry_limit - prior)):
+            try:
+                outcome.rows.extend(
+                    allocate_line(
+                        plan.line,
+                        plan.allocator,
+                        plan.resolution,
+                        window=plan.window,
+                        resource=plan.resource,
+                        usage=plan.usage,
+                        metrics_fetch_failed=plan.metrics_fetch_failed,
+                        params=params,
+                    )
                 )
-            )
-        except Exception as exc:  # any allocator bug must go through the retry path, never lose cost
-            attempts = prior_attempts.get(line_id(plan.line), 0) + 1
-            failure = LineFailure(plan.line, attempts, f"{type(exc).__name__}: {exc}")
-            if attempts >= retry_limit:
-                outcome.exhausted.append(failure)
-                outcome.rows.append(failed_allocation_row(plan.line, attempts, failure.error))
-            else:
-                outcome.retryable.append(failure)
+                break
+            except Exception as exc:  # any allocator bug must go through the retry path, never lose cost
+                attempts += 1
+                error = f"{type(exc).__name__}: {exc}"
+        else:
+            outcome.exhausted.append(LineFailure(plan.line, attempts, error))
+            outcome.rows.append(failed_allocation_row(plan.line, attempts, error))
+        if attempts > prior:
+            outcome.failed_attempts[lid] = attempts - prior
     return outcome
 
 

@@ -85,7 +85,10 @@ def plan_lines(scope: TenantScope, day: date, lines: list[BillingLine]) -> list[
 
 @collector_paused()
 def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> ChargebackDay:
-    """Allocate and write one day, or record the failed attempts and raise so the day is retried."""
+    """Allocate and write one day; lines that keep failing are retried here and booked to UNALLOCATED.
+
+    The failed attempts are committed on their own before the rows, so they count even if the write fails.
+    """
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     attempts = allocation_attempts(scope.db, scope.ecosystem, scope.tenant_id, day)
     outcome = allocate_day(
@@ -94,18 +97,9 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
         retry_limit=scope.tenant.allocation_retry_limit,
         params=scope.tenant.allocator_params,
     )
-    if outcome.attempts_to_record:
+    if outcome.failed_attempts:
         with scope.db.transaction() as tx:
-            increment_allocation_attempts(tx, scope.ecosystem, scope.tenant_id, outcome.attempts_to_record)
-    if outcome.retryable:
-        first = outcome.retryable[0]
-        raise scope.fail(
-            "allocation",
-            [day],
-            f"{len(outcome.retryable)} line(s) failed, will retry (attempt {first.attempts} of "
-            f"{scope.tenant.allocation_retry_limit}); first: {first.line.product_type} on "
-            f"{first.line.resource_id or '<org>'}: {first.error}",
-        )
+            increment_allocation_attempts(tx, scope.ecosystem, scope.tenant_id, outcome.failed_attempts)
     with scope.db.transaction() as tx:
         written = replace_chargeback_day(tx, scope.ecosystem, scope.tenant_id, day, outcome.rows)
         update_state(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -30,11 +30,12 @@ _COLUMNS = (
 def replace_billing_day(
     tx: Transaction, ecosystem: str, tenant_id: str, day: date, lines: Sequence[BillingLine]
 ) -> int:
-    """Replace the day's bill; a line that comes back with the same key keeps its allocation attempts.
+    """Replace the day's bill, every line with no allocation attempts; returns the number of lines written.
 
-    Returns the number of lines written. Two lines with one key are refused: the source merges tiers.
+    A gathered day is allocated afresh from the bill just fetched, so a line that used up its attempts on
+    an earlier gather gets its whole `allocation_retry_limit` again (core-engine-spec §1.2 B step 7), even
+    when it comes back with the same key. Two lines with one key are refused: the source merges tiers.
     """
-    kept = allocation_attempts(tx, ecosystem, tenant_id, day)
     rows = {}
     for line in lines:
         what = (
@@ -60,7 +61,7 @@ def replace_billing_day(
             line.currency,
             line.granularity,
             int(line.provider_prorated),
-            kept.get(lid, 0),
+            0,
             encode_json(line.metadata, f"{what}: metadata"),
         )
     delete_day(tx, "billing", ecosystem, tenant_id, day, timestamp_column="timestamp")
@@ -125,14 +126,17 @@ def allocation_attempts(source: Source, ecosystem: str, tenant_id: str, day: dat
 
 
 def increment_allocation_attempts(
-    tx: Transaction, ecosystem: str, tenant_id: str, line_ids: Iterable[str]
+    tx: Transaction, ecosystem: str, tenant_id: str, failed: Mapping[str, int]
 ) -> dict[str, int]:
-    """Add one attempt to each line; returns the new counts. Unknown line ids are refused."""
-    wanted = sorted(set(line_ids))
+    """Add each line's failed attempts (line id -> count) to its stored count; returns the new counts.
+
+    Unknown line ids are refused.
+    """
+    wanted = sorted(failed)
     tx.conn.executemany(
-        "UPDATE billing SET allocation_attempts = allocation_attempts + 1 "
+        "UPDATE billing SET allocation_attempts = allocation_attempts + ? "
         "WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
-        [(ecosystem, tenant_id, lid) for lid in wanted],
+        [(failed[lid], ecosystem, tenant_id, lid) for lid in wanted],
     )
     counts = {}
     for lid in wanted:

@@ -22,3 +22,8 @@ not_callable = 42
 
 def resolver(line, inventory, usage):
     return None
+
+
+def allocator_down(ctx):
+    """An allocator override that always raises, as a broken custom allocator does."""
+    raise RuntimeError("allocator down")

@@ -125,28 +125,67 @@ def plan_for(billed, allocator=failing) -> LinePlan:
     return LinePlan(billed, allocator, IdentityResolution(), line_window(billed))
 
 
-def test_failing_allocator_is_retried_then_charged_to_unallocated() -> None:
-    """Scenario 17 with limit 3: attempts 1-2 leave the line retryable; attempt 3 books the full cost."""
+class Flaky:
+    """An allocator that raises its first `failures` calls, then allocates to everyone; counts its calls."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    def __call__(self, ctx) -> AllocationResult:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("boom")
+        return EVERYONE.allocate(ctx)
+
+
+def test_an_always_failing_line_is_booked_to_unallocated_in_one_allocation() -> None:
+    """Scenario 17 with limit 3, settled at once: three failed attempts, then the full cost to UNALLOCATED,
+    while the healthy line of the day is allocated as usual."""
     billed = line("42.4242")
     good = line("1.00", product_type="SUPPORT", resource_id="")
-    attempts: dict[str, int] = {}
-    for attempt in (1, 2):
-        outcome = allocate_day(
-            [plan_for(billed), plan_for(good, EVERYONE.allocate)], prior_attempts=attempts, retry_limit=3
-        )
-        assert [f.attempts for f in outcome.retryable] == [attempt]
-        assert [r.identity_id for r in outcome.rows] == [UNALLOCATED], "the healthy line is still allocated"
-        attempts.update(outcome.attempts_to_record)
-    outcome = allocate_day([plan_for(billed)], prior_attempts=attempts, retry_limit=3)
-    assert outcome.retryable == []
-    [row] = outcome.rows
-    assert (row.identity_id, row.amount, row.allocation_method) == (
+    always = Flaky(failures=10)
+    outcome = allocate_day(
+        [plan_for(billed, always), plan_for(good, EVERYONE.allocate)], prior_attempts={}, retry_limit=3
+    )
+    failed, healthy = outcome.rows
+    assert (failed.identity_id, failed.amount, failed.allocation_method) == (
         UNALLOCATED,
         Decimal("42.4242"),
         "ALLOCATION_FAILED",
     )
-    assert row.allocation_detail == "Failed after 3 attempts: RuntimeError: boom"
-    assert outcome.attempts_to_record == {line_id(billed): 3}
+    assert failed.allocation_detail == "Failed after 3 attempts: RuntimeError: boom"
+    assert (healthy.identity_id, healthy.amount, healthy.allocation_method) == (
+        UNALLOCATED,
+        Decimal("1.00"),
+        "terminal",
+    )
+    assert always.calls == 3
+    assert outcome.failed_attempts == {line_id(billed): 3}
+    assert [(f.line, f.attempts) for f in outcome.exhausted] == [(billed, 3)]
+
+
+def test_a_line_that_fails_and_then_allocates_is_charged_as_usual() -> None:
+    billed = line("9.00")
+    flaky = Flaky(failures=2)
+    plan = LinePlan(
+        billed, flaky, IdentityResolution(resource_active=identities("a", "b")), line_window(billed)
+    )
+    outcome = allocate_day([plan], prior_attempts={}, retry_limit=3)
+    assert [(r.identity_id, str(r.amount)) for r in outcome.rows] == [("a", "4.5000"), ("b", "4.5000")]
+    assert (outcome.failed_attempts, outcome.exhausted) == ({line_id(billed): 2}, [])
+
+
+@pytest.mark.parametrize(("prior", "tries", "booked_after"), [(1, 2, 3), (3, 1, 4), (5, 1, 6)])
+def test_attempts_made_on_the_same_bill_before_count_toward_the_limit(prior, tries, booked_after) -> None:
+    """A recomputation of an unchanged bill does not start over: a line past its limit gets one more try."""
+    billed = line("5")
+    always = Flaky(failures=10)
+    outcome = allocate_day([plan_for(billed, always)], prior_attempts={line_id(billed): prior}, retry_limit=3)
+    assert always.calls == tries
+    assert outcome.failed_attempts == {line_id(billed): tries}
+    [row] = outcome.rows
+    assert row.allocation_detail == f"Failed after {booked_after} attempts: RuntimeError: boom"
 
 
 def test_retry_limit_one_books_the_fallback_at_once() -> None:

@@ -71,24 +71,37 @@ def test_another_tenant_never_sees_the_bill(db):
     assert len(billing_for_day(db, ECO, TENANT, DAY)) == 1
 
 
-def test_reinserting_a_day_keeps_the_attempts_of_lines_that_come_back(db):
+def test_attempts_add_up_per_line(db):
     with db.transaction() as tx:
         replace_billing_day(tx, ECO, TENANT, DAY, [CKU, ORG])
-        assert increment_allocation_attempts(tx, ECO, TENANT, [line_id(CKU), line_id(ORG)]) == {
+        assert increment_allocation_attempts(tx, ECO, TENANT, {line_id(CKU): 1, line_id(ORG): 3}) == {
             line_id(CKU): 1,
-            line_id(ORG): 1,
+            line_id(ORG): 3,
         }
-        assert increment_allocation_attempts(tx, ECO, TENANT, [line_id(CKU)]) == {line_id(CKU): 2}
+        assert increment_allocation_attempts(tx, ECO, TENANT, {line_id(CKU): 2}) == {line_id(CKU): 3}
+    assert allocation_attempts(db, ECO, TENANT, DAY) == {line_id(CKU): 3, line_id(ORG): 3}
+
+
+def test_regathering_a_day_starts_every_line_over_even_with_the_same_key(db):
+    """core-engine-spec §1.2 B step 7: a line that used up its attempts on the old bill gets all of them
+    again."""
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU, ORG])
+        increment_allocation_attempts(tx, ECO, TENANT, {line_id(CKU): 3, line_id(ORG): 1})
     new_line = replace(CKU, resource_id="lkc-2")
     revised = replace(CKU, total_cost=Decimal("13.0000"))
     with db.transaction() as tx:
-        replace_billing_day(tx, ECO, TENANT, DAY, [revised, new_line])
-    assert allocation_attempts(db, ECO, TENANT, DAY) == {line_id(CKU): 2, line_id(new_line): 0}
+        replace_billing_day(tx, ECO, TENANT, DAY, [revised, ORG, new_line])
+    assert allocation_attempts(db, ECO, TENANT, DAY) == {
+        line_id(CKU): 0,
+        line_id(ORG): 0,
+        line_id(new_line): 0,
+    }
 
 
 def test_incrementing_an_unknown_line_is_refused(db):
     with pytest.raises(ValueError, match="no billing line nope for tenant"), db.transaction() as tx:
-        increment_allocation_attempts(tx, ECO, TENANT, ["nope"])
+        increment_allocation_attempts(tx, ECO, TENANT, {"nope": 1})
 
 
 @pytest.mark.parametrize(
