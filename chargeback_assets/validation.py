@@ -331,9 +331,10 @@ class _Report:
             rule = "keys must be strings (quote it)" if kind == "string_type" else rule
         if kind == "union_tag_not_found":
             rule, show = "required key is missing", False
+        typed = kind in _TYPE_RULES or rule.startswith("expected ")
         if show and self._may_show(keys, value):
-            rule += f", got {_shown(value, typed=rule.startswith('expected '))}"
-        elif show and rule.startswith("expected "):
+            rule += f", got {_shown(value, typed=typed)}"
+        elif show and typed:
             rule += f", got {kind_of(value)}"
         self._found.append(Problem(self._path(keys), rule))
 
@@ -407,7 +408,7 @@ def _child(value: object, part: str | int) -> object:
 
 def _shown(value: object, *, typed: bool) -> str:
     text = repr(value) if isinstance(value, str) else str(value)
-    text = text if len(text) <= 60 else text[:57] + "..."
+    text = text if len(text) <= 100 else text[:97] + "..."
     return f"{kind_of(value)} {text}" if typed else text
 
 

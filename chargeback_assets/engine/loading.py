@@ -57,7 +57,7 @@ def _accepts_positional(func: Callable[..., Any], count: int) -> bool:
 def load_callable(path: str, *, what: str, arity: int) -> Callable[..., Any]:
     """Import `module:attr`, reject classes and non-callables, and check it takes `arity` positional args."""
     if not _PATH.match(path):
-        raise LoadError(what, path, "expected 'package.module:callable'")
+        raise LoadError(what, path, "must be 'package.module:callable'")
     module_name, attribute = path.split(":")
     try:
         module = importlib.import_module(module_name)
