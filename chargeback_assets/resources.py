@@ -12,8 +12,8 @@ from pydantic import PrivateAttr
 
 from chargeback_assets.config import AppConfig, TenantConfig, load_config
 from chargeback_assets.ecosystems.retry import RetryBudget
-from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.logs import configure_logging
+from chargeback_assets.runtime import build_runtime
 from chargeback_assets.stages.lanes import RunLanes
 from chargeback_assets.stages.scope import TenantData, TenantScope
 from chargeback_assets.storage.database import ChargebackDatabase

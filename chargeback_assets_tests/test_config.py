@@ -1,22 +1,30 @@
 from __future__ import annotations
 
+import ast
 import copy
+import dataclasses
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from chargeback_assets.config import (
+    TENANT_MODELS,
     AppConfig,
-    EmitterConfig,
-    TenantConfig,
+    FeaturesConfig,
+    OrchestrationConfig,
+    SourcesConfig,
+    StorageConfig,
     load_config,
     parse_config,
 )
-from chargeback_assets.ecosystems.confluent_cloud.settings import ConfluentCloudSettings
+from chargeback_assets.ecosystems.confluent_cloud.settings import CCloudApi, ConfluentCloudSettings
 from chargeback_assets.ecosystems.self_managed_kafka.settings import SelfManagedKafkaSettings
+from chargeback_assets.emitters.csv import CsvParams
+from chargeback_assets.emitters.prometheus import PrometheusParams
 from chargeback_assets.validation import ConfigError, Secret
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "chargeback.example.yaml"
@@ -64,7 +72,7 @@ def test_example_file_parses_with_its_environment() -> None:
     assert acme.plugin_settings.metrics is not None
     assert acme.plugin_settings.metrics.url == "http://127.0.0.1:8765"
     assert [(e.type, e.name) for e in acme.emitters] == [("csv", "csv"), ("prometheus", "prometheus")]
-    assert acme.emitters[1].params == {"port": 8000}
+    assert acme.emitters[1].params == PrometheusParams(output_dir="data/exports/prometheus")
     assert acme.tags.identities["sa-00001"] == {"team": "payments", "cost_center": "4711"}
     assert acme.tags.resources["lkc-00001"] == {"env": "production"}
     onprem = loaded.tenants["onprem-kafka"]
@@ -90,7 +98,7 @@ def test_example_file_needs_the_api_key_variable() -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(EXAMPLE, {})
     assert str(caught.value) == (
-        "tenants.acme-prod.plugin_settings.ccloud_api.key: "
+        f"{EXAMPLE}: tenants.acme-prod.plugin_settings.ccloud_api.key: "
         "environment variable CCLOUD_API_KEY is not set and has no default"
     )
 
@@ -109,13 +117,13 @@ def test_minimal_config_takes_every_default() -> None:
     assert loaded.orchestration.schedule_cron == "0 3 * * *"
     assert loaded.orchestration.billing_sensor_interval_seconds == 3600
     prod = loaded.tenants["prod"]
-    assert prod == TenantConfig(
-        name="prod",
-        ecosystem="confluent_cloud",
-        tenant_id="t-prod",
-        start_date=date(2026, 1, 1),
-        plugin_settings=ConfluentCloudSettings(api_key="KEY", api_secret=Secret(SECRET_VALUE)),
+    assert (prod.name, prod.ecosystem, prod.tenant_id, prod.start_date) == (
+        "prod",
+        "confluent_cloud",
+        "t-prod",
+        date(2026, 1, 1),
     )
+    assert prod.plugin_settings == ConfluentCloudSettings(ccloud_api=CCloudApi("KEY", Secret(SECRET_VALUE)))
     assert (prod.recalculation_days, prod.settle_days, prod.retention_days) == (7, 3, 250)
     assert (
         prod.allocation_retry_limit,
@@ -127,6 +135,8 @@ def test_minimal_config_takes_every_default() -> None:
         5,
     )
     assert prod.unallocated_warn_fraction == Decimal("0.25")
+    assert (prod.unattributed_warn_fraction, prod.max_line_amount) == (Decimal("0.15"), Decimal("10000000"))
+    assert prod.retention_max_days_per_run == 7
     assert prod.allocator_params == {
         "kafka_cku_usage_ratio": Decimal("0.70"),
         "kafka_cku_shared_ratio": Decimal("0.30"),
@@ -177,7 +187,7 @@ def test_missing_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.yaml"
     with pytest.raises(ConfigError) as caught:
         load_config(environ={"CHARGEBACK_CONFIG": str(missing)})
-    assert str(caught.value).startswith(f"{missing}: config file not found")
+    assert str(caught.value) == f"{missing}: config file not found (pass a path or set CHARGEBACK_CONFIG)"
 
 
 def test_default_path_is_chargeback_yaml_in_the_working_directory(
@@ -186,7 +196,7 @@ def test_default_path_is_chargeback_yaml_in_the_working_directory(
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError) as caught:
         load_config(environ={})
-    assert caught.value.path == "chargeback.yaml"
+    assert caught.value.source == "chargeback.yaml"
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "tenants:\n", "tenants: {}\n"])
@@ -195,7 +205,7 @@ def test_no_tenants_is_an_error(tmp_path: Path, text: str) -> None:
     file.write_text(text)
     with pytest.raises(ConfigError) as caught:
         load_config(file, {})
-    assert str(caught.value) == "tenants: no tenants configured"
+    assert str(caught.value) == f"{file}: tenants: no tenants configured"
 
 
 def test_yaml_syntax_error_names_file_and_line_without_the_line_text(tmp_path: Path) -> None:
@@ -242,7 +252,9 @@ def test_set_variable_wins_over_default_and_empty_value_takes_default() -> None:
 
 
 def test_default_ends_at_the_first_closing_brace() -> None:
-    assert parse(config(tenant_id="${MISSING:-a}b}")).tenants["prod"].tenant_id == "ab}"
+    raw = config()
+    raw["logging"] = {"format": "${MISSING:-%(message)s}}"}
+    assert parse(raw).logging.format == "%(message)s}"
 
 
 def test_keys_are_not_substituted() -> None:
@@ -302,7 +314,7 @@ def test_unknown_keys_are_rejected_with_the_allowed_ones(location: tuple[str, ..
 
 
 def test_unknown_emitter_key_lists_allowed_keys() -> None:
-    raw = config(emitters=[{"type": "csv", "lookback": 3}])
+    raw = config(emitters=[{"type": "csv", "lookback": 3, "params": {"output_dir": "out"}}])
     assert parse_error(raw) == (
         "tenants.prod.emitters[0]: unknown key 'lookback'; "
         "allowed keys: aggregation, lookback_days, name, params, type"
@@ -435,11 +447,32 @@ def test_retry_budget_edges_and_substitution() -> None:
         assert parse(raw).sources.retry_budget_seconds == expected
 
 
-@pytest.mark.parametrize("cron", ["0 3 * *", "0 3 * * * *", "every day", "0 3 * * $"])
-def test_bad_cron_is_refused(cron: str) -> None:
+@pytest.mark.parametrize(
+    ("cron", "rule"),
+    [
+        ("0 3 * *", "must be a cron expression of 5 fields (minute hour day month weekday)"),
+        ("0 3 * * * *", "must be a cron expression of 5 fields (minute hour day month weekday)"),
+        ("every day", "must be a cron expression of 5 fields (minute hour day month weekday)"),
+        ("0 3 * * $", "cron weekday field '$' is not valid"),
+        ("99 99 99 99 99", "cron minute field '99' is out of range 0-59"),
+        ("0 24 * * *", "cron hour field '24' is out of range 0-23"),
+        ("0 3 0 * *", "cron day field '0' is out of range 1-31"),
+        ("0 3 * 1-13 *", "cron month field '1-13' is out of range 1-12"),
+        ("*/0 3 * * *", "cron minute field '*/0' is not valid"),
+        ("0 3 * * sun-funday", "cron weekday field 'sun-funday' is not valid"),
+    ],
+)
+def test_bad_cron_is_refused_naming_the_field(cron: str, rule: str) -> None:
     raw = config()
     raw["orchestration"] = {"schedule_cron": cron}
-    assert parse_error(raw).startswith("orchestration.schedule_cron: must be a cron expression of 5 fields")
+    assert parse_error(raw) == f"orchestration.schedule_cron: {rule}, got {cron!r}"
+
+
+@pytest.mark.parametrize("cron", ["30 4 * * 1-5", "*/15 0-6,22,23 1,15 jan-mar,DEC mon-fri", "0 0 31 12 7"])
+def test_valid_crons_pass(cron: str) -> None:
+    raw = config()
+    raw["orchestration"] = {"schedule_cron": cron}
+    assert parse(raw).orchestration.schedule_cron == cron
 
 
 def test_asset_owners_are_e_mail_addresses_or_teams() -> None:
@@ -453,7 +486,7 @@ def test_asset_owners_are_e_mail_addresses_or_teams() -> None:
     ("owners", "expected"),
     [
         (["finops"], "orchestration.asset_owners[0]: must be an e-mail address or team:<name>, got 'finops'"),
-        (["team:ok", 7], "orchestration.asset_owners[1]: must be an e-mail address or team:<name>, got 7"),
+        (["team:ok", 7], "orchestration.asset_owners[1]: expected a string, got integer 7"),
         ("team:finops", "orchestration.asset_owners: expected a list, got"),
     ],
 )
@@ -516,34 +549,66 @@ def test_ratio_keys_must_be_numbers_and_other_params_keep_their_type() -> None:
     assert parse_error(config(allocator_params={"storage_ratio": "high"})) == (
         "tenants.prod.allocator_params.storage_ratio: expected a number, got string 'high'"
     )
-    assert parse_error(
-        config(allocator_params={"kafka_cku_usage_ratio": 1.5, "kafka_cku_shared_ratio": -0.5})
-    ) == ("tenants.prod.allocator_params.kafka_cku_usage_ratio: must be between 0 and 1, got 1.5")
+    assert parse_error(config(allocator_params={"storage_ratio": True})) == (
+        "tenants.prod.allocator_params.storage_ratio: expected a number, got boolean True"
+    )
+    assert (
+        parse_error(config(allocator_params={"kafka_cku_usage_ratio": 1.5, "kafka_cku_shared_ratio": -0.5}))
+        == "tenants.prod.allocator_params.kafka_cku_usage_ratio: must be between 0 and 1, got 1.5"
+    )
     params = parse(config(allocator_params={"mode": "strict", "enabled": True, "count": 2, "weight": 0.1}))
     got = params.tenants["prod"].allocator_params
     assert (got["mode"], got["enabled"], got["count"], got["weight"]) == ("strict", True, 2, Decimal("0.1"))
     assert type(got["count"]) is int and type(got["enabled"]) is bool
 
 
-def test_override_paths_need_module_colon_callable() -> None:
+CALLABLES = "chargeback_assets_tests.engine.custom_callables"
+
+
+def test_overrides_are_imported_and_checked_at_load() -> None:
     good = parse(
         config(
-            allocator_overrides={"KAFKA_NUM_CKU": "acme.alloc:split"},
-            identity_resolution_overrides={"kafka": "acme.identity.resolvers:by_owner"},
+            allocator_overrides={"KAFKA_NUM_CKUS": f"{CALLABLES}:to_platform_team"},
+            identity_resolution_overrides={"kafka": f"{CALLABLES}:resolver"},
         )
     ).tenants["prod"]
-    assert good.allocator_overrides == {"KAFKA_NUM_CKU": "acme.alloc:split"}
-    assert good.identity_resolution_overrides == {"kafka": "acme.identity.resolvers:by_owner"}
-    assert parse_error(config(allocator_overrides={"KAFKA_NUM_CKU": "acme.alloc.split"})) == (
-        "tenants.prod.allocator_overrides.KAFKA_NUM_CKU: must be 'package.module:callable' (with a colon), "
-        "got 'acme.alloc.split'"
+    assert good.allocator_overrides == {"KAFKA_NUM_CKUS": f"{CALLABLES}:to_platform_team"}
+    assert good.identity_resolution_overrides == {"kafka": f"{CALLABLES}:resolver"}
+
+
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [
+        ("acme.alloc.split", "must be 'package.module:callable'"),
+        (
+            "acme_missing.alloc:split",
+            "cannot import module 'acme_missing.alloc' (No module named 'acme_missing')",
+        ),
+        (f"{CALLABLES}:nothing", f"module '{CALLABLES}' has no attribute 'nothing'"),
+        (f"{CALLABLES}:two_args", "must accept exactly 1 positional argument(s)"),
+        (f"{CALLABLES}:not_callable", "is not callable"),
+    ],
+)
+def test_a_bad_allocator_override_fails_at_load_naming_its_key(path: str, rule: str) -> None:
+    """Found on main: a missing module was retried for ~29 s at run time, and the message named no key."""
+    assert parse_error(config(allocator_overrides={"KAFKA_NUM_CKUS": path})) == (
+        f"tenants.prod.allocator_overrides.KAFKA_NUM_CKUS: {rule}, got {path!r}"
+    )
+
+
+def test_an_override_on_a_product_type_the_ecosystem_lacks_is_refused() -> None:
+    """Found on main: an override on a misspelled product type was ignored silently."""
+    message = parse_error(config(allocator_overrides={"KAFKA_NUM_CKUZ": f"{CALLABLES}:to_platform_team"}))
+    assert message.startswith(
+        "tenants.prod.allocator_overrides.KAFKA_NUM_CKUZ: confluent_cloud has no product type "
+        "'KAFKA_NUM_CKUZ'; did you mean KAFKA_NUM_CKU? known: AUDIT_LOG_READ, "
     )
 
 
 def test_identity_overrides_are_keyed_by_the_ecosystem_service_types() -> None:
-    assert parse_error(config(identity_resolution_overrides={"topic": "a:b"})) == (
-        "tenants.prod.identity_resolution_overrides.topic: unknown service type; "
-        "allowed: connector, default, flink, kafka, ksqldb, org_wide, schema_registry"
+    assert parse_error(config(identity_resolution_overrides={"topic": f"{CALLABLES}:resolver"})) == (
+        "tenants.prod.identity_resolution_overrides: "
+        "must be one of connector|default|flink|kafka|ksqldb|org_wide|schema_registry, got 'topic'"
     )
 
 
@@ -576,7 +641,7 @@ def test_tenant_names_must_be_partition_keys(name: str, why: str) -> None:
 def test_tenant_names_must_be_strings() -> None:
     assert (
         parse_error({"tenants": {2026: tenant()}})
-        == "tenants: keys must be strings, got integer 2026 (quote it)"
+        == "tenants: keys must be strings (quote it), got integer 2026"
     )
 
 
@@ -609,7 +674,7 @@ def test_plugin_settings_are_parsed_by_the_tenant_ecosystem() -> None:
                 }
             ],
         },
-        identity_resolution_overrides={"generic": "x.y:z"},
+        identity_resolution_overrides={"generic": f"{CALLABLES}:resolver"},
     )
     prod = parse(raw).tenants["prod"]
     assert prod.ecosystem == "generic_metrics"
@@ -624,17 +689,31 @@ def test_emitters_defaults_and_params() -> None:
         parse(
             config(
                 emitters=[
-                    {"type": "csv", "params": {"output_dir": "out", "nested": {"a": [1, 2]}}},
-                    {"type": "csv", "name": "csv-monthly", "aggregation": "monthly", "lookback_days": 30},
+                    {"type": "csv", "params": {"output_dir": "out"}},
+                    {
+                        "type": "prometheus",
+                        "name": "prom-monthly",
+                        "aggregation": "monthly",
+                        "lookback_days": 30,
+                        "params": {
+                            "output_dir": "om",
+                            "pushgateway_url": "http://127.0.0.1:9091/",
+                            "job": "cb",
+                        },
+                    },
                 ]
             )
         )
         .tenants["prod"]
         .emitters
     )
-    assert emitters == (
-        EmitterConfig(type="csv", name="csv", params={"output_dir": "out", "nested": {"a": [1, 2]}}),
-        EmitterConfig(type="csv", name="csv-monthly", aggregation="monthly", lookback_days=30),
+    assert [(e.type, e.name, e.aggregation, e.lookback_days) for e in emitters] == [
+        ("csv", "csv", "daily", None),
+        ("prometheus", "prom-monthly", "monthly", 30),
+    ]
+    assert emitters[0].params == CsvParams(output_dir="out")
+    assert emitters[1].params == PrometheusParams(
+        output_dir="om", pushgateway_url="http://127.0.0.1:9091", job="cb"
     )
 
 
@@ -644,15 +723,53 @@ def test_emitters_defaults_and_params() -> None:
         ({"type": "xml"}, "tenants.prod.emitters[0].type: must be one of csv|prometheus, got 'xml'"),
         ({}, "tenants.prod.emitters[0].type: required key is missing"),
         (
-            {"type": "csv", "aggregation": "hourly"},
-            "tenants.prod.emitters[0].aggregation: must be one of daily|monthly",
+            {"type": "csv", "aggregation": "hourly", "params": {"output_dir": "o"}},
+            "tenants.prod.emitters[0].aggregation: must be one of daily|monthly, got 'hourly'",
         ),
         (
-            {"type": "csv", "lookback_days": 0},
+            {"type": "csv", "lookback_days": 0, "params": {"output_dir": "o"}},
             "tenants.prod.emitters[0].lookback_days: must be at least 1, got 0",
         ),
         ({"type": "csv", "params": ["a"]}, "tenants.prod.emitters[0].params: expected a mapping, got list"),
         ("csv", "tenants.prod.emitters[0]: expected a mapping, got string 'csv'"),
+        # Found on main: params were only checked when emitting, after billing and charges were written.
+        ({"type": "csv"}, "tenants.prod.emitters[0].params: required key is missing"),
+        (
+            {"type": "csv", "params": {}},
+            "tenants.prod.emitters[0].params.output_dir: required key is missing",
+        ),
+        (
+            {"type": "csv", "params": {"output_dir": "o", "dir": "x"}},
+            "tenants.prod.emitters[0].params: unknown key 'dir'; allowed keys: filename_template, output_dir",
+        ),
+        (
+            {"type": "csv", "params": {"output_dir": "o", "filename_template": "../{date}.csv"}},
+            "tenants.prod.emitters[0].params.filename_template: must be a relative path inside output_dir, "
+            "got '../{date}.csv'",
+        ),
+        (
+            {"type": "csv", "params": {"output_dir": "o", "filename_template": "/tmp/{date}.csv"}},
+            "tenants.prod.emitters[0].params.filename_template: must be a relative path inside output_dir",
+        ),
+        (
+            {"type": "csv", "params": {"output_dir": "o", "filename_template": "{date.__class__}.csv"}},
+            "tenants.prod.emitters[0].params.filename_template: unknown field(s) ['date.__class__']",
+        ),
+        (
+            {"type": "csv", "params": {"output_dir": 7}},
+            "tenants.prod.emitters[0].params.output_dir: expected a string, got integer 7",
+        ),
+        (
+            {"type": "prometheus", "params": {"output_dir": "o", "pushgateway_url": "pushgateway:9091"}},
+            "tenants.prod.emitters[0].params.pushgateway_url: must be an http:// or https:// URL, "
+            "got 'pushgateway:9091'",
+        ),
+        (
+            {"type": "prometheus", "params": {"port": 8000}},
+            "tenants.prod.emitters[0].params.output_dir: required key is missing\n"
+            "tenants.prod.emitters[0].params: unknown key 'port'; allowed keys: job, output_dir, "
+            "pushgateway_url",
+        ),
     ],
 )
 def test_bad_emitters(emitter: object, expected: str) -> None:
@@ -660,27 +777,12 @@ def test_bad_emitters(emitter: object, expected: str) -> None:
 
 
 def test_emitter_names_are_unique_per_tenant() -> None:
-    assert parse_error(config(emitters=[{"type": "csv"}, {"type": "prometheus", "name": "csv"}])) == (
+    csv = {"type": "csv", "params": {"output_dir": "a"}}
+    prometheus = {"type": "prometheus", "name": "csv", "params": {"output_dir": "b"}}
+    assert parse_error(config(emitters=[csv, prometheus])) == (
         "tenants.prod.emitters[1].name: duplicate emitter name 'csv', "
         "already used at tenants.prod.emitters[0].name"
     )
-
-
-def test_secret_named_emitter_params_become_secrets() -> None:
-    params = (
-        parse(
-            config(
-                emitters=[
-                    {"type": "prometheus", "params": {"port": 9100, "push": {"basic_password": SECRET_VALUE}}}
-                ]
-            )
-        )
-        .tenants["prod"]
-        .emitters[0]
-        .params
-    )
-    assert params["push"]["basic_password"] == Secret(SECRET_VALUE)
-    assert SECRET_VALUE not in repr(params)
 
 
 # --- tags -------------------------------------------------------------------------------------------------
@@ -699,9 +801,9 @@ def test_tags_are_read() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("Team", "a", "tenants.prod.tags.identities.sa-1.Team: tag keys must match ^[a-z][a-z0-9_.-]{0,62}$"),
-        ("1team", "a", "tenants.prod.tags.identities.sa-1.1team: tag keys must match"),
-        ("t" * 64, "a", f"tenants.prod.tags.identities.sa-1.{'t' * 64}: tag keys must match"),
+        ("Team", "a", "tenants.prod.tags.identities.sa-1: tag keys must match ^[a-z][a-z0-9_.-]{0,62}$"),
+        ("1team", "a", "tenants.prod.tags.identities.sa-1: tag keys must match"),
+        ("t" * 64, "a", "tenants.prod.tags.identities.sa-1: tag keys must match"),
         ("team", "", "tenants.prod.tags.identities.sa-1.team: must not be empty"),
         (
             "team",
@@ -759,3 +861,153 @@ def test_a_secret_that_fails_validation_is_not_echoed(plugin_settings: dict[str,
     assert message.startswith("tenants.prod.plugin_settings.")
     assert SECRET_VALUE not in message
     assert "987654321" not in message
+
+
+# --- found on main ----------------------------------------------------------------------------------------
+
+
+def test_the_example_loads_and_builds_every_emitter_it_names(tmp_path: Path) -> None:
+    """Found on main: its prometheus emitter (`params: {port: 8000}`) loaded, then failed every run."""
+    loaded = load_config(EXAMPLE, {"CCLOUD_API_KEY": "ABC123"})
+    built = [(e.name, type(e.params.build()).__name__) for t in loaded.tenants.values() for e in t.emitters]
+    assert built == [("csv", "CsvEmitter"), ("prometheus", "PrometheusEmitter"), ("csv", "CsvEmitter")]
+
+
+@pytest.mark.parametrize("tenant_id", ["../../evil", "a/b", ".hidden", "a b", "x" * 129, "a\\b"])
+def test_ids_that_name_files_are_constrained_at_load(tenant_id: str) -> None:
+    """Found on main: `../../evil` was refused only when emitting; `a/b` put the CSV in a subdirectory."""
+    assert parse_error(config(tenant_id=tenant_id)).startswith(
+        "tenants.prod.tenant_id: must be 1-128 letters, digits, '.', '_' or '-', starting with a letter "
+        "or digit"
+    )
+
+
+@pytest.mark.parametrize("name", ["a\nb", "a\x00b", "tab\there"])
+def test_tenant_names_with_control_characters_are_refused_on_one_line(name: str) -> None:
+    message = parse_error({"tenants": {name: tenant()}})
+    assert (
+        message == f"tenants: tenant name {name!r} cannot be a partition key: "
+        "it contains a control character (a newline, NUL, ...)"
+    )
+    assert "\n" not in message
+
+
+def test_a_storage_path_that_is_a_directory_is_refused_at_load(tmp_path: Path) -> None:
+    """Found on main: sqlite3.OperationalError after 3 retries, naming no key."""
+    raw = config()
+    raw["storage"] = {"path": "${DATA_DIR}"}
+    assert parse_error(raw, {"DATA_DIR": str(tmp_path)}) == (
+        "storage.path: is a directory; give the database file, e.g. data/chargeback.db"
+    )
+
+
+def test_an_unquoted_impossible_date_names_its_key(tmp_path: Path) -> None:
+    """Found on main: `start_date: 2026-13-01` failed in the YAML loader with a bare ValueError."""
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "tenants:\n  prod:\n    ecosystem: confluent_cloud\n    tenant_id: t1\n    start_date: 2026-13-01\n"
+        "    plugin_settings: {ccloud_api: {key: k, secret: s}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, {})
+    assert str(caught.value) == (
+        f"{file}: tenants.prod.start_date: not a valid date (month must be in 1..12), got '2026-13-01'"
+    )
+
+
+@pytest.mark.parametrize("key", ["retention_days", "unallocated_warn_fraction", "start_date", "tenant_id"])
+def test_a_value_from_the_environment_is_never_shown_in_an_error(key: str) -> None:
+    """Found on main: a secret put in a numeric key by mistake was echoed in the type error."""
+    message = parse_error(config(**{key: "${LEAKED}"}), {"LEAKED": f"{SECRET_VALUE}!"})
+    assert message.startswith(f"tenants.prod.{key}: ")
+    assert SECRET_VALUE not in message
+
+
+def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    """Found on main: a 336-byte document kept loading busy for over a minute and 2 GB."""
+    lines = ['a0: &a0 ["${X:-lol}", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]
+    file = tmp_path / "bomb.yaml"
+    file.write_text("\n".join(lines) + "\ntenants: *a8\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, {})
+    assert str(caught.value) == (f"{file}: the document expands to more than 100000 values (YAML aliases?)")
+
+
+def test_aliases_that_share_a_block_still_work(tmp_path: Path) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_text(
+        "defaults: &defaults {ecosystem: confluent_cloud, start_date: 2026-01-01, "
+        "plugin_settings: {ccloud_api: {key: k, secret: s}}}\n"
+    )
+    raw = yaml.safe_load(file.read_text())
+    raw = {
+        "tenants": {"a": {**raw["defaults"], "tenant_id": "a"}, "b": {**raw["defaults"], "tenant_id": "b"}}
+    }
+    assert sorted(parse(raw).tenants) == ["a", "b"]
+
+
+def test_tag_keys_that_would_be_one_prometheus_label_are_refused_at_load() -> None:
+    """Found on main: `cost.center` and `cost_center` loaded, then failed every Prometheus emission."""
+    tags = {"identities": {"sa-1": {"cost.center": "a"}}, "resources": {"lkc-1": {"cost_center": "b"}}}
+    assert parse_error(config(tags=tags)) == (
+        "tenants.prod.tags: tag keys ['cost.center', 'cost_center'] would be one Prometheus label; "
+        "use one spelling"
+    )
+
+
+def test_every_problem_is_reported_not_only_the_first() -> None:
+    raw = config(retention_days=0, settle_days="x", emitters=[{"type": "xml"}])
+    raw["features"] = {"max_parallel_tenants": 99}
+    assert sorted(parse_error(raw).splitlines()) == [
+        "features.max_parallel_tenants: must be between 1 and 64, got 99",
+        "tenants.prod.emitters[0].type: must be one of csv|prometheus, got 'xml'",
+        "tenants.prod.retention_days: must be between 1 and 730, got 0",
+        "tenants.prod.settle_days: expected an integer, got string 'x'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        (b"", "tenants: no tenants configured"),
+        (b"tenants:\n  prod: {}\n  prod: {}\n", "invalid YAML at line 3, column 3: duplicate key 'prod'"),
+        (b"tenants: \xff\xfe\n", "not UTF-8 text (byte 9 is 0xff)"),
+        (b"- a\n- b\n", "expected a mapping, got list"),
+    ],
+)
+def test_bad_files_give_one_line_naming_the_file(tmp_path: Path, text: bytes, rule: str) -> None:
+    file = tmp_path / "c.yaml"
+    file.write_bytes(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, {})
+    assert str(caught.value) == f"{file}: {rule}"
+
+
+# --- layering and the README ------------------------------------------------------------------------------
+
+
+def test_no_ecosystem_or_emitter_module_imports_the_app_config() -> None:
+    """Settings flow down: config imports the ecosystems' and emitters' models, never the other way."""
+    package = Path(__file__).resolve().parents[1] / "chargeback_assets"
+    upward = []
+    for module in [*(package / "ecosystems").rglob("*.py"), *(package / "emitters").rglob("*.py")]:
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            upward += [
+                f"{module.relative_to(package)}: {n}" for n in names if n == "chargeback_assets.config"
+            ]
+    assert upward == []
+
+
+def test_the_readme_config_reference_names_every_tenant_key() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    reference = readme[readme.index("## Configuration") : readme.index("## How a billing line is allocated")]
+    keys = [f.name for f in dataclasses.fields(TENANT_MODELS["confluent_cloud"]) if f.init]
+    keys += [
+        f.name
+        for section in (StorageConfig, FeaturesConfig, SourcesConfig, OrchestrationConfig)
+        for f in dataclasses.fields(section)
+    ]
+    assert [key for key in keys if f"{key}`" not in reference] == []  # `key` or `section.key`

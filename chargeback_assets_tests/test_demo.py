@@ -22,8 +22,8 @@ import requests
 from chargeback_assets.config import load_config
 from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.demo import REPO, TENANTS, demo_environment
-from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.partitions import DATE, build_partitions
+from chargeback_assets.runtime import build_runtime
 from chargeback_assets_tests.real_prometheus import free_port
 
 DEMO = [sys.executable, "-m", "chargeback_assets.demo"]

@@ -7,7 +7,7 @@ what they return.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
@@ -166,12 +166,18 @@ class EcosystemRuntime:
 
 
 class Ecosystem(Protocol):
-    name: str
+    """A kind of tenant: the model of its `plugin_settings` and how to build its runtime from them."""
 
-    def parse_settings(self, raw: Mapping[str, Any], path: str) -> Any:
-        """Validate `plugin_settings`; raise ConfigError naming `path.<key>` and the rule."""
+    name: str
+    settings: type
+    """The settings model `plugin_settings` is validated as."""
+    service_types: frozenset[str]
+    """The keys `identity_resolution_overrides` may use."""
+
+    def product_types(self, settings: Any) -> frozenset[str]:
+        """The product types its handlers own: the keys `allocator_overrides` may use."""
         ...
 
     def build(self, tenant_name: str, tenant_id: str, settings: Any, budget: RetryBudget) -> EcosystemRuntime:
-        """The tenant's runtime; every HTTP client in it retries within `budget`."""
+        """The tenant's runtime; every HTTP client in it retries within `budget`; no network call yet."""
         ...

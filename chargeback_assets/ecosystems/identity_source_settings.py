@@ -7,33 +7,31 @@ generic_metrics discovers principals with a query of its own (`label`, `discover
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from types import MappingProxyType
 from typing import Literal
 
-from chargeback_assets.settings_reader import Section, defaults, reject_duplicates
-from chargeback_assets.validation import ConfigError
+from pydantic import model_validator
+
+from chargeback_assets.validation import Invalid, Text, settings, unique
 
 IdentitySourceKind = Literal["prometheus", "static", "both"]
-IDENTITY_SOURCE_KINDS: tuple[IdentitySourceKind, ...] = ("prometheus", "static", "both")
 
 
-@dataclass(frozen=True, slots=True)
+@settings
 class StaticIdentity:
-    identity_id: str
-    identity_type: str
-    display_name: str | None = None
-    team: str | None = None
+    identity_id: Text
+    identity_type: Text
+    display_name: Text | None = None
+    team: Text | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@settings
 class IdentitySourceSettings:
     source: IdentitySourceKind = "prometheus"
-    principal_to_team: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    default_team: str = "UNASSIGNED"
+    principal_to_team: Mapping[str, Text] = field(default_factory=lambda: MappingProxyType({}))
+    default_team: Text = "UNASSIGNED"
     static_identities: tuple[StaticIdentity, ...] = ()
-    label: str = "principal"
-    discovery_query: str | None = None
 
     @property
     def uses_prometheus(self) -> bool:
@@ -43,49 +41,29 @@ class IdentitySourceSettings:
     def uses_static(self) -> bool:
         return self.source in ("static", "both")
 
-
-def read_identity_source(section: Section, *, with_discovery_query: bool) -> IdentitySourceSettings:
-    """Reads `identity_source`; `with_discovery_query` adds the `label` and `discovery_query` keys."""
-    default = defaults(IdentitySourceSettings)
-    with section:
-        source = section.string("source", default["source"], choices=IDENTITY_SOURCE_KINDS)
-        with section.section("principal_to_team") as teams:
-            principal_to_team = {principal: teams.string(principal) for principal in teams}
-        static_identities = tuple(
-            _read_static_identity(item) for item in section.sections("static_identities")
-        )
-        reject_duplicates(
+    @model_validator(mode="after")
+    def _static_identities_are_usable(self) -> IdentitySourceSettings:
+        if self.source == "static" and not self.static_identities:
+            raise Invalid("at least one is required when source is static", "static_identities")
+        unique(
             (
-                (section.at(f"static_identities[{index}].identity_id"), item.identity_id)
-                for index, item in enumerate(static_identities)
+                (("static_identities", index, "identity_id"), item.identity_id)
+                for index, item in enumerate(self.static_identities)
             ),
             "identity_id",
         )
-        if source == "static" and not static_identities:
-            raise ConfigError(
-                section.at("static_identities"), "at least one is required when source is static"
-            )
-        label, discovery_query = default["label"], None
-        if with_discovery_query:
-            label = section.string("label", label)
-            discovery_query = section.string("discovery_query", None)
-            if source != "static" and discovery_query is None:
-                raise ConfigError(section.at("discovery_query"), f"required when source is {source}")
-        return IdentitySourceSettings(
-            source=source,
-            principal_to_team=MappingProxyType(principal_to_team),
-            default_team=section.string("default_team", default["default_team"]),
-            static_identities=static_identities,
-            label=label,
-            discovery_query=discovery_query,
-        )
+        return self
 
 
-def _read_static_identity(section: Section) -> StaticIdentity:
-    with section:
-        return StaticIdentity(
-            identity_id=section.string("identity_id"),
-            identity_type=section.string("identity_type"),
-            display_name=section.string("display_name", None),
-            team=section.string("team", None),
-        )
+@settings
+class DiscoveredIdentitySource(IdentitySourceSettings):
+    """An identity source whose principals are the `label` values of `discovery_query` (generic metrics)."""
+
+    label: Text = "principal"
+    discovery_query: Text | None = None
+
+    @model_validator(mode="after")
+    def _discovery_query_when_discovering(self) -> DiscoveredIdentitySource:
+        if self.source != "static" and self.discovery_query is None:
+            raise Invalid(f"required when source is {self.source}", "discovery_query")
+        return self

@@ -2,67 +2,48 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from chargeback_assets.settings_reader import Section, defaults, require_exactly
-from chargeback_assets.validation import ConfigError, Secret
+from pydantic import AfterValidator, Field, model_validator
+
+from chargeback_assets.validation import Integer, Invalid, Seconds, Secret, Text, Url, only_when, settings
 
 AuthType = Literal["none", "basic", "bearer"]
-
-
-@dataclass(frozen=True, slots=True)
-class PrometheusSettings:
-    url: str
-    auth_type: AuthType = "none"
-    username: str | None = None
-    password: Secret | None = None
-    bearer_token: Secret | None = None
-    timeout_seconds: float = 30.0
-    max_attempts: int = 4
-
-
+SECONDS_PER_DAY = 86_400
 _CREDENTIALS_BY_AUTH_TYPE: dict[str, tuple[str, ...]] = {
     "none": (),
     "basic": ("username", "password"),
     "bearer": ("bearer_token",),
 }
-SECONDS_PER_DAY = 86_400
 
 
-def read_prometheus_settings(section: Section) -> PrometheusSettings:
-    """Reads a `metrics` block; the credentials given must be exactly those its `auth_type` uses."""
-    default = defaults(PrometheusSettings)
-    with section:
-        section.string("type", "prometheus", choices=("prometheus",))
-        url = section.url("url")
-        auth_type = section.string(
-            "auth_type", default["auth_type"], choices=tuple(_CREDENTIALS_BY_AUTH_TYPE)
-        )
-        credentials = {
-            "username": section.string("username", None),
-            "password": section.secret("password", None),
-            "bearer_token": section.secret("bearer_token", None),
-        }
-        timeout_seconds = section.number("timeout_seconds", default["timeout_seconds"], gt=0, le=300)
-        max_attempts = section.integer("max_attempts", default["max_attempts"], ge=1, le=10)
-        for name, value in credentials.items():
-            wanted = name in _CREDENTIALS_BY_AUTH_TYPE[auth_type]
-            require_exactly(section, {name: value}, wanted=wanted, condition=f"auth_type is {auth_type}")
-        return PrometheusSettings(
-            url=url,
-            auth_type=auth_type,
-            timeout_seconds=timeout_seconds,
-            max_attempts=max_attempts,
-            **credentials,
-        )
+@settings
+class PrometheusSettings:
+    """A `metrics` block; the credentials given must be exactly those its `auth_type` uses."""
+
+    url: Url
+    auth_type: AuthType = "none"
+    username: Text | None = None
+    password: Secret | None = None
+    bearer_token: Secret | None = None
+    timeout_seconds: Annotated[Seconds, Field(gt=0, le=300)] = 30.0
+    max_attempts: Annotated[Integer, Field(ge=1, le=10)] = 4
+    type: Literal["prometheus"] = "prometheus"
+
+    @model_validator(mode="after")
+    def _credentials_match_auth_type(self) -> PrometheusSettings:
+        wanted = _CREDENTIALS_BY_AUTH_TYPE[self.auth_type]
+        for name in ("username", "password", "bearer_token"):
+            only_when(name in wanted, f"auth_type is {self.auth_type}", **{name: getattr(self, name)})
+        return self
 
 
-def read_metrics_step(section: Section, default: int) -> int:
-    """`metrics_step_seconds`: day windows are cut at UTC midnight, so a step must tile a day exactly."""
-    step = section.integer("metrics_step_seconds", default, gt=0)
+def _tiles_a_day(step: int) -> int:
+    """Day windows are cut at UTC midnight, so a step must tile a day exactly."""
     if SECONDS_PER_DAY % step:
-        raise ConfigError(
-            section.at("metrics_step_seconds"), f"must divide a day ({SECONDS_PER_DAY} s) evenly, got {step}"
-        )
+        raise Invalid(f"must divide a day ({SECONDS_PER_DAY} s) evenly")
     return step
+
+
+MetricsStep = Annotated[Integer, Field(gt=0), AfterValidator(_tiles_a_day)]
+"""`metrics_step_seconds`: > 0 and divides 86400."""

@@ -17,7 +17,9 @@ import string
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import IO
+from typing import IO, Annotated
+
+from pydantic import AfterValidator
 
 from chargeback_assets.emitters.base import (
     EmitRow,
@@ -30,6 +32,7 @@ from chargeback_assets.emitters.base import (
     team_totals,
     write_atomically,
 )
+from chargeback_assets.validation import Invalid, Text, settings
 
 COLUMNS = (
     "date",
@@ -68,10 +71,28 @@ def check_filename_template(template: str) -> str | None:
     for flavour in (PurePosixPath, PureWindowsPath):
         path = flavour(template)
         if path.is_absolute() or path.anchor or ".." in path.parts:
-            return f"must be a relative path inside output_dir, got {template!r}"
+            return "must be a relative path inside output_dir"
     if not template.strip() or template.endswith(("/", "\\")):
-        return f"must name a file, got {template!r}"
+        return "must name a file"
     return None
+
+
+def _valid_template(template: str) -> str:
+    problem = check_filename_template(template)
+    if problem:
+        raise Invalid(problem)
+    return template
+
+
+@settings(kw_only=True)
+class CsvParams:
+    """`params` of a csv emitter."""
+
+    output_dir: Text
+    filename_template: Annotated[Text, AfterValidator(_valid_template)] = DEFAULT_FILENAME_TEMPLATE
+
+    def build(self) -> CsvEmitter:
+        return CsvEmitter(Path(self.output_dir), self.filename_template)
 
 
 def neutralize(text: str) -> str:

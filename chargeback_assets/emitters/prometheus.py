@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from operator import itemgetter
@@ -44,6 +44,7 @@ from chargeback_assets.emitters.base import (
 )
 from chargeback_assets.engine.models import day_start
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.validation import Text, Url, settings
 
 AMOUNT = "chargeback_amount"
 TEAM_AMOUNT = "chargeback_team_amount"
@@ -68,6 +69,26 @@ def _escape(value: str) -> str:
 
 
 _first = itemgetter(0)  # sorts dict items by their (unique) key alone
+
+
+@settings(kw_only=True)
+class PrometheusParams:
+    """`params` of a prometheus emitter."""
+
+    output_dir: Text
+    pushgateway_url: Url | None = None
+    job: Text = DEFAULT_JOB
+
+    def build(self) -> PrometheusEmitter:
+        return PrometheusEmitter(Path(self.output_dir), self.pushgateway_url, self.job)
+
+
+def label_clashes(keys: Iterable[str]) -> list[list[str]]:
+    """Groups of tag keys that would become one Prometheus label (`cost.center` and `cost_center`)."""
+    by_label: dict[str, list[str]] = {}
+    for key in sorted(set(keys)):
+        by_label.setdefault(tag_label(key), []).append(key)
+    return [group for group in by_label.values() if len(group) > 1]
 
 
 class PrometheusEmitter:
@@ -240,11 +261,9 @@ class SampleRenderer:
 
 
 def _tag_labels(tags: Mapping[str, str]) -> list[tuple[str, str]]:
-    labels: dict[str, str] = {}
-    for key in sorted(tags):
-        name = tag_label(key)
-        if name in labels:
-            clash = sorted(k for k in tags if tag_label(k) == name)
-            raise EmitterError(f"tag keys {clash} would share the Prometheus label {name}")
-        labels[name] = tags[key]
-    return sorted(labels.items())
+    clashes = label_clashes(tags)
+    if clashes:
+        raise EmitterError(
+            f"tag keys {clashes[0]} would share the Prometheus label {tag_label(clashes[0][0])}"
+        )
+    return sorted((tag_label(key), value) for key, value in tags.items())

@@ -1,7 +1,8 @@
 """Custom allocators and identity resolvers named in config as `package.module:callable`.
 
-Loaded once when a tenant's runtime is built, so a typo fails the run up front with a message naming the
-path and what is wrong, instead of failing line by line deep inside a calculation.
+Loaded when the config is loaded (and again, from Python's module cache, when a tenant's runtime is built),
+so a typo fails at once with a message naming the key and what is wrong, instead of failing line by line
+deep inside a calculation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ RESOLVER_ARITY = 3
 
 
 class LoadError(ValueError):
-    """A `module:callable` path could not be turned into a usable callable."""
+    """A `module:callable` path could not be turned into a usable callable; `reason` says why."""
+
+    def __init__(self, what: str, path: str, reason: str) -> None:
+        super().__init__(f"{what} {path!r}: {reason}")
+        self.reason = reason
 
 
 def _accepts_positional(func: Callable[..., Any], count: int) -> bool:
@@ -52,22 +57,22 @@ def _accepts_positional(func: Callable[..., Any], count: int) -> bool:
 def load_callable(path: str, *, what: str, arity: int) -> Callable[..., Any]:
     """Import `module:attr`, reject classes and non-callables, and check it takes `arity` positional args."""
     if not _PATH.match(path):
-        raise LoadError(f"{what} {path!r}: expected 'package.module:callable'")
+        raise LoadError(what, path, "must be 'package.module:callable'")
     module_name, attribute = path.split(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise LoadError(f"{what} {path!r}: cannot import module {module_name!r} ({exc})") from exc
+        raise LoadError(what, path, f"cannot import module {module_name!r} ({exc})") from exc
     try:
         target = getattr(module, attribute)
     except AttributeError as exc:
-        raise LoadError(f"{what} {path!r}: module {module_name!r} has no attribute {attribute!r}") from exc
+        raise LoadError(what, path, f"module {module_name!r} has no attribute {attribute!r}") from exc
     if inspect.isclass(target):
-        raise LoadError(f"{what} {path!r}: is a class; give a function or a callable instance")
+        raise LoadError(what, path, "is a class; give a function or a callable instance")
     if not callable(target):
-        raise LoadError(f"{what} {path!r}: is not callable")
+        raise LoadError(what, path, "is not callable")
     if not _accepts_positional(target, arity):
-        raise LoadError(f"{what} {path!r}: must accept exactly {arity} positional argument(s)")
+        raise LoadError(what, path, f"must accept exactly {arity} positional argument(s)")
     return target
 
 

@@ -21,7 +21,6 @@ from decimal import Decimal
 
 from chargeback_assets.config import EmitterConfig, TenantConfig
 from chargeback_assets.emitters.base import EmitRow, EmitterError, Labels, Memo
-from chargeback_assets.emitters.registry import build_emitter
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
@@ -64,9 +63,9 @@ class EmissionFailed(StageError):
         self.runs = runs
 
 
-def emitters_of_type(tenant: TenantConfig, emitter_type: str) -> list[tuple[int, EmitterConfig]]:
-    """The tenant's emitters of one type with their index in the config list (for error key paths)."""
-    return [(index, e) for index, e in enumerate(tenant.emitters) if e.type == emitter_type]
+def emitters_of_type(tenant: TenantConfig, emitter_type: str) -> list[EmitterConfig]:
+    """The tenant's emitters of one type, in config order (their params were validated at load)."""
+    return [e for e in tenant.emitters if e.type == emitter_type]
 
 
 def emit_days(
@@ -77,11 +76,9 @@ def emit_days(
     if not configured or not days:
         return []
     sync_config_tags(data, now)
-    labels = RowLabels(data, _span(days, monthly=any(e.aggregation == "monthly" for _, e in configured)))
+    labels = RowLabels(data, _span(days, monthly=any(e.aggregation == "monthly" for e in configured)))
     verdicts = Verdicts(data)
-    runs = [
-        _emit(data, index, emitter, sorted(set(days)), labels, verdicts, now) for index, emitter in configured
-    ]
+    runs = [_emit(data, emitter, sorted(set(days)), labels, verdicts, now) for emitter in configured]
     failures = [
         str(data.fail(f"emitter {run.emitter}", [day], cause))
         for run in runs
@@ -108,14 +105,13 @@ class Verdicts:
 
 def _emit(
     data: TenantData,
-    index: int,
     config: EmitterConfig,
     days: list[date],
     labels: RowLabels,
     verdicts: Verdicts,
     now: datetime,
 ) -> EmitterRun:
-    emitter = build_emitter(config, f"tenants.{data.tenant.name}.emitters[{index}]")
+    emitter = config.params.build()
     run = EmitterRun(config.name)
     if config.lookback_days is not None:
         oldest = now.date() - timedelta(days=config.lookback_days)

@@ -4,20 +4,20 @@ from typing import Any
 
 import pytest
 
-from chargeback_assets.ecosystems.prometheus_settings import (
-    PrometheusSettings,
-    read_metrics_step,
-    read_prometheus_settings,
-)
-from chargeback_assets.settings_reader import Section
-from chargeback_assets.validation import ConfigError, Secret
+from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
+from chargeback_assets.validation import ConfigError, Secret, settings, validate
 
 PATH = "tenants.t.plugin_settings.metrics"
 TOKEN = "tok-do-not-show"
 
 
 def read(raw: dict[str, Any]) -> PrometheusSettings:
-    return read_prometheus_settings(Section(raw, PATH))
+    return validate(PrometheusSettings, raw, at=PATH)
+
+
+@settings
+class Stepped:
+    metrics_step_seconds: MetricsStep = 3600
 
 
 def error(raw: dict[str, Any]) -> str:
@@ -79,7 +79,7 @@ def test_url_is_required() -> None:
 
 @pytest.mark.parametrize("step", [60, 300, 3600, 86400])
 def test_metrics_step_dividing_a_day(step: int) -> None:
-    assert read_metrics_step(Section({"metrics_step_seconds": step}, "p"), 3600) == step
+    assert validate(Stepped, {"metrics_step_seconds": step}).metrics_step_seconds == step
 
 
 @pytest.mark.parametrize(
@@ -93,5 +93,5 @@ def test_metrics_step_dividing_a_day(step: int) -> None:
 )
 def test_metrics_step_rejections(step: int, rule: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        read_metrics_step(Section({"metrics_step_seconds": step}, "p"), 3600)
+        validate(Stepped, {"metrics_step_seconds": step}, at="p")
     assert str(caught.value) == f"p.metrics_step_seconds: {rule}"

@@ -32,8 +32,8 @@ from chargeback_assets.ecosystems.retry import (
     transient_response,
     wait_hint,
 )
-from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.engine.models import Window
+from chargeback_assets.runtime import build_runtime
 from chargeback_assets.sandbox import Organization, SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant
 from chargeback_assets.validation import Secret

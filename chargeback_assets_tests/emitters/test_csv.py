@@ -9,22 +9,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chargeback_assets.config import EmitterConfig
 from chargeback_assets.emitters.base import EmitterError, Labels
 from chargeback_assets.emitters.csv import (
     COLUMNS,
     TEAM_COLUMNS,
     CsvEmitter,
+    CsvParams,
     check_filename_template,
     csv_cell,
     neutralize,
 )
-from chargeback_assets.emitters.registry import build_emitter
 from chargeback_assets.engine.models import CostType
-from chargeback_assets.validation import ConfigError
+from chargeback_assets.validation import ConfigError, validate
 from chargeback_assets_tests.emitters.samples import emit_row
 
 DAY = date(2026, 3, 14)
+PARAMS = "tenants.prod.emitters[0].params"
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -99,10 +99,9 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Pat
 )
 def test_filename_templates_that_escape_output_dir_or_use_unknown_fields_are_rejected(template: str) -> None:
     assert check_filename_template(template) is not None
-    config = EmitterConfig("csv", "files", params={"output_dir": "out", "filename_template": template})
     with pytest.raises(ConfigError) as raised:
-        build_emitter(config, "tenants.prod.emitters[0]")
-    assert raised.value.path == "tenants.prod.emitters[0].params.filename_template"
+        validate(CsvParams, {"output_dir": "out", "filename_template": template}, at=PARAMS)
+    assert raised.value.path == f"{PARAMS}.filename_template"
 
 
 def test_a_tenant_id_that_would_escape_output_dir_is_refused_when_writing(tmp_path: Path) -> None:
@@ -114,13 +113,11 @@ def test_a_tenant_id_that_would_escape_output_dir_is_refused_when_writing(tmp_pa
 
 def test_emitter_params_are_validated_with_their_key_path() -> None:
     with pytest.raises(ConfigError) as missing:
-        build_emitter(EmitterConfig("csv", "files"), "tenants.prod.emitters[1]")
-    assert missing.value.path == "tenants.prod.emitters[1].params.output_dir"
+        validate(CsvParams, {}, at=PARAMS)
+    assert missing.value.path == f"{PARAMS}.output_dir"
     with pytest.raises(ConfigError) as unknown:
-        build_emitter(
-            EmitterConfig("csv", "files", params={"output_dir": "x", "dir": "y"}), "tenants.p.emitters[0]"
-        )
-    assert unknown.value.path == "tenants.p.emitters[0].params"
+        validate(CsvParams, {"output_dir": "x", "dir": "y"}, at=PARAMS)
+    assert unknown.value.path == PARAMS
     assert "'dir'" in str(unknown.value)
 
 

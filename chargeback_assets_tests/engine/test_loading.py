@@ -21,7 +21,7 @@ def test_callable_instances_and_resolvers_load() -> None:
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        (f"{MODULE}.to_platform_team", "expected 'package.module:callable'"),
+        (f"{MODULE}.to_platform_team", "must be 'package.module:callable'"),
         ("no_such_module_xyz:fn", "cannot import module 'no_such_module_xyz'"),
         (f"{MODULE}:missing", "has no attribute 'missing'"),
         (f"{MODULE}:AllocatorClass", "is a class"),

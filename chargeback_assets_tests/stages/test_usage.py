@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from chargeback_assets.ecosystems.retry import RetryBudget
-from chargeback_assets.ecosystems.runtime import build_runtime
 from chargeback_assets.engine.calculate import METRICS_FAILED_DETAIL
 from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.runtime import build_runtime
 from chargeback_assets.sandbox import SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
 from chargeback_assets.stages.billing import gather_billing

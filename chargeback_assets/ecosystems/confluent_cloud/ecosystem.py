@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.ecosystems.confluent_cloud.billing import CCloudCostSource
-from chargeback_assets.ecosystems.confluent_cloud.chains import fallback_allocator
+from chargeback_assets.ecosystems.confluent_cloud.chains import PRODUCTS, fallback_allocator
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
 from chargeback_assets.ecosystems.confluent_cloud.handlers import confluent_cloud_handlers
 from chargeback_assets.ecosystems.confluent_cloud.inventory import CCloudInventory
-from chargeback_assets.ecosystems.confluent_cloud.settings import (
-    ConfluentCloudSettings,
-    parse_confluent_cloud_settings,
-)
+from chargeback_assets.ecosystems.confluent_cloud.settings import SERVICE_TYPES, ConfluentCloudSettings
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
 from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 class ConfluentCloudEcosystem:
     name = "confluent_cloud"
+    settings = ConfluentCloudSettings
+    service_types = SERVICE_TYPES
 
-    def parse_settings(self, raw: Mapping[str, Any], path: str) -> ConfluentCloudSettings:
-        return parse_confluent_cloud_settings(raw, path)
+    def product_types(self, settings: ConfluentCloudSettings) -> frozenset[str]:
+        return frozenset(PRODUCTS)
 
     def build(
         self, tenant_name: str, tenant_id: str, settings: ConfluentCloudSettings, budget: RetryBudget

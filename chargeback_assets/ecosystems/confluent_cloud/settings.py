@@ -1,25 +1,34 @@
-"""Validated `plugin_settings` of a Confluent Cloud tenant."""
+"""`plugin_settings` of a Confluent Cloud tenant."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from dataclasses import field
+from typing import Annotated
 
-from chargeback_assets.ecosystems.prometheus_settings import (
-    PrometheusSettings,
-    read_metrics_step,
-    read_prometheus_settings,
-)
-from chargeback_assets.settings_reader import Section, defaults, reject_duplicates
-from chargeback_assets.validation import Secret
+from pydantic import Field, model_validator
+
+from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
+from chargeback_assets.validation import Integer, Seconds, Secret, Text, Url, settings, unique
 
 DEFAULT_BASE_URL = "https://api.confluent.cloud"
 
+SERVICE_TYPES = frozenset({"kafka", "schema_registry", "connector", "ksqldb", "flink", "org_wide", "default"})
+"""Keys `identity_resolution_overrides` may use for a Confluent Cloud tenant."""
 
-@dataclass(frozen=True, slots=True)
+
+@settings
+class CCloudApi:
+    """The Cloud API key; `base_url` may name the sandbox."""
+
+    key: Text
+    secret: Secret
+    base_url: Url = DEFAULT_BASE_URL
+
+
+@dataclasses.dataclass(frozen=True)
 class HttpSettings:
-    """How the REST client talks to Confluent Cloud (or to the sandbox, through `base_url`)."""
+    """What the REST client is built from: the `http` options and where the API is (or the sandbox)."""
 
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = 30.0
@@ -28,70 +37,60 @@ class HttpSettings:
     backoff_cap_seconds: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@settings
+class HttpOptions:
+    """The `http` block: how the REST client talks to Confluent Cloud."""
+
+    timeout_seconds: Annotated[Seconds, Field(ge=1, le=300)] = HttpSettings.timeout_seconds
+    max_retries: Annotated[Integer, Field(ge=0, le=10)] = HttpSettings.max_retries
+    min_interval_seconds: Annotated[Seconds, Field(ge=0, le=10)] = HttpSettings.min_interval_seconds
+    backoff_cap_seconds: Annotated[Seconds, Field(gt=0, le=600)] = HttpSettings.backoff_cap_seconds
+
+
+@settings
+class BillingApi:
+    days_per_query: Annotated[Integer, Field(ge=1, le=31)] = 15
+
+
+@settings
 class FlinkRegion:
     """Per-region Flink API key; `base_url` defaults to https://flink.{region}.{cloud}.confluent.cloud."""
 
-    region_id: str
-    key: str
+    region_id: Text
+    key: Text
     secret: Secret
-    base_url: str | None = None
+    base_url: Url | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@settings(kw_only=True)
 class ConfluentCloudSettings:
-    api_key: str
-    api_secret: Secret
-    http: HttpSettings = field(default_factory=HttpSettings)
-    days_per_query: int = 15
+    ccloud_api: CCloudApi
+    http_options: HttpOptions = Field(default_factory=HttpOptions, alias="http")
+    billing_api: BillingApi = field(default_factory=BillingApi)
     metrics: PrometheusSettings | None = None
-    metrics_step_seconds: int = 3600
+    metrics_step_seconds: MetricsStep = 3600
     flink: tuple[FlinkRegion, ...] = ()
 
+    @property
+    def api_key(self) -> str:
+        return self.ccloud_api.key
 
-SERVICE_TYPES = frozenset({"kafka", "schema_registry", "connector", "ksqldb", "flink", "org_wide", "default"})
-"""Keys `identity_resolution_overrides` may use for a Confluent Cloud tenant."""
+    @property
+    def api_secret(self) -> Secret:
+        return self.ccloud_api.secret
 
+    @property
+    def days_per_query(self) -> int:
+        return self.billing_api.days_per_query
 
-def parse_confluent_cloud_settings(raw: Mapping[str, Any], path: str) -> ConfluentCloudSettings:
-    """Validates `plugin_settings` of a Confluent Cloud tenant; `ccloud_api.base_url` may name the sandbox."""
-    default = defaults(ConfluentCloudSettings)
-    http_default = defaults(HttpSettings)
-    with Section(raw, path) as section:
-        with section.section("ccloud_api", required=True) as api:
-            api_key = api.string("key")
-            api_secret = api.secret("secret")
-            base_url = api.url("base_url", http_default["base_url"])
-        with section.section("http") as http:
-            http_settings = HttpSettings(
-                base_url=base_url,
-                timeout_seconds=http.number("timeout_seconds", http_default["timeout_seconds"], ge=1, le=300),
-                max_retries=http.integer("max_retries", http_default["max_retries"], ge=0, le=10),
-                min_interval_seconds=http.number(
-                    "min_interval_seconds", http_default["min_interval_seconds"], ge=0, le=10
-                ),
-            )
-        with section.section("billing_api") as billing:
-            days_per_query = billing.integer("days_per_query", default["days_per_query"], ge=1, le=31)
-        metrics = section.optional_section("metrics")
-        flink = [(item, _read_flink_region(item)) for item in section.sections("flink")]
-        reject_duplicates(((item.at("region_id"), region.region_id) for item, region in flink), "region_id")
-        return ConfluentCloudSettings(
-            api_key=api_key,
-            api_secret=api_secret,
-            http=http_settings,
-            days_per_query=days_per_query,
-            metrics=None if metrics is None else read_prometheus_settings(metrics),
-            metrics_step_seconds=read_metrics_step(section, default["metrics_step_seconds"]),
-            flink=tuple(region for _, region in flink),
+    @property
+    def http(self) -> HttpSettings:
+        return HttpSettings(base_url=self.ccloud_api.base_url, **dataclasses.asdict(self.http_options))
+
+    @model_validator(mode="after")
+    def _one_key_per_flink_region(self) -> ConfluentCloudSettings:
+        unique(
+            ((("flink", i, "region_id"), region.region_id) for i, region in enumerate(self.flink)),
+            "region_id",
         )
-
-
-def _read_flink_region(section: Section) -> FlinkRegion:
-    with section:
-        return FlinkRegion(
-            region_id=section.string("region_id"),
-            key=section.string("key"),
-            secret=section.secret("secret"),
-            base_url=section.url("base_url", None),
-        )
+        return self

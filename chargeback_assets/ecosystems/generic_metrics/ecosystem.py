@@ -1,28 +1,25 @@
-"""Generic metrics as an ecosystem: its settings parser and the runtime one tenant needs."""
+"""Generic metrics as an ecosystem: its settings model and the runtime one tenant needs."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.ecosystems.generic_metrics.billing import generic_cost_source
 from chargeback_assets.ecosystems.generic_metrics.cost_model import ECOSYSTEM
 from chargeback_assets.ecosystems.generic_metrics.handlers import GenericHandler
 from chargeback_assets.ecosystems.generic_metrics.inventory import GenericInventory
-from chargeback_assets.ecosystems.generic_metrics.settings import (
-    GenericMetricsSettings,
-    parse_generic_metrics_settings,
-)
+from chargeback_assets.ecosystems.generic_metrics.settings import SERVICE_TYPES, GenericMetricsSettings
 from chargeback_assets.ecosystems.prometheus import PrometheusMetricsSource
 from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 class GenericMetricsEcosystem:
     name = ECOSYSTEM
+    settings = GenericMetricsSettings
+    service_types = SERVICE_TYPES
 
-    def parse_settings(self, raw: Mapping[str, Any], path: str) -> GenericMetricsSettings:
-        return parse_generic_metrics_settings(raw, path)
+    def product_types(self, settings: GenericMetricsSettings) -> frozenset[str]:
+        """One product type per configured cost type."""
+        return frozenset(cost_type.name for cost_type in settings.cost_types)
 
     def build(
         self, tenant_name: str, tenant_id: str, settings: GenericMetricsSettings, budget: RetryBudget

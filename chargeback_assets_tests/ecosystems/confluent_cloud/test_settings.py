@@ -5,13 +5,13 @@ from typing import Any
 import pytest
 
 from chargeback_assets.ecosystems.confluent_cloud.settings import (
+    CCloudApi,
     ConfluentCloudSettings,
     FlinkRegion,
     HttpSettings,
-    parse_confluent_cloud_settings,
 )
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
-from chargeback_assets.validation import ConfigError, Secret
+from chargeback_assets.validation import ConfigError, Secret, validate
 
 PATH = "tenants.acme.plugin_settings"
 SECRET_VALUE = "cc-secret-do-not-show"
@@ -23,23 +23,30 @@ def settings(**extra: Any) -> dict[str, Any]:
 
 def error(raw: dict[str, Any]) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse_confluent_cloud_settings(raw, PATH)
+        validate(ConfluentCloudSettings, raw, at=PATH)
     message = str(caught.value)
     assert SECRET_VALUE not in message
     return message
 
 
 def test_minimal_settings_take_the_defaults() -> None:
-    assert parse_confluent_cloud_settings(settings(), PATH) == ConfluentCloudSettings(
-        api_key="KEY", api_secret=Secret(SECRET_VALUE)
-    )
+    parsed = validate(ConfluentCloudSettings, settings(), at=PATH)
+    assert parsed == ConfluentCloudSettings(ccloud_api=CCloudApi("KEY", Secret(SECRET_VALUE)))
+    assert (parsed.api_key, parsed.api_secret, parsed.days_per_query) == ("KEY", Secret(SECRET_VALUE), 15)
+    assert parsed.http == HttpSettings()
 
 
 def test_every_key() -> None:
-    parsed = parse_confluent_cloud_settings(
+    parsed = validate(
+        ConfluentCloudSettings,
         {
             "ccloud_api": {"key": "KEY", "secret": SECRET_VALUE, "base_url": "http://127.0.0.1:8765"},
-            "http": {"timeout_seconds": 10, "max_retries": 0, "min_interval_seconds": 0},
+            "http": {
+                "timeout_seconds": 10,
+                "max_retries": 0,
+                "min_interval_seconds": 0,
+                "backoff_cap_seconds": 5,
+            },
             "billing_api": {"days_per_query": 31},
             "metrics": {"type": "prometheus", "url": "http://127.0.0.1:8765"},
             "metrics_step_seconds": 900,
@@ -48,21 +55,20 @@ def test_every_key() -> None:
                 {"region_id": "eu-west-1", "key": "FK2", "secret": "fs2", "base_url": "https://flink.eu"},
             ],
         },
-        PATH,
+        at=PATH,
     )
-    assert parsed == ConfluentCloudSettings(
-        api_key="KEY",
-        api_secret=Secret(SECRET_VALUE),
-        http=HttpSettings(
-            base_url="http://127.0.0.1:8765", timeout_seconds=10.0, max_retries=0, min_interval_seconds=0.0
-        ),
-        days_per_query=31,
-        metrics=PrometheusSettings(url="http://127.0.0.1:8765"),
-        metrics_step_seconds=900,
-        flink=(
-            FlinkRegion("us-east-1", "FK", Secret("fs")),
-            FlinkRegion("eu-west-1", "FK2", Secret("fs2"), "https://flink.eu"),
-        ),
+    assert parsed.http == HttpSettings(
+        base_url="http://127.0.0.1:8765",
+        timeout_seconds=10.0,
+        max_retries=0,
+        min_interval_seconds=0.0,
+        backoff_cap_seconds=5.0,
+    )
+    assert (parsed.days_per_query, parsed.metrics_step_seconds) == (31, 900)
+    assert parsed.metrics == PrometheusSettings(url="http://127.0.0.1:8765")
+    assert parsed.flink == (
+        FlinkRegion("us-east-1", "FK", Secret("fs")),
+        FlinkRegion("eu-west-1", "FK2", Secret("fs2"), "https://flink.eu"),
     )
     assert SECRET_VALUE not in repr(parsed) and "fs2" not in repr(parsed)
 
@@ -134,6 +140,23 @@ def test_rejections(raw: dict[str, Any], expected: str) -> None:
 
 def test_plugin_settings_must_be_a_mapping() -> None:
     assert error(["ccloud_api"]) == f"{PATH}: expected a mapping, got list"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("secret", [f"{SECRET_VALUE}\n", f"  {SECRET_VALUE}\t"])
+def test_secrets_are_stripped_of_surrounding_whitespace(secret: str) -> None:
+    """A secret read with `$(cat file)` ends in a newline, which no HTTP header can carry."""
+    parsed = validate(ConfluentCloudSettings, {"ccloud_api": {"key": "k", "secret": secret}}, at=PATH)
+    assert parsed.api_secret.reveal() == SECRET_VALUE
+
+
+@pytest.mark.parametrize(
+    "secret", [f"{SECRET_VALUE}\r\nX-Injected: 1", f"a\x00{SECRET_VALUE}", f"€{SECRET_VALUE}"]
+)
+def test_secrets_an_http_header_cannot_carry_are_refused_without_showing_them(secret: str) -> None:
+    assert error({"ccloud_api": {"key": "k", "secret": secret}}) == (
+        f"{PATH}.ccloud_api.secret: holds a character an HTTP header cannot carry "
+        "(a control character or non-Latin-1)"
+    )
 
 
 def test_secret_in_wrong_type_is_not_echoed() -> None:

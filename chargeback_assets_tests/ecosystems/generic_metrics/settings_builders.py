@@ -6,8 +6,8 @@ from typing import Any
 
 from chargeback_assets.ecosystems.generic_metrics.settings import (
     GenericMetricsSettings,
-    parse_generic_metrics_settings,
 )
+from chargeback_assets.validation import validate
 
 CLUSTER_ID = "gm-cluster-1"
 DISCOVERY = "group by (principal) (last_over_time(kafka_server_brokertopicmetrics_bytesin_total[$step]))"
@@ -52,4 +52,4 @@ def generic_settings(
         "cost_types": list(cost_types) or [fixed()],
     }
     raw.update(overrides)
-    return parse_generic_metrics_settings(raw, "plugin_settings")
+    return validate(GenericMetricsSettings, raw, at="plugin_settings")

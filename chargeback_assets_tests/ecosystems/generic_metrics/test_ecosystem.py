@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import date
 
+from chargeback_assets.ecosystems import ECOSYSTEMS
 from chargeback_assets.ecosystems.generic_metrics import ECOSYSTEM
 from chargeback_assets.ecosystems.generic_metrics.handlers import GenericHandler
 from chargeback_assets.ecosystems.retry import RetryBudget
-from chargeback_assets.ecosystems.runtime import ecosystem
+from chargeback_assets.validation import validate
 from chargeback_assets_tests.ecosystems.generic_metrics.metered_history import STEP_SECONDS, PrometheusProxy
 
 from .settings_builders import DISCOVERY, STORED, fixed, measured
 
 
 def test_the_registry_finds_it() -> None:
-    assert ecosystem("generic_metrics") is ECOSYSTEM
+    assert ECOSYSTEMS["generic_metrics"] is ECOSYSTEM
     assert ECOSYSTEM.name == "generic_metrics"
 
 
@@ -28,7 +29,7 @@ def test_built_runtime_prices_days_from_prometheus(prometheus: PrometheusProxy) 
     }
     budget = RetryBudget(60)
     runtime = ECOSYSTEM.build(
-        "gm", "t-1", ECOSYSTEM.parse_settings(raw, "tenants.gm.plugin_settings"), budget
+        "gm", "t-1", validate(ECOSYSTEM.settings, raw, at="tenants.gm.plugin_settings"), budget
     )
     try:
         assert runtime.budget is budget and runtime.metrics.budget is budget

@@ -9,11 +9,10 @@ from chargeback_assets.ecosystems.generic_metrics.settings import (
     CostQuantity,
     GenericCostType,
     GenericMetricsSettings,
-    parse_generic_metrics_settings,
 )
-from chargeback_assets.ecosystems.identity_source_settings import IdentitySourceSettings, StaticIdentity
+from chargeback_assets.ecosystems.identity_source_settings import DiscoveredIdentitySource, StaticIdentity
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
-from chargeback_assets.validation import ConfigError
+from chargeback_assets.validation import ConfigError, validate
 
 PATH = "tenants.pg.plugin_settings"
 FIXED = {
@@ -42,23 +41,24 @@ def cost_type(**changes: Any) -> dict[str, Any]:
 
 def error(raw: dict[str, Any]) -> str:
     with pytest.raises(ConfigError) as caught:
-        parse_generic_metrics_settings(raw, PATH)
+        validate(GenericMetricsSettings, raw, at=PATH)
     return str(caught.value)
 
 
 def test_minimal_settings() -> None:
-    assert parse_generic_metrics_settings(settings(), PATH) == GenericMetricsSettings(
+    assert validate(GenericMetricsSettings, settings(), at=PATH) == GenericMetricsSettings(
         cluster_id="pg-main",
         metrics=PrometheusSettings(url="http://127.0.0.1:9090"),
         cost_types=(
             GenericCostType("PG_INSTANCE", "postgres", Decimal("2.50"), CostQuantity("fixed", count=3)),
         ),
-        identity_source=IdentitySourceSettings(discovery_query=DISCOVERY["discovery_query"]),
+        identity_source=DiscoveredIdentitySource(discovery_query=DISCOVERY["discovery_query"]),
     )
 
 
 def test_query_based_cost_types_and_usage_ratio() -> None:
-    parsed = parse_generic_metrics_settings(
+    parsed = validate(
+        GenericMetricsSettings,
         settings(
             display_name="Main Postgres",
             identity_source={
@@ -82,7 +82,6 @@ def test_query_based_cost_types_and_usage_ratio() -> None:
             ],
             metrics_step_seconds=300,
         ),
-        PATH,
     )
     assert parsed.display_name == "Main Postgres"
     assert parsed.identity_source.static_identities == (StaticIdentity("t", "team"),)
@@ -99,8 +98,8 @@ def test_query_based_cost_types_and_usage_ratio() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (settings(cost_types=[]), f"{PATH}.cost_types: at least one cost type is required"),
-        (settings(cost_types=None), f"{PATH}.cost_types: at least one cost type is required"),
+        (settings(cost_types=[]), f"{PATH}.cost_types: must not be empty (give at least one)"),
+        (settings(cost_types=None), f"{PATH}.cost_types: required key is missing"),
         (
             settings(identity_source={}),
             f"{PATH}.identity_source.discovery_query: required when source is prometheus",
@@ -152,7 +151,7 @@ def test_query_based_cost_types_and_usage_ratio() -> None:
         ),
         (
             settings(cost_types=[cost_type(rate="-1")]),
-            f"{PATH}.cost_types[0].rate: must be at least 0, got -1",
+            f"{PATH}.cost_types[0].rate: must be at least 0, got '-1'",
         ),
         (settings(cost_types=[cost_type(rate=None)]), f"{PATH}.cost_types[0].rate: required key is missing"),
         (

@@ -6,8 +6,8 @@ from typing import Any
 
 from chargeback_assets.ecosystems.self_managed_kafka.settings import (
     SelfManagedKafkaSettings,
-    parse_self_managed_kafka_settings,
 )
+from chargeback_assets.validation import validate
 
 CLUSTER_ID = "kafka-cluster-001"
 
@@ -25,4 +25,4 @@ def kafka_settings(url: str = "http://127.0.0.1:9", **overrides: Any) -> SelfMan
         "metrics": {"url": url},
     }
     raw.update(overrides)
-    return parse_self_managed_kafka_settings(raw, "plugin_settings")
+    return validate(SelfManagedKafkaSettings, raw, at="plugin_settings")

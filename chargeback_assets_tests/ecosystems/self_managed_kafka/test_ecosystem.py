@@ -6,11 +6,11 @@ from datetime import date
 
 import pytest
 
+from chargeback_assets.ecosystems import ECOSYSTEMS
 from chargeback_assets.ecosystems.retry import RetryBudget
-from chargeback_assets.ecosystems.runtime import ecosystem
 from chargeback_assets.ecosystems.self_managed_kafka import ECOSYSTEM
 from chargeback_assets.ecosystems.self_managed_kafka.handlers import KafkaHandler
-from chargeback_assets.validation import ConfigError
+from chargeback_assets.validation import ConfigError, validate
 from chargeback_assets_tests.ecosystems.generic_metrics.metered_history import STEP_SECONDS, PrometheusProxy
 
 RAW = {
@@ -27,7 +27,7 @@ RAW = {
 
 
 def test_the_registry_finds_it() -> None:
-    assert ecosystem("self_managed_kafka") is ECOSYSTEM
+    assert ECOSYSTEMS["self_managed_kafka"] is ECOSYSTEM
     assert ECOSYSTEM.name == "self_managed_kafka"
 
 
@@ -35,11 +35,11 @@ def test_parse_names_the_key_path() -> None:
     with pytest.raises(
         ConfigError, match=r"tenants\.onprem\.plugin_settings\.metrics: required key is missing"
     ):
-        ECOSYSTEM.parse_settings(RAW, "tenants.onprem.plugin_settings")
+        validate(ECOSYSTEM.settings, RAW, at="tenants.onprem.plugin_settings")
 
 
 def test_built_runtime_prices_a_day_from_prometheus(prometheus: PrometheusProxy) -> None:
-    settings = ECOSYSTEM.parse_settings(RAW | {"metrics": {"url": prometheus.url}}, "plugin_settings")
+    settings = validate(ECOSYSTEM.settings, RAW | {"metrics": {"url": prometheus.url}}, at="plugin_settings")
     budget = RetryBudget(60)
     runtime = ECOSYSTEM.build("onprem", "tenant-1", settings, budget)
     try:
@@ -52,13 +52,3 @@ def test_built_runtime_prices_a_day_from_prometheus(prometheus: PrometheusProxy)
         assert [str(line.total_cost) for line in lines] == ["7.2000", "0.2400", "0.4500", "1.8000"]
     finally:
         runtime.close()
-
-
-def test_admin_api_resources_are_refused_at_build() -> None:
-    raw = RAW | {
-        "metrics": {"url": "http://127.0.0.1:9"},
-        "resource_source": {"source": "admin_api", "bootstrap_servers": "kafka:9092"},
-    }
-    settings = ECOSYSTEM.parse_settings(raw, "tenants.onprem.plugin_settings")
-    with pytest.raises(ConfigError, match=r"tenants\.onprem\.plugin_settings\.resource_source\.source"):
-        ECOSYSTEM.build("onprem", "tenant-1", settings, RetryBudget(60))

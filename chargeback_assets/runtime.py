@@ -1,18 +1,19 @@
-"""Turn a tenant's validated config into its running ecosystem, with the tenant's overrides applied.
+"""A tenant's validated config -> its running ecosystem, with the tenant's overrides applied.
 
-Overrides are loaded here, once, so a bad `module:callable` fails the run before any source is called.
-An allocator override replaces the allocator of one product type; an identity-resolution override replaces
-the resolution of one service type. Both apply only to product types a handler owns.
+This sits above both `config` and `ecosystems/`: settings flow down into the ecosystem, which never reads
+the app config. Overrides were imported and checked when the config was loaded; an allocator override
+replaces the allocator of one product type, an identity-resolution override the resolution of one service
+type.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chargeback_assets.config import TenantConfig
-from chargeback_assets.ecosystems.base import Allocator, Ecosystem, EcosystemRuntime, ProductHandler
+from chargeback_assets.ecosystems import ECOSYSTEMS
+from chargeback_assets.ecosystems.base import Allocator, EcosystemRuntime, ProductHandler
 from chargeback_assets.ecosystems.retry import DEFAULT_RETRY_BUDGET_SECONDS, RetryBudget
 from chargeback_assets.engine.allocation import Terminal, standalone
 from chargeback_assets.engine.calculate import Resolver
@@ -27,26 +28,10 @@ from chargeback_assets.engine.models import (
     ResourceUsage,
 )
 
-_ECOSYSTEM_MODULES = {
-    "confluent_cloud": "chargeback_assets.ecosystems.confluent_cloud",
-    "self_managed_kafka": "chargeback_assets.ecosystems.self_managed_kafka",
-    "generic_metrics": "chargeback_assets.ecosystems.generic_metrics",
-}
-
 UNKNOWN_PRODUCT_ALLOCATOR: Allocator = standalone(
     Terminal(UNALLOCATED, detail="using_unknown_allocator", method=AllocationMethod.UNKNOWN)
 )
 """For ecosystems without a fallback of their own: a line nobody handles still sums to its bill."""
-
-
-def ecosystem(name: str) -> Ecosystem:
-    try:
-        module = importlib.import_module(_ECOSYSTEM_MODULES[name])
-    except KeyError:
-        raise ValueError(
-            f"unknown ecosystem {name!r}; known: {', '.join(sorted(_ECOSYSTEM_MODULES))}"
-        ) from None
-    return module.ECOSYSTEM
 
 
 @dataclass(slots=True)
@@ -95,14 +80,15 @@ def apply_overrides(
 
 
 def build_runtime(tenant: TenantConfig, budget: RetryBudget | None = None) -> EcosystemRuntime:
-    """The tenant's running ecosystem, its HTTP clients retrying within `budget`.
+    """The tenant's running ecosystem, its HTTP clients retrying within `budget`; no source is called yet.
 
     A run passes the one budget it made for all its tenants, so the run as a whole stops retrying at its
     deadline and one `cancel()` stops every client; without one (a script, a test) the tenant gets a
     default budget of its own.
     """
     budget = budget or RetryBudget(DEFAULT_RETRY_BUDGET_SECONDS)
-    runtime = ecosystem(tenant.ecosystem).build(tenant.name, tenant.tenant_id, tenant.plugin_settings, budget)
+    ecosystem = ECOSYSTEMS[tenant.ecosystem]
+    runtime = ecosystem.build(tenant.name, tenant.tenant_id, tenant.plugin_settings, budget)
     runtime.handlers = apply_overrides(
         runtime.handlers, tenant.allocator_overrides, tenant.identity_resolution_overrides
     )
