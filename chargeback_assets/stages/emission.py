@@ -1,8 +1,12 @@
 """Emission: publish a tenant's stored chargeback for some days through each configured emitter of a type.
 
-Every requested day is emitted again (a re-materialized partition replaces its output), except days older
-than the emitter's `lookback_days` and days without chargeback rows, which are recorded as skipped, and days
-whose current chargeback did not reconcile with its bill, which are recorded as blocked and never published
+Every requested day is emitted again (a re-materialized partition replaces its output, and its record notes
+the emission it replaced), so a published day always holds the database's current rows. Days older than the
+emitter's `lookback_days` are skipped unless they were published before (a published day keeps following
+the database). A calculated day without chargeback rows (its bill was emptied at the source) has whatever
+was published for it withdrawn and is recorded as `withdrawn` (`skipped` when nothing was out there); a day
+with nothing stored (never calculated, or removed by retention) is skipped and its outputs are left alone.
+Days whose current chargeback did not reconcile with its bill are recorded as blocked and never published
 (the reconciliation check's verdict, per day: one bad day never holds back the others). Monthly aggregation
 emits each touched month once, from all of its stored days, and records the outcome on every requested day
 of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
@@ -20,7 +24,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from chargeback_assets.config import EmitterConfig, TenantConfig
-from chargeback_assets.emitters.base import EmitRow, EmitterError, Labels, Memo
+from chargeback_assets.emitters.base import EmitRow, Emitter, EmitterError, Labels, Memo
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
@@ -28,8 +32,14 @@ from chargeback_assets.stages.checks import reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
-from chargeback_assets.storage.emissions import EmissionStatus, record_emission
+from chargeback_assets.storage.emissions import (
+    EmissionRecord,
+    EmissionStatus,
+    emission_records,
+    record_emission,
+)
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
+from chargeback_assets.storage.pipeline import get_state
 from chargeback_assets.storage.tags import tags_for
 
 PIPELINE = "chargeback"
@@ -51,8 +61,12 @@ class EmitterRun:
     """Chargeback rows of each emitted day that went into its output."""
     day_outputs: dict[date, list[str]] = field(default_factory=dict)
     """Where each emitted day was published (files, Pushgateway URL)."""
+    emptied: dict[date, str] = field(default_factory=dict)
+    """Days that have no chargeback rows any more, whose earlier output was withdrawn (status `withdrawn`)."""
+    replaced: dict[date, str] = field(default_factory=dict)
+    """Emitted days whose new output replaced an earlier emission's (a restated day), with a note."""
     withdrawn: list[date] = field(default_factory=list)
-    """Blocked days whose earlier output was withdrawn (so the outputs must be published again)."""
+    """Blocked or emptied days whose earlier output was removed (so the outputs must be published again)."""
 
 
 class EmissionFailed(StageError):
@@ -113,10 +127,17 @@ def _emit(
 ) -> EmitterRun:
     emitter = config.params.build()
     run = EmitterRun(config.name)
+    earlier = {
+        r.date: r for r in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE)
+    }
     if config.lookback_days is not None:
         oldest = now.date() - timedelta(days=config.lookback_days)
-        run.skipped.update(
-            {d: f"older than lookback_days ({config.lookback_days})" for d in days if d < oldest}
+        run.skipped.update(  # a day published earlier is kept equal to the database, however old
+            {
+                d: f"older than lookback_days ({config.lookback_days})"
+                for d in days
+                if d < oldest and not _published(earlier.get(d))
+            }
         )
     periods: dict[date, list[date]] = defaultdict(list)
     for day in days:
@@ -126,23 +147,23 @@ def _emit(
     for period, period_days in sorted(periods.items()):
         stored_days = month_days(data, period) if monthly else [period]
         if verdicts.blocked(sorted({*stored_days, *period_days})):
-            try:
-                withdrawn = emitter.retract(data.tenant_id, period)
-            except EmitterError as exc:
-                run.failed.update(dict.fromkeys(period_days, f"{NOT_RECONCILED}; {exc}"))
-                continue
-            note = NOT_RECONCILED + (
-                f"; earlier output withdrawn: {', '.join(withdrawn)}" if withdrawn else ""
-            )
-            run.blocked.update(dict.fromkeys(period_days, note))
-            if withdrawn:
-                run.withdrawn += period_days
+            removed = _withdraw(data, emitter, run, period, period_days, NOT_RECONCILED)
+            if removed is not None:
+                run.blocked.update(dict.fromkeys(period_days, _note(NOT_RECONCILED, removed)))
             continue
         with collector_paused():
             facts, per_day = period_rows(data, stored_days)
             rows = labels.label(facts)
             if not rows:
-                run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
+                removed = (
+                    _withdraw(data, emitter, run, period, period_days, NO_ROWS)
+                    if _calculated(data, period_days)
+                    else []
+                )
+                if removed:
+                    run.emptied.update(dict.fromkeys(period_days, _note(NO_ROWS, removed)))
+                elif removed is not None:
+                    run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
                 continue
             try:
                 written = emitter.emit(data.tenant_id, period, rows)
@@ -152,6 +173,8 @@ def _emit(
         for day in period_days:
             run.day_outputs[day] = list(written)
             run.day_rows[day] = per_day.get(day, 0)
+            if _published(earlier.get(day)):
+                run.replaced[day] = f"replaced the output emitted at {earlier[day].updated_at.isoformat()}"
         run.emitted += period_days
         run.rows += len(rows)
     if run.emitted or run.withdrawn:
@@ -167,12 +190,43 @@ def _emit(
     return run
 
 
+def _published(record: EmissionRecord | None) -> bool:
+    """Whether the record says the day's output is out there (so it must follow the database)."""
+    return record is not None and record.status == "emitted"
+
+
+def _withdraw(
+    data: TenantData, emitter: Emitter, run: EmitterRun, period: date, period_days: list[date], reason: str
+) -> list[str] | None:
+    """Remove what an earlier emission published for the period: what was removed, or None when the removal
+    failed (then recorded as failed, with `reason`)."""
+    try:
+        removed = emitter.retract(data.tenant_id, period)
+    except EmitterError as exc:
+        run.failed.update(dict.fromkeys(period_days, f"{reason}; {exc}"))
+        return None
+    if removed:
+        run.withdrawn += period_days
+    return removed
+
+
+def _note(reason: str, removed: list[str]) -> str:
+    return reason + (f"; earlier output withdrawn: {', '.join(removed)}" if removed else "")
+
+
+def _calculated(data: TenantData, days: Sequence[date]) -> bool:
+    """Whether any of the days was calculated: an empty day that was is empty at the source, while one that
+    was not (never calculated, or removed by retention) says nothing about what was published for it."""
+    return any(get_state(data.db, data.ecosystem, data.tenant_id, day).chargeback_calculated for day in days)
+
+
 def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
     outcomes: dict[date, tuple[EmissionStatus, str | None]] = {
         **{day: ("skipped", reason) for day, reason in run.skipped.items()},
         **{day: ("blocked", reason) for day, reason in run.blocked.items()},
+        **{day: ("withdrawn", reason) for day, reason in run.emptied.items()},
         **{day: ("failed", cause) for day, cause in run.failed.items()},
-        **{day: ("emitted", None) for day in run.emitted},
+        **{day: ("emitted", run.replaced.get(day)) for day in run.emitted},
     }
     with data.db.transaction() as tx:
         for day, (status, note) in sorted(outcomes.items()):

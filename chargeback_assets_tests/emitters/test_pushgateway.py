@@ -83,3 +83,23 @@ def test_a_refused_push_is_an_emitter_error_without_credentials(tmp_path: Path, 
     with pytest.raises(EmitterError, match="refused the push: HTTP 404") as raised:
         emitter.publish("t1")
     assert "hunter2" not in str(raised.value)
+
+
+def test_withdrawing_the_newest_day_pushes_the_one_before_and_the_last_one_deletes_the_group(
+    tmp_path: Path, pushgateway: str
+) -> None:
+    emitter = PrometheusEmitter(tmp_path, pushgateway_url=pushgateway)
+    emitter.emit("t-gone", DAY1, [emit_row(DAY1, "sa-1", "1.5000")])
+    emitter.emit("t-gone", DAY2, [emit_row(DAY2, "sa-2", "2.0000")])
+    emitter.publish("t-gone")
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {"sa-2": "2"}
+
+    emitter.retract("t-gone", DAY2)
+    emitter.publish("t-gone")
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {"sa-1": "1.5"}
+
+    emitter.retract("t-gone", DAY1)
+    published = emitter.publish("t-gone")
+    assert published[1] == f"{pushgateway}/metrics/job/chargeback/tenant_id/t-gone"
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {}
+    assert pushed(pushgateway, "chargeback_identity_info", "t-gone") == {}
