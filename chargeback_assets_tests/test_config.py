@@ -116,6 +116,7 @@ def test_minimal_config_takes_every_default() -> None:
     assert loaded.logging.format == "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
     assert loaded.orchestration.schedule_cron == "0 3 * * *"
     assert loaded.orchestration.billing_sensor_interval_seconds == 3600
+    assert loaded.orchestration.emission_retry_interval_seconds == 600
     prod = loaded.tenants["prod"]
     assert (prod.name, prod.ecosystem, prod.tenant_id, prod.start_date) == (
         "prod",
@@ -423,6 +424,7 @@ def test_tenant_bounds_reject_values_outside(key: str, value: object, rule: str)
         ("features", "max_parallel_tenants", 0, "must be between 1 and 64, got 0"),
         ("features", "max_parallel_tenants", 65, "must be between 1 and 64, got 65"),
         ("orchestration", "billing_sensor_interval_seconds", 29, "must be at least 30, got 29"),
+        ("orchestration", "emission_retry_interval_seconds", 29, "must be at least 30, got 29"),
         ("sources", "retry_budget_seconds", -1, "must be between 0 and 86400, got -1"),
         ("sources", "retry_budget_seconds", 86400.5, "must be between 0 and 86400, got 86400.5"),
         ("sources", "retry_budget_seconds", "soon", "expected a number, got string 'soon'"),

@@ -103,19 +103,23 @@ def _outcome(run: EmitterRun, day: date) -> str:
     return f"skipped ({run.skipped.get(day)})"
 
 
+EMIT_ASSETS = {"csv": "chargeback_csv", "prometheus": "chargeback_prometheus"}
+"""Emitter type -> the asset that publishes it."""
+
+
 def build_emit_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [
         _emit_asset(
             partitions,
             "csv",
-            "chargeback_csv",
+            EMIT_ASSETS["csv"],
             "One CSV file per tenant and date (or month) with every chargeback row, names, types and tags; "
             "a team rollup when rows carry a `team` tag. Recorded in emission_records.",
         ),
         _emit_asset(
             partitions,
             "prometheus",
-            "chargeback_prometheus",
+            EMIT_ASSETS["prometheus"],
             "An OpenMetrics file per tenant with every emitted date (for promtool TSDB backfill), and the "
             "newest day pushed to a Pushgateway when configured. Recorded in emission_records.",
         ),

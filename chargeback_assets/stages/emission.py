@@ -11,8 +11,9 @@ Days whose current chargeback did not reconcile with its bill are recorded as bl
 emits each touched month once, from all of its stored days, and records the outcome on every requested day
 of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
 `emission_records` row with its status and attempt count; when any emission failed, the failures are
-recorded first and then raised, so the partition fails and its next materialization retries (and counts
-another attempt).
+recorded first and then raised, so the partition fails; `pending_emissions` lists what is still owed (failed,
+or never emitted since the day's calculation), which the emission-retry sensor materializes again (each try
+counts another attempt).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from chargeback_assets.storage.emissions import (
     record_emission,
 )
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
-from chargeback_assets.storage.pipeline import get_state
+from chargeback_assets.storage.pipeline import PipelineState, calculated_days, get_state
 from chargeback_assets.storage.tags import tags_for
 
 PIPELINE = "chargeback"
@@ -80,6 +81,70 @@ class EmissionFailed(StageError):
 def emitters_of_type(tenant: TenantConfig, emitter_type: str) -> list[EmitterConfig]:
     """The tenant's emitters of one type, in config order (their params were validated at load)."""
     return [e for e in tenant.emitters if e.type == emitter_type]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEmission:
+    """A day an emitter still owes: see `pending_emissions`."""
+
+    day: date
+    emitter: str
+    attempts: int
+    """Attempts recorded so far (0: never tried)."""
+    reason: str
+    calculation_run_id: str | None
+    """The run that calculated the current chargeback: the emission is that run's own until it ends."""
+
+
+def pending_emissions(data: TenantData, emitter_type: str, now: datetime) -> list[PendingEmission]:
+    """What each emitter of the type still owes within its `lookback_days`, as the seed's EmitterRunner sees
+    it: days whose emission failed, and calculated days whose current chargeback was never emitted (no record
+    since the calculation; a day without rows is owed only when an earlier output must be withdrawn). A
+    blocked, withdrawn or skipped day is owed again only once it is calculated again.
+    """
+    pending = []
+    for config in emitters_of_type(data.tenant, emitter_type):
+        since = data.tenant.start_date
+        if config.lookback_days is not None:
+            since = max(since, now.date() - timedelta(days=config.lookback_days))
+        calculated = {
+            s.tracking_date: s for s in calculated_days(data.db, data.ecosystem, data.tenant_id, since)
+        }
+        records = {
+            r.date: r
+            for r in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE)
+            if r.date >= since
+        }
+        with_rows = set(chargeback_dates(data.db, data.ecosystem, data.tenant_id, since))
+        failed = {day for day, record in records.items() if record.status == "failed"}
+        for day in sorted(calculated.keys() | failed):
+            record, state = records.get(day), calculated.get(day)
+            reason = _owed(record, state, day in with_rows)
+            if reason is not None:
+                pending.append(
+                    PendingEmission(
+                        day,
+                        config.name,
+                        record.attempt_count if record else 0,
+                        reason,
+                        state.calculation_run_id if state else None,
+                    )
+                )
+    return pending
+
+
+def _owed(record: EmissionRecord | None, state: PipelineState | None, has_rows: bool) -> str | None:
+    """Why the day's emission is owed, or None."""
+    if record is not None and record.status == "failed":
+        return "failed"
+    if state is None:
+        return None
+    if record is None:
+        return "never emitted" if has_rows else None
+    completed = state.calculation_completed_at
+    if completed is not None and record.updated_at < completed and (has_rows or _published(record)):
+        return "calculated again since its last emission"
+    return None
 
 
 def emit_days(

@@ -56,6 +56,7 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor(graph: Grap
     for sensor in (
         "billing_change_sensor",
         "tenant_continuation_sensor",
+        "emission_retry_sensor",
         "run_audit_success",
         "run_audit_failure",
     ):
