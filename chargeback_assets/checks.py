@@ -108,11 +108,17 @@ def _latest_materializations(
 
 def _reconciles(data: TenantData, day: date) -> Verdict:
     result = check_reconciliation(data, day)
+    problems = list(result.mismatches)
+    if result.missing_rows:
+        problems.insert(
+            0, f"{day}: {result.lines} billing line(s) but no chargeback rows (never calculated, or removed)"
+        )
     return result.passed, {
         **money("billed", result.billed, result.currency),
         **money("allocated", result.allocated, result.currency),
+        "chargeback_rows": result.rows,
         "mismatched_lines": len(result.mismatches),
-        "mismatches": "\n".join(result.mismatches[:MAX_LISTED]) or "none",
+        "mismatches": "\n".join(problems[:MAX_LISTED]) or "none",
     }
 
 

@@ -230,10 +230,11 @@ class LoggingConfig:
 
 @settings
 class OrchestrationConfig:
-    """When the daily schedule fires (UTC cron) and how often the billing-change sensor looks."""
+    """When the daily schedule fires (UTC cron) and how often the billing and emission-retry sensors look."""
 
     schedule_cron: Annotated[Text, AfterValidator(_cron)] = "0 3 * * *"
     billing_sensor_interval_seconds: Annotated[Integer, Field(ge=30)] = 3600
+    emission_retry_interval_seconds: Annotated[Integer, Field(ge=30)] = 600
     asset_owners: tuple[Annotated[str, AfterValidator(_owner)], ...] = ()
     """Shown as the owners of every asset in the Dagster UI: e-mail addresses or `team:<name>`."""
 

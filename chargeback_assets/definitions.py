@@ -21,6 +21,7 @@ from chargeback_assets.sensors import (
     build_audit_sensors,
     build_billing_change_sensor,
     build_continuation_sensor,
+    build_emission_retry_sensor,
 )
 
 CHARGEBACK_JOB = "chargeback_job"
@@ -46,6 +47,7 @@ def build_definitions(config_path: str) -> dg.Definitions:
                 [key for asset in assets for key in asset.keys],
                 [key for check in checks for key in check.check_keys],
             ),
+            build_emission_retry_sensor(config, job),
             *build_audit_sensors(partitions),
         ],
         resources={"chargeback": ChargebackResource(config_path=os.path.abspath(config_path))},

@@ -1,5 +1,5 @@
 """Sensors: re-materialize recent days whose bill changed, finish the healthy tenants of a run another tenant
-failed, and keep an audit row per run.
+failed, retry the emissions still owed, and keep an audit row per run.
 
 The billing-change sensor compares each recent day's fingerprint at the source with the fingerprint recorded
 when the partition was built. Its cursor remembers what it already asked for, so a pending request is not
@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from chargeback_assets.assets.emit import EMIT_ASSETS
 from chargeback_assets.config import AppConfig, TenantConfig
 from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import current_fingerprints
+from chargeback_assets.stages.emission import pending_emissions
 from chargeback_assets.stages.inventory import gather_suspended
-from chargeback_assets.stages.scope import StageError
+from chargeback_assets.stages.scope import StageError, describe_days
 from chargeback_assets.storage.pipeline import PipelineRun, record_run, recorded_fingerprints
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the class
@@ -312,3 +314,80 @@ def build_continuation_sensor(
             yield request
 
     return tenant_continuation_sensor
+
+
+def contiguous_runs(days: Sequence[date]) -> list[list[date]]:
+    """Sorted days cut into runs of consecutive days (one ranged run each, re-emitting nothing in between)."""
+    runs: list[list[date]] = []
+    for day in sorted(set(days)):
+        if runs and day - runs[-1][-1] == timedelta(days=1):
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return runs
+
+
+def emission_retry_requests(
+    instance: dg.DagsterInstance, chargeback: ChargebackResource, now: datetime
+) -> Iterator[tuple[dg.RunRequest, str]]:
+    """A run of one emit asset per tenant and stretch of consecutive owed days, with a line for the log.
+
+    A day whose calculating run has not ended is left to that run. The run key names each owed day's
+    emitter and attempt count, so a request is made once per attempt: a retry that fails again records
+    another attempt, and the next tick asks again.
+    """
+    for name in sorted(chargeback.config.tenants):
+        if not chargeback.tenant(name).emitters:
+            continue
+        with chargeback.data(name) as data:
+            owed = {kind: pending_emissions(data, kind, now) for kind in EMIT_ASSETS}
+        for kind, pending in owed.items():
+            ready = [p for p in pending if _run_ended(instance, p.calculation_run_id)]
+            for days in contiguous_runs([p.day for p in ready]):
+                keys = [str(partition_key(day, name)) for day in days]
+                attempts = ",".join(
+                    f"{p.day}:{p.emitter}:{p.attempts}" for p in ready if days[0] <= p.day <= days[-1]
+                )
+                reasons = sorted({p.reason for p in ready if days[0] <= p.day <= days[-1]})
+                request = dg.RunRequest(
+                    run_key=f"emission_retry|{keys[0]}..{keys[-1]}|{EMIT_ASSETS[kind]}|{attempts}",
+                    asset_selection=[dg.AssetKey(EMIT_ASSETS[kind])],
+                    tags={
+                        TENANT_TAG: name,
+                        TRIGGER_TAG: "emission_retry",
+                        RANGE_START: keys[0],
+                        RANGE_END: keys[-1],
+                    },
+                )
+                yield (
+                    request,
+                    f"{name}: {EMIT_ASSETS[kind]} owes {describe_days(days)} ({', '.join(reasons)})",
+                )
+
+
+def _run_ended(instance: dg.DagsterInstance, run_id: str | None) -> bool:
+    """Whether the run is over (a run this instance does not know, e.g. from the CLI, counts as over)."""
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is None or run.is_finished
+
+
+def build_emission_retry_sensor(config: AppConfig, job: UnresolvedAssetJobDefinition) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="emission_retry_sensor",
+        job=job,
+        minimum_interval_seconds=config.orchestration.emission_retry_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Materializes again the emitter partitions still owed within each emitter's "
+        "lookback_days: a failed CSV or push, or a calculated day never emitted since. Attempts are counted "
+        "in emission_records.",
+    )
+    def emission_retry_sensor(
+        context: dg.SensorEvaluationContext, chargeback: ChargebackResource
+    ) -> dg.SensorResult:
+        requests = []
+        for request, line in emission_retry_requests(context.instance, chargeback, datetime.now(UTC)):
+            context.log.info(f"{line}; requesting its emission again")
+            requests.append(request)
+        return dg.SensorResult(run_requests=requests)
+
+    return emission_retry_sensor

@@ -66,18 +66,20 @@ def running_graph(
     days: int = 35,
     tenant_settings: Mapping[str, Mapping[str, Any]] | None = None,
     size: str = "small",
+    end_date: date | None = None,
 ) -> Iterator[Graph]:
-    """Two sandbox organizations (acme-prod, acme-staging) covering `days` days up to yesterday."""
-    today = datetime.now(UTC).date()
-    start = today - timedelta(days=days)
+    """Two sandbox organizations (acme-prod, acme-staging) covering `days` days up to yesterday, or up to the
+    day before `end_date` (an organization whose history lies in the past, as seen by a later clock)."""
+    end = end_date or datetime.now(UTC).date()
+    start = end - timedelta(days=days)
     with ExitStack() as stack:
         servers, tenants = {}, {}
         for name, seed in TENANT_SEEDS.items():
-            org = generate_org(size, seed=seed, end_date=today, days=days)
+            org = generate_org(size, seed=seed, end_date=end, days=days)
             server = stack.enter_context(SandboxServer(org))
             servers[name] = server
             extra = dict((tenant_settings or {}).get(name, {}))
             tenants[name] = sandbox_tenant(org, server, tenant_id=name, start_date=start, **extra)
         db_path = workdir / "chargeback.db"
         config_path = write_config(workdir / "chargeback.yaml", tenants, db_path)
-        yield Graph(workdir, config_path, db_path, servers, today - timedelta(days=1))
+        yield Graph(workdir, config_path, db_path, servers, end - timedelta(days=1))

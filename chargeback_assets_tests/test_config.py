@@ -116,6 +116,7 @@ def test_minimal_config_takes_every_default() -> None:
     assert loaded.logging.format == "%(asctime)s - %(name)s - %(levelname)s - %(message)s"
     assert loaded.orchestration.schedule_cron == "0 3 * * *"
     assert loaded.orchestration.billing_sensor_interval_seconds == 3600
+    assert loaded.orchestration.emission_retry_interval_seconds == 600
     prod = loaded.tenants["prod"]
     assert (prod.name, prod.ecosystem, prod.tenant_id, prod.start_date) == (
         "prod",
@@ -381,6 +382,7 @@ TENANT_BOUNDS = [
     ("recalculation_days", 1, 62),
     ("settle_days", 0, 30),
     ("retention_days", 1, 730),
+    ("retention_max_days_per_run", 1, None),
     ("allocation_retry_limit", 1, 10),
     ("zero_gather_deletion_threshold", -1, None),
     ("gather_failure_threshold", 1, None),
@@ -403,6 +405,7 @@ def test_tenant_bounds_accept_their_edges(key: str, low: int, high: int | None) 
         ("settle_days", 31, "must be between 0 and 30, got 31"),
         ("retention_days", 0, "must be between 1 and 730, got 0"),
         ("retention_days", 731, "must be between 1 and 730, got 731"),
+        ("retention_max_days_per_run", 0, "must be at least 1, got 0"),
         ("allocation_retry_limit", 0, "must be between 1 and 10, got 0"),
         ("allocation_retry_limit", 11, "must be between 1 and 10, got 11"),
         ("zero_gather_deletion_threshold", -2, "must be at least -1, got -2"),
@@ -421,6 +424,7 @@ def test_tenant_bounds_reject_values_outside(key: str, value: object, rule: str)
         ("features", "max_parallel_tenants", 0, "must be between 1 and 64, got 0"),
         ("features", "max_parallel_tenants", 65, "must be between 1 and 64, got 65"),
         ("orchestration", "billing_sensor_interval_seconds", 29, "must be at least 30, got 29"),
+        ("orchestration", "emission_retry_interval_seconds", 29, "must be at least 30, got 29"),
         ("sources", "retry_budget_seconds", -1, "must be between 0 and 86400, got -1"),
         ("sources", "retry_budget_seconds", 86400.5, "must be between 0 and 86400, got 86400.5"),
         ("sources", "retry_budget_seconds", "soon", "expected a number, got string 'soon'"),

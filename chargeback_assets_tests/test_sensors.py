@@ -9,13 +9,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG
+from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
+from chargeback_assets.stages.emission import PIPELINE
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
-from chargeback_assets.storage.pipeline import recent_runs
+from chargeback_assets.storage.emissions import emission_records
+from chargeback_assets.storage.pipeline import recent_runs, update_state
+from chargeback_assets_tests.assets.test_graph import PARTITIONED
 from chargeback_assets_tests.graph import QUIET, Graph, running_graph
+from chargeback_assets_tests.real_prometheus import free_port
+from chargeback_assets_tests.real_pushgateway import pushed, running_pushgateway
 
 WATCHED = 3
 
@@ -221,3 +227,115 @@ def test_run_audit_of_a_run_some_tenants_failed_gives_each_tenant_its_own_outcom
     assert prod.error_message.startswith("billing_lines: ") and "billing source failed" in prod.error_message
     assert staging.status == INTERRUPTED
     assert staging.error_message == "stopped because acme-prod failed in the same run"
+
+
+def emissions(graph: Graph, emitter: str = "metrics") -> list[tuple]:
+    with ChargebackDatabase.open(graph.db_path) as db:
+        records = emission_records(db, "confluent_cloud", "acme-prod", emitter, PIPELINE)
+    return [(r.date, r.status, r.attempt_count) for r in records]
+
+
+def retry_requests(graph: Graph, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    sensor = graph.defs.resolve_sensor_def("emission_retry_sensor")
+    with dg.build_sensor_context(
+        instance=instance,
+        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
+        definitions=graph.defs,
+    ) as context:
+        return list(sensor(context).run_requests)
+
+
+def launch(graph: Graph, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    """What the daemon launches for the request."""
+    job = graph.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(asset_selection=set(request.asset_selection))
+    return job.execute_in_process(
+        instance=instance, tags=request.tags, run_config=QUIET, raise_on_error=False
+    )
+
+
+def test_a_failed_push_is_retried_by_the_sensor_until_the_pushgateway_is_up(tmp_path: Path) -> None:
+    """The Pushgateway is down when the day is published: the partition fails and is recorded failed. The
+    sensor asks for its emission again, once per recorded attempt; the retry fails while the Pushgateway is
+    down and publishes once it is up."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    emitter = {
+        "type": "prometheus",
+        "name": "metrics",
+        "params": {"output_dir": str(tmp_path / "om"), "pushgateway_url": url},
+    }
+    settings = {"acme-prod": {"emitters": [emitter]}}
+    with (
+        running_graph(tmp_path, days=10, tenant_settings=settings) as graph,
+        dg.instance_for_test() as instance,
+    ):
+        day = graph.newest
+        key = f"{day}|acme-prod"
+        assert retry_requests(graph, instance) == [], "nothing calculated, nothing owed"
+        failed = graph.run("acme-prod", day, instance=instance, raise_on_error=False)
+        assert not failed.success
+        assert emissions(graph) == [(day, "failed", 1)]
+
+        [request] = retry_requests(graph, instance)
+        assert request.asset_selection == [dg.AssetKey("chargeback_prometheus")]
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (key, key)
+        assert request.tags[TENANT_TAG] == "acme-prod" and request.tags[TRIGGER_TAG] == "emission_retry"
+        assert request.run_key == f"emission_retry|{key}..{key}|chargeback_prometheus|{day}:metrics:1"
+        assert not launch(graph, instance, request).success, "still down"
+        assert emissions(graph) == [(day, "failed", 2)]
+
+        [request] = retry_requests(graph, instance)
+        assert request.run_key.endswith(f"{day}:metrics:2"), "a new attempt is a new request"
+        with running_pushgateway(tmp_path, port):
+            retried = launch(graph, instance, request)
+            assert retried.success
+            assert [
+                m.partition for m in retried.asset_materializations_for_node("chargeback_prometheus")
+            ] == [key]
+            assert emissions(graph) == [(day, "emitted", 3)]
+            with ChargebackDatabase.open(graph.db_path) as db:
+                stored = chargeback_rows_for_day(db, "confluent_cloud", "acme-prod", day)
+            charged = pushed(url, "chargeback_identity_info", "acme-prod")
+            assert set(charged) == {r.identity_id for r in stored} and len(charged) > 1
+        assert retry_requests(graph, instance) == [], "nothing owed any more"
+
+
+def test_days_calculated_but_never_emitted_are_owed_in_one_ranged_run(tmp_path: Path) -> None:
+    """A run that ended after chargeback_facts (here: the emitters were not selected) leaves days whose
+    chargeback nobody published: the sensor asks for them, one ranged run over the consecutive days."""
+    emitter = {"type": "csv", "name": "files", "params": {"output_dir": str(tmp_path / "csv")}}
+    with (
+        running_graph(tmp_path, days=10, tenant_settings={"acme-prod": {"emitters": [emitter]}}) as graph,
+        dg.instance_for_test() as instance,
+    ):
+        first, last = graph.newest - timedelta(days=2), graph.newest
+        upstream = graph.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(
+            asset_selection={
+                dg.AssetKey(name)
+                for name in PARTITIONED
+                if name not in ("chargeback_csv", "chargeback_prometheus")
+            }
+        )
+        assert upstream.execute_in_process(
+            instance=instance,
+            tags={RANGE_START: f"{first}|acme-prod", RANGE_END: f"{last}|acme-prod"},
+            run_config=QUIET,
+        ).success
+        running = instance.add_run(dg.DagsterRun(job_name=CHARGEBACK_JOB, status=dg.DagsterRunStatus.STARTED))
+        with ChargebackDatabase.open(graph.db_path) as db, db.transaction() as tx:  # it recalculated `last`
+            update_state(tx, "confluent_cloud", "acme-prod", last, calculation_run_id=running.run_id)
+        [request] = retry_requests(graph, instance)
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+            f"{first}|acme-prod",
+            f"{last - timedelta(days=1)}|acme-prod",
+        ), "the day of a run still going is that run's to emit"
+
+        instance.report_run_canceled(running)
+        [request] = retry_requests(graph, instance)
+        assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (
+            f"{first}|acme-prod",
+            f"{last}|acme-prod",
+        )
+        assert launch(graph, instance, request).success
+        assert emissions(graph, "files") == [(first + timedelta(days=n), "emitted", 1) for n in range(3)]
+        assert retry_requests(graph, instance) == []

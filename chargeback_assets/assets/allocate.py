@@ -7,10 +7,11 @@ import dagster as dg
 
 from chargeback_assets.assets.runs import TenantWork, identity_costs, money
 from chargeback_assets.constants import ALLOCATE
+from chargeback_assets.partitions import DATE, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.chargeback import calculate_day
-from chargeback_assets.stages.retention import apply_retention
-from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.stages.retention import Retention, apply_retention
+from chargeback_assets.stages.scope import TenantScope, describe_days
 
 TOP_IDENTITIES = 10
 
@@ -52,6 +53,7 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
         today = datetime.now(UTC).date()
         work = TenantWork(context, partitions, chargeback)
         unknown: set[str] = set()
+        retired: dict[str, Retention] = {}
 
         def allocate(scope: TenantScope, wanted: list[date]) -> None:
             for day in wanted:
@@ -70,10 +72,13 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
                         "top_identities": identity_costs(result.top_identities(TOP_IDENTITIES)),
                     },
                 )
-            horizon, removed = apply_retention(scope, today)
-            if removed:
+            retention = apply_retention(scope, today, wanted)
+            retired[scope.tenant.name] = retention
+            if retention.removed or retention.kept:
                 context.log.info(
-                    f"{scope.tenant.name}: retention removed {removed} rows of days before {horizon}"
+                    f"{scope.tenant.name}: retention (days before {retention.horizon}) removed "
+                    f"{describe_days(retention.removed)}, {retention.rows} rows; kept the run's own "
+                    f"{describe_days(retention.kept)}"
                 )
 
         work.run(allocate)
@@ -81,6 +86,30 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
             context.log.warning(
                 f"no handler for product types {sorted(unknown)}: charged by the fallback allocator"
             )
+        yield from _removed_partitions(partitions, retired, context.run.run_id)
         yield from work.results()
 
     return [chargeback_facts]
+
+
+def _removed_partitions(
+    partitions: dg.MultiPartitionsDefinition, retired: dict[str, Retention], run_id: str
+) -> Iterator[dg.AssetObservation]:
+    """An observation on each partition whose day retention removed, with what it removed of that day.
+
+    What a run removed is told on the removed partitions themselves, not on the run's own (DESIGN 3.10).
+    """
+    first = partitions.get_partitions_def_for_dimension(DATE).start.date()
+    for tenant, retention in retired.items():
+        for day, rows in sorted(retention.deleted.by_day.items()):
+            if day < first:
+                continue  # not a partition (before every tenant's start_date)
+            yield dg.AssetObservation(
+                asset_key="chargeback_facts",
+                partition=str(partition_key(day, tenant)),
+                metadata={
+                    "retention": f"removed by run {run_id}: the day is older than the horizon "
+                    f"{retention.horizon} (retention_days)",
+                    "rows_removed": dg.MetadataValue.json(rows),
+                },
+            )

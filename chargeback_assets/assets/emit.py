@@ -79,12 +79,10 @@ def _materialization(name: str, key: dg.MultiPartitionKey, metadata: dict) -> dg
 
 
 def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:
-    """What a published (or rightly skipped) partition shows: its rows, where they went, each emitter."""
+    """What a published (or rightly skipped or withdrawn) partition shows: its rows, where they went, each
+    emitter's outcome."""
     outputs = [path for run in runs for path in run.day_outputs.get(day, [])]
-    statuses = [
-        f"{run.emitter}: " + ("emitted" if day in run.emitted else f"skipped ({run.skipped.get(day)})")
-        for run in runs
-    ]
+    statuses = [f"{run.emitter}: {_outcome(run, day)}" for run in runs]
     metadata: dict[str, object] = {
         "dagster/row_count": max((run.day_rows.get(day, 0) for run in runs), default=0),
         "status": "; ".join(statuses),
@@ -97,19 +95,31 @@ def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:
     return metadata
 
 
+def _outcome(run: EmitterRun, day: date) -> str:
+    if day in run.emitted:
+        return "emitted" + (f" ({run.replaced[day]})" if day in run.replaced else "")
+    if day in run.emptied:
+        return f"withdrawn ({run.emptied[day]})"
+    return f"skipped ({run.skipped.get(day)})"
+
+
+EMIT_ASSETS = {"csv": "chargeback_csv", "prometheus": "chargeback_prometheus"}
+"""Emitter type -> the asset that publishes it."""
+
+
 def build_emit_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetsDefinition]:
     return [
         _emit_asset(
             partitions,
             "csv",
-            "chargeback_csv",
+            EMIT_ASSETS["csv"],
             "One CSV file per tenant and date (or month) with every chargeback row, names, types and tags; "
             "a team rollup when rows carry a `team` tag. Recorded in emission_records.",
         ),
         _emit_asset(
             partitions,
             "prometheus",
-            "chargeback_prometheus",
+            EMIT_ASSETS["prometheus"],
             "An OpenMetrics file per tenant with every emitted date (for promtool TSDB backfill), and the "
             "newest day pushed to a Pushgateway when configured. Recorded in emission_records.",
         ),

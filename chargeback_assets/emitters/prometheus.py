@@ -17,7 +17,8 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
 Each period is kept as a fragment under `<output_dir>/<tenant_id>.om.d/<date>/`, so re-emitting a period
 replaces its samples and `publish` rebuilds the file from all fragments (every emitted date stays exposed).
 With `pushgateway_url`, `publish` also pushes the newest period's samples (without timestamps) to the group
-`job=<job>, tenant_id=<tenant_id>`. Values are exact decimal text; Prometheus stores them as float64.
+`job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was withdrawn. Values are
+exact decimal text; Prometheus stores them as float64.
 """
 
 from __future__ import annotations
@@ -139,7 +140,8 @@ class PrometheusEmitter:
         return [f"{self.file_for(tenant_id)} ({period.isoformat()} samples)"]
 
     def publish(self, tenant_id: str) -> list[str]:
-        """Rebuild `<tenant_id>.om` from every period's fragment; push the newest period if configured."""
+        """Rebuild `<tenant_id>.om` from every period's fragment; push the newest period if configured (or
+        delete the tenant's group when no period is left)."""
         path = self.file_for(tenant_id)
         periods = self._periods(tenant_id)
 
@@ -156,9 +158,13 @@ class PrometheusEmitter:
 
         write_atomically(path, write)
         published = [str(path)]
-        if self.pushgateway_url and periods:
-            text = self._push_text(periods[-1])
-            published.append(pushgateway.push(self.pushgateway_url, self.job, {"tenant_id": tenant_id}, text))
+        if self.pushgateway_url:
+            group = {"tenant_id": tenant_id}
+            published.append(
+                pushgateway.push(self.pushgateway_url, self.job, group, self._push_text(periods[-1]))
+                if periods
+                else pushgateway.delete(self.pushgateway_url, self.job, group)
+            )
         return published
 
     def _periods(self, tenant_id: str) -> list[Path]:

@@ -33,15 +33,23 @@ def redacted(url: str) -> str:
 
 def push(base_url: str, job: str, grouping: Mapping[str, str], text: str) -> str:
     """PUT `text` (Prometheus text format, no timestamps) as the group; returns the group URL (redacted)."""
-    url = group_url(base_url, job, grouping)
+    return _send("PUT", group_url(base_url, job, grouping), text.encode("utf-8"))
+
+
+def delete(base_url: str, job: str, grouping: Mapping[str, str]) -> str:
+    """Remove the whole group (nothing is published for the tenant any more); returns its URL (redacted)."""
+    return _send("DELETE", group_url(base_url, job, grouping), None)
+
+
+def _send(method: str, url: str, body: bytes | None) -> str:
     try:
-        response = requests.put(
-            url, data=text.encode("utf-8"), headers={"Content-Type": CONTENT_TYPE}, timeout=TIMEOUT_SECONDS
+        response = requests.request(
+            method, url, data=body, headers={"Content-Type": CONTENT_TYPE}, timeout=TIMEOUT_SECONDS
         )
     except requests.RequestException as exc:
         raise EmitterError(f"pushgateway {redacted(url)} unreachable: {type(exc).__name__}") from exc
     if response.status_code not in (200, 202):
-        raise EmitterError(
-            f"pushgateway {redacted(url)} refused the push: HTTP {response.status_code} {response.text[:300]}"
-        )
+        action = "push" if method == "PUT" else "delete"
+        status = f"HTTP {response.status_code} {response.text[:300]}"
+        raise EmitterError(f"pushgateway {redacted(url)} refused the {action}: {status}")
     return redacted(url)

@@ -179,6 +179,9 @@ class SandboxServer:
     def revise_bill(self, day: date | str, factor: Decimal | str = Decimal("1.10")) -> None:
         self.bill.revise(day, Decimal(factor))
 
+    def empty_bill(self, day: date | str) -> None:
+        self.bill.empty(day)
+
     def revert_bill(self, day: date | str) -> None:
         self.bill.revert(day)
 
@@ -434,6 +437,9 @@ class SandboxServer:
             if path == "/_sandbox/revise" and method == "POST":
                 self.revise_bill(payload["date"], Decimal(str(payload.get("factor", "1.10"))))
                 return Reply(200, {"revised": payload["date"]}, {})
+            if path == "/_sandbox/empty" and method == "POST":
+                self.empty_bill(payload["date"])
+                return Reply(200, {"emptied": payload["date"]}, {})
             if path == "/_sandbox/revert" and method == "POST":
                 self.revert_bill(payload["date"])
                 return Reply(200, {"reverted": payload["date"]}, {})

@@ -32,10 +32,18 @@ class DayReconciliation:
     unallocated: Decimal
     mismatches: tuple[str, ...]
     currency: str
+    lines: int = 0
+    rows: int = 0
+
+    @property
+    def missing_rows(self) -> bool:
+        """The day has billing but no chargeback at all (never calculated, or its rows were removed): even a
+        bill of zero-cost lines must not pass as reconciled, or be published as an empty day."""
+        return self.lines > 0 and self.rows == 0
 
     @property
     def passed(self) -> bool:
-        return not self.mismatches
+        return not self.mismatches and not self.missing_rows
 
 
 def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
@@ -47,7 +55,9 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
     lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
     allocated: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
     total = unallocated = ZERO
+    rows = 0
     for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
+        rows += 1
         allocated[_line_key(fact)] += fact.amount
         total += fact.amount
         if fact.identity_id == UNALLOCATED:
@@ -69,6 +79,8 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
         unallocated=unallocated,
         mismatches=tuple(mismatches),
         currency=currency_of(lines),
+        lines=len(lines),
+        rows=rows,
     )
 
 

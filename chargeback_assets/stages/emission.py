@@ -1,14 +1,19 @@
 """Emission: publish a tenant's stored chargeback for some days through each configured emitter of a type.
 
-Every requested day is emitted again (a re-materialized partition replaces its output), except days older
-than the emitter's `lookback_days` and days without chargeback rows, which are recorded as skipped, and days
-whose current chargeback did not reconcile with its bill, which are recorded as blocked and never published
+Every requested day is emitted again (a re-materialized partition replaces its output, and its record notes
+the emission it replaced), so a published day always holds the database's current rows. Days older than the
+emitter's `lookback_days` are skipped unless they were published before (a published day keeps following
+the database). A calculated day without chargeback rows (its bill was emptied at the source) has whatever
+was published for it withdrawn and is recorded as `withdrawn` (`skipped` when nothing was out there); a day
+with nothing stored (never calculated, or removed by retention) is skipped and its outputs are left alone.
+Days whose current chargeback did not reconcile with its bill are recorded as blocked and never published
 (the reconciliation check's verdict, per day: one bad day never holds back the others). Monthly aggregation
 emits each touched month once, from all of its stored days, and records the outcome on every requested day
 of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
 `emission_records` row with its status and attempt count; when any emission failed, the failures are
-recorded first and then raised, so the partition fails and its next materialization retries (and counts
-another attempt).
+recorded first and then raised, so the partition fails; `pending_emissions` lists what is still owed (failed,
+or never emitted since the day's calculation), which the emission-retry sensor materializes again (each try
+counts another attempt).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from chargeback_assets.config import EmitterConfig, TenantConfig
-from chargeback_assets.emitters.base import EmitRow, EmitterError, Labels, Memo
+from chargeback_assets.emitters.base import EmitRow, Emitter, EmitterError, Labels, Memo
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
@@ -28,8 +33,14 @@ from chargeback_assets.stages.checks import reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
-from chargeback_assets.storage.emissions import EmissionStatus, record_emission
+from chargeback_assets.storage.emissions import (
+    EmissionRecord,
+    EmissionStatus,
+    emission_records,
+    record_emission,
+)
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
+from chargeback_assets.storage.pipeline import PipelineState, calculated_days, get_state
 from chargeback_assets.storage.tags import tags_for
 
 PIPELINE = "chargeback"
@@ -51,8 +62,12 @@ class EmitterRun:
     """Chargeback rows of each emitted day that went into its output."""
     day_outputs: dict[date, list[str]] = field(default_factory=dict)
     """Where each emitted day was published (files, Pushgateway URL)."""
+    emptied: dict[date, str] = field(default_factory=dict)
+    """Days that have no chargeback rows any more, whose earlier output was withdrawn (status `withdrawn`)."""
+    replaced: dict[date, str] = field(default_factory=dict)
+    """Emitted days whose new output replaced an earlier emission's (a restated day), with a note."""
     withdrawn: list[date] = field(default_factory=list)
-    """Blocked days whose earlier output was withdrawn (so the outputs must be published again)."""
+    """Blocked or emptied days whose earlier output was removed (so the outputs must be published again)."""
 
 
 class EmissionFailed(StageError):
@@ -66,6 +81,70 @@ class EmissionFailed(StageError):
 def emitters_of_type(tenant: TenantConfig, emitter_type: str) -> list[EmitterConfig]:
     """The tenant's emitters of one type, in config order (their params were validated at load)."""
     return [e for e in tenant.emitters if e.type == emitter_type]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEmission:
+    """A day an emitter still owes: see `pending_emissions`."""
+
+    day: date
+    emitter: str
+    attempts: int
+    """Attempts recorded so far (0: never tried)."""
+    reason: str
+    calculation_run_id: str | None
+    """The run that calculated the current chargeback: the emission is that run's own until it ends."""
+
+
+def pending_emissions(data: TenantData, emitter_type: str, now: datetime) -> list[PendingEmission]:
+    """What each emitter of the type still owes within its `lookback_days`, as the seed's EmitterRunner sees
+    it: days whose emission failed, and calculated days whose current chargeback was never emitted (no record
+    since the calculation; a day without rows is owed only when an earlier output must be withdrawn). A
+    blocked, withdrawn or skipped day is owed again only once it is calculated again.
+    """
+    pending = []
+    for config in emitters_of_type(data.tenant, emitter_type):
+        since = data.tenant.start_date
+        if config.lookback_days is not None:
+            since = max(since, now.date() - timedelta(days=config.lookback_days))
+        calculated = {
+            s.tracking_date: s for s in calculated_days(data.db, data.ecosystem, data.tenant_id, since)
+        }
+        records = {
+            r.date: r
+            for r in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE)
+            if r.date >= since
+        }
+        with_rows = set(chargeback_dates(data.db, data.ecosystem, data.tenant_id, since))
+        failed = {day for day, record in records.items() if record.status == "failed"}
+        for day in sorted(calculated.keys() | failed):
+            record, state = records.get(day), calculated.get(day)
+            reason = _owed(record, state, day in with_rows)
+            if reason is not None:
+                pending.append(
+                    PendingEmission(
+                        day,
+                        config.name,
+                        record.attempt_count if record else 0,
+                        reason,
+                        state.calculation_run_id if state else None,
+                    )
+                )
+    return pending
+
+
+def _owed(record: EmissionRecord | None, state: PipelineState | None, has_rows: bool) -> str | None:
+    """Why the day's emission is owed, or None."""
+    if record is not None and record.status == "failed":
+        return "failed"
+    if state is None:
+        return None
+    if record is None:
+        return "never emitted" if has_rows else None
+    completed = state.calculation_completed_at
+    if completed is not None and record.updated_at < completed and (has_rows or _published(record)):
+        return "calculated again since its last emission"
+    return None
 
 
 def emit_days(
@@ -113,10 +192,17 @@ def _emit(
 ) -> EmitterRun:
     emitter = config.params.build()
     run = EmitterRun(config.name)
+    earlier = {
+        r.date: r for r in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE)
+    }
     if config.lookback_days is not None:
         oldest = now.date() - timedelta(days=config.lookback_days)
-        run.skipped.update(
-            {d: f"older than lookback_days ({config.lookback_days})" for d in days if d < oldest}
+        run.skipped.update(  # a day published earlier is kept equal to the database, however old
+            {
+                d: f"older than lookback_days ({config.lookback_days})"
+                for d in days
+                if d < oldest and not _published(earlier.get(d))
+            }
         )
     periods: dict[date, list[date]] = defaultdict(list)
     for day in days:
@@ -126,23 +212,23 @@ def _emit(
     for period, period_days in sorted(periods.items()):
         stored_days = month_days(data, period) if monthly else [period]
         if verdicts.blocked(sorted({*stored_days, *period_days})):
-            try:
-                withdrawn = emitter.retract(data.tenant_id, period)
-            except EmitterError as exc:
-                run.failed.update(dict.fromkeys(period_days, f"{NOT_RECONCILED}; {exc}"))
-                continue
-            note = NOT_RECONCILED + (
-                f"; earlier output withdrawn: {', '.join(withdrawn)}" if withdrawn else ""
-            )
-            run.blocked.update(dict.fromkeys(period_days, note))
-            if withdrawn:
-                run.withdrawn += period_days
+            removed = _withdraw(data, emitter, run, period, period_days, NOT_RECONCILED)
+            if removed is not None:
+                run.blocked.update(dict.fromkeys(period_days, _note(NOT_RECONCILED, removed)))
             continue
         with collector_paused():
             facts, per_day = period_rows(data, stored_days)
             rows = labels.label(facts)
             if not rows:
-                run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
+                removed = (
+                    _withdraw(data, emitter, run, period, period_days, NO_ROWS)
+                    if _calculated(data, period_days)
+                    else []
+                )
+                if removed:
+                    run.emptied.update(dict.fromkeys(period_days, _note(NO_ROWS, removed)))
+                elif removed is not None:
+                    run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
                 continue
             try:
                 written = emitter.emit(data.tenant_id, period, rows)
@@ -152,6 +238,8 @@ def _emit(
         for day in period_days:
             run.day_outputs[day] = list(written)
             run.day_rows[day] = per_day.get(day, 0)
+            if _published(earlier.get(day)):
+                run.replaced[day] = f"replaced the output emitted at {earlier[day].updated_at.isoformat()}"
         run.emitted += period_days
         run.rows += len(rows)
     if run.emitted or run.withdrawn:
@@ -167,12 +255,43 @@ def _emit(
     return run
 
 
+def _published(record: EmissionRecord | None) -> bool:
+    """Whether the record says the day's output is out there (so it must follow the database)."""
+    return record is not None and record.status == "emitted"
+
+
+def _withdraw(
+    data: TenantData, emitter: Emitter, run: EmitterRun, period: date, period_days: list[date], reason: str
+) -> list[str] | None:
+    """Remove what an earlier emission published for the period: what was removed, or None when the removal
+    failed (then recorded as failed, with `reason`)."""
+    try:
+        removed = emitter.retract(data.tenant_id, period)
+    except EmitterError as exc:
+        run.failed.update(dict.fromkeys(period_days, f"{reason}; {exc}"))
+        return None
+    if removed:
+        run.withdrawn += period_days
+    return removed
+
+
+def _note(reason: str, removed: list[str]) -> str:
+    return reason + (f"; earlier output withdrawn: {', '.join(removed)}" if removed else "")
+
+
+def _calculated(data: TenantData, days: Sequence[date]) -> bool:
+    """Whether any of the days was calculated: an empty day that was is empty at the source, while one that
+    was not (never calculated, or removed by retention) says nothing about what was published for it."""
+    return any(get_state(data.db, data.ecosystem, data.tenant_id, day).chargeback_calculated for day in days)
+
+
 def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
     outcomes: dict[date, tuple[EmissionStatus, str | None]] = {
         **{day: ("skipped", reason) for day, reason in run.skipped.items()},
         **{day: ("blocked", reason) for day, reason in run.blocked.items()},
+        **{day: ("withdrawn", reason) for day, reason in run.emptied.items()},
         **{day: ("failed", cause) for day, cause in run.failed.items()},
-        **{day: ("emitted", None) for day in run.emitted},
+        **{day: ("emitted", run.replaced.get(day)) for day in run.emitted},
     }
     with data.db.transaction() as tx:
         for day, (status, note) in sorted(outcomes.items()):

@@ -262,12 +262,13 @@ def _cost_type(text: str) -> CostType:
     return _COST_TYPE_OF.get(text) or CostType(text)  # the enum's own lookup names a bad value
 
 
-def chargeback_dates(source: Source, ecosystem: str, tenant_id: str) -> list[date]:
-    """Every UTC day that has chargeback facts for the tenant, ascending."""
+def chargeback_dates(source: Source, ecosystem: str, tenant_id: str, since: date | None = None) -> list[date]:
+    """Every UTC day (on or after `since`) that has chargeback facts for the tenant, ascending."""
+    start = day_bounds(since)[0] if since is not None else ""
     cursor = source.conn.execute(
         "SELECT DISTINCT substr(timestamp, 1, 10) FROM chargeback_facts "
-        "WHERE ecosystem = ? AND tenant_id = ? ORDER BY 1",
-        (ecosystem, tenant_id),
+        "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? ORDER BY 1",
+        (ecosystem, tenant_id, start),
     )
     return [parse_day(text) for (text,) in cursor]
 

@@ -9,8 +9,9 @@ from typing import Literal, get_args
 from chargeback_assets.storage.codec import day_text, parse_day, parse_timestamp, timestamp_text
 from chargeback_assets.storage.database import Source, Transaction
 
-EmissionStatus = Literal["emitted", "failed", "skipped", "blocked"]
-"""`blocked`: the day's chargeback did not reconcile with its bill, so nothing was published for it."""
+EmissionStatus = Literal["emitted", "failed", "skipped", "blocked", "withdrawn"]
+"""`blocked`: the day's chargeback did not reconcile with its bill, so nothing was published for it.
+`withdrawn`: the day has no chargeback rows any more, so what an earlier emission published was removed."""
 _STATUSES = get_args(EmissionStatus)
 
 

@@ -69,8 +69,22 @@ def get_state(source: Source, ecosystem: str, tenant_id: str, day: date) -> Pipe
     ).fetchone()
     if row is None:
         return PipelineState(ecosystem, tenant_id, day)
-    values = {name: _from_column(name, value) for name, value in zip(_STATE_FIELDS, row, strict=True)}
+    return _state(ecosystem, tenant_id, day, row)
+
+
+def _state(ecosystem: str, tenant_id: str, day: date, columns: Iterable[Any]) -> PipelineState:
+    values = {name: _from_column(name, value) for name, value in zip(_STATE_FIELDS, columns, strict=True)}
     return PipelineState(ecosystem, tenant_id, day, **values)
+
+
+def calculated_days(source: Source, ecosystem: str, tenant_id: str, since: date) -> list[PipelineState]:
+    """The state of every day on or after `since` whose chargeback was calculated, by date."""
+    cursor = source.conn.execute(
+        f"SELECT tracking_date, {_STATE_COLUMNS} FROM pipeline_state WHERE ecosystem = ? AND tenant_id = ? "
+        "AND chargeback_calculated = 1 AND tracking_date >= ? ORDER BY tracking_date",
+        (ecosystem, tenant_id, day_text(since)),
+    )
+    return [_state(ecosystem, tenant_id, parse_day(day), values) for day, *values in cursor]
 
 
 def update_state(tx: Transaction, ecosystem: str, tenant_id: str, day: date, **changes: Any) -> PipelineState:

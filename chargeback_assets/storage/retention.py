@@ -1,11 +1,13 @@
-"""Dropping a tenant's history older than the retention horizon, in one transaction."""
+"""Dropping chosen days of a tenant's history, and finding the stored days older than a horizon."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date
 
-from chargeback_assets.storage.codec import day_bounds, day_text
-from chargeback_assets.storage.database import Transaction
+from chargeback_assets.storage.codec import day_bounds, day_text, parse_day
+from chargeback_assets.storage.database import Source, Transaction
 
 # (table, column, whether the column holds timestamps rather than dates)
 _DAY_PARTITIONED = (
@@ -16,31 +18,67 @@ _DAY_PARTITIONED = (
     ("identity_resolutions", "date", False),
     ("resolution_contexts", "date", False),
     ("pipeline_state", "tracking_date", False),
-    ("resources", "deleted_at", True),
-    ("identities", "deleted_at", True),
 )
+_LIFECYCLE = (("resources", "deleted_at"), ("identities", "deleted_at"))
 
 
-def delete_before(tx: Transaction, ecosystem: str, tenant_id: str, day: date) -> dict[str, int]:
-    """Delete the tenant's rows of days before `day`; returns rows deleted per table.
-
-    Resources and identities go only when deleted before `day` (entities never deleted are kept forever),
-    and dimensions only once no fact refers to them. Emission records, runs and tags are kept: they are
-    the audit trail.
-    """
+def stored_days_before(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[date]:
+    """Every day before `day` that any day-partitioned table holds for the tenant, ascending."""
     cutoff_timestamp, _ = day_bounds(day)
-    cutoff_date = day_text(day)
-    deleted = {}
+    days: set[date] = set()
     for table, column, is_timestamp in _DAY_PARTITIONED:
+        cursor = source.conn.execute(
+            f"SELECT DISTINCT substr({column}, 1, 10) FROM {table} "
+            f"WHERE ecosystem = ? AND tenant_id = ? AND {column} < ?",
+            (ecosystem, tenant_id, cutoff_timestamp if is_timestamp else day_text(day)),
+        )
+        days.update(parse_day(text) for (text,) in cursor)
+    return sorted(days)
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted:
+    """Rows deleted: per day and day-partitioned table, and per table of what is not kept by day."""
+
+    by_day: dict[date, dict[str, int]] = field(default_factory=dict)
+    other: dict[str, int] = field(default_factory=dict)
+    """resources, identities (deleted long enough ago) and chargeback_dimensions (left without facts)."""
+
+
+def delete_days(
+    tx: Transaction, ecosystem: str, tenant_id: str, days: Iterable[date], entities_deleted_before: date
+) -> Deleted:
+    """Delete the tenant's rows of exactly `days`.
+
+    Resources and identities go only when deleted before `entities_deleted_before` (entities never deleted
+    are kept forever), and dimensions only once no fact refers to them. Emission records, runs and tags are
+    kept: they are the audit trail.
+    """
+    deleted = Deleted()
+    for day in sorted(set(days)):
+        start, end = day_bounds(day)
+        counts = deleted.by_day[day] = {}
+        for table, column, is_timestamp in _DAY_PARTITIONED:
+            if is_timestamp:
+                where, values = f"{column} >= ? AND {column} < ?", (start, end)
+            else:
+                where, values = f"{column} = ?", (day_text(day),)
+            cursor = tx.conn.execute(
+                f"DELETE FROM {table} WHERE ecosystem = ? AND tenant_id = ? AND {where}",
+                (ecosystem, tenant_id, *values),
+            )
+            counts[table] = cursor.rowcount
+    cutoff, _ = day_bounds(entities_deleted_before)
+    for table, column in _LIFECYCLE:
         cursor = tx.conn.execute(
             f"DELETE FROM {table} WHERE ecosystem = ? AND tenant_id = ? AND {column} < ?",
-            (ecosystem, tenant_id, cutoff_timestamp if is_timestamp else cutoff_date),
+            (ecosystem, tenant_id, cutoff),
         )
-        deleted[table] = cursor.rowcount
+        deleted.other[table] = cursor.rowcount
     cursor = tx.conn.execute(
         "DELETE FROM chargeback_dimensions WHERE ecosystem = ? AND tenant_id = ? AND NOT EXISTS "
         "(SELECT 1 FROM chargeback_facts f WHERE f.dimension_id = chargeback_dimensions.dimension_id)",
         (ecosystem, tenant_id),
     )
-    deleted["chargeback_dimensions"] = cursor.rowcount
+    deleted.other["chargeback_dimensions"] = cursor.rowcount
     return deleted

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from chargeback_assets.engine.models import day_start
 from chargeback_assets.stages.emission import PIPELINE
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
@@ -168,3 +169,58 @@ def test_one_partition_that_does_not_reconcile_blocks_only_itself(emitting: Grap
         f"{TENANT} {bad.isoformat()}: not published"
         in failure.step_failure_data.user_failure_data.description
     )
+
+
+def om_totals(graph: Graph) -> dict[int, Decimal]:
+    """Timestamp -> sum of the chargeback_amount samples (exact decimal text) in the tenant's OpenMetrics
+    file."""
+    totals: dict[int, Decimal] = {}
+    for line in (graph.workdir / "prom" / f"{TENANT}.om").read_text().splitlines():
+        if line.startswith("chargeback_amount{"):
+            value, stamp = line.rsplit(" ", 2)[1:]
+            totals[int(stamp)] = totals.get(int(stamp), Decimal(0)) + Decimal(value)
+    return totals
+
+
+def test_a_day_emptied_at_the_source_is_withdrawn_and_a_restated_day_replaced(
+    emitting: Graph, instance
+) -> None:
+    """The bill of a published day is emptied at the source: the rerun withdraws its CSV and its samples (the
+    other day's stay) and records it; the bill comes back restated: the outputs hold the new rows again."""
+    kept, emptied = emitting.newest - timedelta(days=1), emitting.newest
+    assert emitting.run(TENANT, kept, emptied, instance=instance).success
+    output = emitting.workdir / "csv" / f"{TENANT}_{emptied.isoformat()}.csv"
+    stamp = {day: int(day_start(day).timestamp()) for day in (kept, emptied)}
+    assert len(read_csv(output)) > 0 and om_totals(emitting)[stamp[emptied]] > 0
+
+    emitting.sandboxes[TENANT].empty_bill(emptied)
+    result = emitting.run(TENANT, emptied, instance=instance)
+    with ChargebackDatabase.open(emitting.db_path) as db:
+        assert chargeback_rows_for_day(db, "confluent_cloud", TENANT, emptied) == []
+    assert not output.exists()
+    assert (emitting.workdir / "csv" / f"{TENANT}_{kept.isoformat()}.csv").exists()
+    assert set(om_totals(emitting)) == {stamp[kept]}
+    for emitter in ("files", "metrics"):
+        assert records(emitting, emitter)[-1] == (emptied.isoformat(), "withdrawn", 2)
+    (materialization,) = result.asset_materializations_for_node("chargeback_csv")
+    assert materialization.metadata["dagster/row_count"].value == 0
+    assert materialization.metadata["status"].value == (
+        f"files: withdrawn (no chargeback rows; earlier output withdrawn: {output})"
+    )
+
+    emitting.sandboxes[TENANT].revert_bill(emptied)
+    emitting.sandboxes[TENANT].revise_bill(emptied, Decimal("1.25"))
+    result = emitting.run(TENANT, emptied, instance=instance)
+    with ChargebackDatabase.open(emitting.db_path) as db:
+        stored = chargeback_rows_for_day(db, "confluent_cloud", TENANT, emptied)
+    cells = read_csv(output)
+    assert len(cells) == len(stored) > 0
+    assert sum(Decimal(c["amount"]) for c in cells) == sum(r.amount for r in stored)
+    assert om_totals(emitting)[stamp[emptied]] == sum(r.amount for r in stored)
+    assert records(emitting, "files")[-1] == (emptied.isoformat(), "emitted", 3)
+
+    assert emitting.run(TENANT, emptied, instance=instance).success
+    with ChargebackDatabase.open(emitting.db_path) as db:
+        (record,) = emission_records(db, "confluent_cloud", TENANT, "files", PIPELINE, emptied)
+    assert (record.status, record.attempt_count) == ("emitted", 4)
+    assert record.last_error.startswith("replaced the output emitted at ")

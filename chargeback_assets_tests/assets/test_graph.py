@@ -1,7 +1,9 @@
 """The asset graph against the sandbox: exact totals, idempotent re-materialization, single-run ranges."""
 
+import sqlite3
 from collections import Counter
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -15,8 +17,9 @@ from chargeback_assets.storage.chargeback import chargeback_dates, chargeback_ro
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import get_state
 from chargeback_assets_tests.dagster_processes import REPO_ROOT
-from chargeback_assets_tests.graph import Graph, running_graph
+from chargeback_assets_tests.graph import QUIET, Graph, running_graph
 
+TODAY = datetime.now(UTC).date()
 PARTITIONED = [
     "billing_lines",
     "resources",
@@ -53,6 +56,7 @@ def test_definitions_load_with_every_asset_check_schedule_and_sensor(graph: Grap
     for sensor in (
         "billing_change_sensor",
         "tenant_continuation_sensor",
+        "emission_retry_sensor",
         "run_audit_success",
         "run_audit_failure",
     ):
@@ -137,18 +141,124 @@ def test_single_run_range_over_ten_days_and_two_tenants(graph: Graph, instance) 
     assert len(instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))) == 20
 
 
-def test_days_older_than_retention_are_dropped_after_each_calculation(tmp_path) -> None:
-    """retention_days 3: a run over the last 6 days keeps today-3 onwards and drops the rest."""
-    settings = {"acme-prod": {"retention_days": 3}}
-    with running_graph(tmp_path, tenant_settings=settings) as graph, dg.instance_for_test() as instance:
-        first = graph.newest - timedelta(days=5)
-        assert graph.run("acme-prod", first, graph.newest, instance=instance).success
-        db = ChargebackDatabase.open(graph.db_path)
-        try:
-            kept = chargeback_dates(db, "confluent_cloud", "acme-prod")
-            billed_days = {day for day in kept if billing_for_day(db, "confluent_cloud", "acme-prod", day)}
-        finally:
-            db.close()
-    horizon = graph.newest + timedelta(days=1) - timedelta(days=3)
-    assert kept == [horizon + timedelta(days=offset) for offset in range(3)]
-    assert billed_days == set(kept)
+def stored_days(graph: Graph, tenant: str = "acme-prod") -> dict[date, tuple[Decimal, Decimal]]:
+    """day -> (billed, allocated) for every day the database holds billing or chargeback of."""
+    with ChargebackDatabase.open(graph.db_path) as db:
+        days = set(chargeback_dates(db, "confluent_cloud", tenant)) | {
+            date.fromisoformat(text)
+            for (text,) in db.conn.execute(
+                "SELECT DISTINCT substr(timestamp, 1, 10) FROM billing WHERE tenant_id = ?", (tenant,)
+            )
+        }
+        return {
+            day: (
+                sum(
+                    (line.total_cost for line in billing_for_day(db, "confluent_cloud", tenant, day)),
+                    Decimal(0),
+                ),
+                sum(
+                    (row.amount for row in chargeback_rows_for_day(db, "confluent_cloud", tenant, day)),
+                    Decimal(0),
+                ),
+            )
+            for day in sorted(days)
+        }
+
+
+def test_a_backfill_of_days_past_retention_keeps_them_and_a_later_run_removes_them_and_says_so(
+    tmp_path,
+) -> None:
+    """retention_days 30 and a history that ended 55 days ago: a 5-day backfill keeps its 5 days (they were
+    deleted by the very run that computed them); the next run, over another day, removes them and leaves an
+    observation on each removed partition."""
+    settings = {"acme-prod": {"retention_days": 30}}
+    end = TODAY - timedelta(days=55)
+    with running_graph(tmp_path, days=12, tenant_settings=settings, end_date=end) as graph:
+        org = graph.sandboxes["acme-prod"].org
+        first = graph.newest - timedelta(days=4)
+        backfill = [first + timedelta(days=offset) for offset in range(5)]
+        with dg.instance_for_test() as instance:
+            result = graph.run("acme-prod", first, graph.newest, instance=instance)
+            assert result.success
+            assert len(result.get_asset_materialization_events()) == 5 * len(PARTITIONED)
+            assert stored_days(graph) == {day: (expected_bill(org, day),) * 2 for day in backfill}
+            assert all(expected_bill(org, day) > 0 for day in backfill)
+
+            later = first - timedelta(days=2)
+            result = graph.run("acme-prod", later, instance=instance)
+            assert result.success
+            assert stored_days(graph) == {later: (expected_bill(org, later),) * 2}
+            observations = {
+                event.partition: event.asset_observation_data.asset_observation.metadata
+                for event in result.all_events
+                if event.event_type_value == "ASSET_OBSERVATION"
+            }
+            assert sorted(observations) == [f"{day.isoformat()}|acme-prod" for day in backfill]
+            for day in backfill:
+                metadata = observations[f"{day.isoformat()}|acme-prod"]
+                assert metadata["retention"].value == (
+                    f"removed by run {result.run_id}: the day is older than the horizon "
+                    f"{TODAY - timedelta(days=30)} (retention_days)"
+                )
+                rows = metadata["rows_removed"].value
+                assert rows["billing"] > 0 and rows["chargeback_facts"] > 0 and rows["pipeline_state"] == 1
+
+
+def test_a_clock_far_ahead_of_the_history_removes_no_computed_day_and_refuses_a_larger_jump(
+    tmp_path,
+) -> None:
+    """A history that ended 400 days ago, default retention_days (250): every day is past retention. The days
+    a run computes stay; a run that would remove more than retention_max_days_per_run (7) stored days removes
+    nothing and fails with a message saying so; with the limit raised, it removes them."""
+    end = TODAY - timedelta(days=400)
+    with running_graph(tmp_path, days=14, end_date=end) as graph, dg.instance_for_test() as instance:
+        org = graph.sandboxes["acme-prod"].org
+        days = [graph.newest - timedelta(days=offset) for offset in reversed(range(12))]
+        assert graph.run("acme-prod", days[0], days[9], instance=instance).success
+        ten = {day: (expected_bill(org, day),) * 2 for day in days[:10]}
+        assert stored_days(graph) == ten
+
+        refused = graph.run("acme-prod", days[10], instance=instance, raise_on_error=False)
+        assert not refused.success
+        failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+        message = failure.step_failure_data.user_failure_data.description
+        assert (
+            f"acme-prod: tenant acme-prod: retention refused, nothing removed: the run's date {TODAY} "
+            f"minus retention_days (250) would remove the stored dates {days[0]}..{days[9]} (10 days), more "
+            "than retention_max_days_per_run (7) allows in one run. If the clock is right, raise "
+            "tenants.acme-prod.retention_max_days_per_run to 10 for one run."
+        ) in message
+        assert stored_days(graph) == {**ten, days[10]: (expected_bill(org, days[10]),) * 2}
+        computed = refused.asset_materializations_for_node("chargeback_facts")
+        assert [m.partition for m in computed] == [f"{days[10]}|acme-prod"], "the computed day is kept"
+
+        document = yaml.safe_load(graph.config_path.read_text())
+        document["tenants"]["acme-prod"]["retention_max_days_per_run"] = 10
+        raised = replace(graph, config_path=tmp_path / "raised.yaml", _defs=None)
+        raised.config_path.write_text(yaml.safe_dump(document))
+        assert raised.run("acme-prod", days[10], days[11], instance=instance).success
+        assert stored_days(graph) == {day: (expected_bill(org, day),) * 2 for day in days[10:]}
+
+
+def test_a_partition_whose_billing_exists_but_whose_facts_are_gone_fails_its_check(
+    graph: Graph, instance
+) -> None:
+    day = graph.newest
+    assert graph.run("acme-prod", day, instance=instance).success
+    with sqlite3.connect(graph.db_path) as conn:
+        conn.execute("DELETE FROM chargeback_facts WHERE tenant_id = 'acme-prod'")
+    check = dg.AssetCheckKey(dg.AssetKey("chargeback_facts"), "chargeback_reconciles")
+    job = dg.define_asset_job(  # the check and what waits for it (a job of checks alone takes no partition)
+        "check_again", selection=dg.AssetSelection.assets("chargeback_csv") | dg.AssetSelection.checks(check)
+    )
+    defs = dg.Definitions.merge(graph.defs, dg.Definitions(jobs=[job]))
+    result = defs.resolve_job_def("check_again").execute_in_process(
+        instance=instance, partition_key=f"{day}|acme-prod", run_config=QUIET, raise_on_error=False
+    )
+    (evaluation,) = result.get_asset_check_evaluations()
+    lines, _ = stored(graph, "acme-prod", day)
+    assert not evaluation.passed and len(lines) > 0
+    assert evaluation.metadata["chargeback_rows"].value == 0
+    assert evaluation.metadata["mismatches"].value.startswith(
+        f"{day}: {len(lines)} billing line(s) but no chargeback rows (never calculated, or removed)"
+    )

@@ -1,65 +1,23 @@
 """The push of the newest day against a real Pushgateway (Debian `prometheus-pushgateway`) on loopback."""
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
-import requests
 
 from chargeback_assets.emitters.base import EmitterError
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets_tests.emitters.samples import emit_row
-from chargeback_assets_tests.real_prometheus import free_port
+from chargeback_assets_tests.real_pushgateway import pushed, running_pushgateway
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
 
 
 @pytest.fixture(scope="module")
 def pushgateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if not shutil.which("prometheus-pushgateway"):
-        pytest.skip("prometheus-pushgateway is not on PATH (Debian package `prometheus-pushgateway`)")
-    url = f"http://127.0.0.1:{free_port()}"
-    log_path = tmp_path_factory.mktemp("pushgateway") / "pushgateway.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus-pushgateway",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--persistence.file=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=15)
-
-
-def pushed(url: str, metric: str, tenant_id: str) -> dict[str, str]:
-    """identity_id -> value text of the metric in the tenant's group, read back from /metrics."""
-    found = {}
-    for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith(metric + "{") and f'tenant_id="{tenant_id}"' in line:
-            labels, value = line.rsplit(" ", 1)
-            assert 'job="chargeback"' in labels
-            identity = labels.split('identity_id="', 1)[1].split('"', 1)[0]
-            found[identity] = value
-    return found
+    with running_pushgateway(tmp_path_factory.mktemp("pushgateway")) as url:
+        yield url
 
 
 def test_publish_pushes_the_newest_day_and_replaces_the_group(tmp_path: Path, pushgateway: str) -> None:
@@ -83,3 +41,23 @@ def test_a_refused_push_is_an_emitter_error_without_credentials(tmp_path: Path, 
     with pytest.raises(EmitterError, match="refused the push: HTTP 404") as raised:
         emitter.publish("t1")
     assert "hunter2" not in str(raised.value)
+
+
+def test_withdrawing_the_newest_day_pushes_the_one_before_and_the_last_one_deletes_the_group(
+    tmp_path: Path, pushgateway: str
+) -> None:
+    emitter = PrometheusEmitter(tmp_path, pushgateway_url=pushgateway)
+    emitter.emit("t-gone", DAY1, [emit_row(DAY1, "sa-1", "1.5000")])
+    emitter.emit("t-gone", DAY2, [emit_row(DAY2, "sa-2", "2.0000")])
+    emitter.publish("t-gone")
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {"sa-2": "2"}
+
+    emitter.retract("t-gone", DAY2)
+    emitter.publish("t-gone")
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {"sa-1": "1.5"}
+
+    emitter.retract("t-gone", DAY1)
+    published = emitter.publish("t-gone")
+    assert published[1] == f"{pushgateway}/metrics/job/chargeback/tenant_id/t-gone"
+    assert pushed(pushgateway, "chargeback_amount", "t-gone") == {}
+    assert pushed(pushgateway, "chargeback_identity_info", "t-gone") == {}

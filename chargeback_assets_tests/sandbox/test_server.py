@@ -204,6 +204,18 @@ def test_revise_and_revert_change_and_restore_a_day_exactly(server, http, small_
     assert _day_total(http, server.url, day) == original
 
 
+def test_an_emptied_day_serves_no_costs_until_reverted(server, http, small_org):
+    day = "2026-06-10"
+    original = sum((Decimal(str(r["amount"])) for r in small_org.costs if r["start_date"] == day), Decimal(0))
+    assert requests.post(server.url + "/_sandbox/empty", json={"date": day}).json() == {"emptied": day}
+    rows = http.get(f"{server.url}/billing/v1/costs?start_date={day}&end_date=2026-06-11", timeout=10).json()
+    assert rows["data"] == []
+    assert _day_total(http, server.url, "2026-06-11") > 0, "only the emptied day is affected"
+    server.revert_bill(day)
+    assert _day_total(http, server.url, day) == original > 0
+    assert requests.post(server.url + "/_sandbox/empty", json={"date": "1999-01-01"}).status_code == 400
+
+
 def test_configured_credentials_are_enforced(small_org):
     with SandboxServer(small_org, api_key="k1", api_secret="s1") as custom:
         assert requests.get(custom.url + "/iam/v2/users", auth=("k1", "s1"), timeout=10).status_code == 200

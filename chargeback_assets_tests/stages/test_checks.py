@@ -117,6 +117,8 @@ def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> N
             "2026-03-16 rows without a billing line: KAFKA_STORAGE lkc-3 0.7500",
         ),
         currency="USD",
+        lines=4,
+        rows=6,
     )
     share = unallocated_day(data, DAY)
     assert (share.billed, share.unallocated) == (Decimal("18.5000"), Decimal("4.2501"))
@@ -126,6 +128,18 @@ def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> N
 def test_a_day_without_bill_or_rows_reconciles_to_zero(data: TenantData) -> None:
     assert unallocated_day(data, DAY).fraction == 0
     assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), (), "USD")
+
+
+def test_a_day_with_billing_but_no_chargeback_rows_fails_even_when_its_lines_cost_nothing(
+    data: TenantData,
+) -> None:
+    """Its rows were removed (or never written): a zero-cost bill must not pass as reconciled either, or the
+    emitters would take the day for one emptied at the source."""
+    with data.db.transaction() as tx:
+        replace_billing_day(tx, ECOSYSTEM, TENANT_ID, DAY, [line("lkc-1", "KAFKA_NUM_CKU", "0.0000")])
+    result = check_reconciliation(data, DAY)
+    assert (result.mismatches, result.lines, result.rows, result.missing_rows) == ((), 1, 0, True)
+    assert not result.passed and reconciles(data, DAY) is False
 
 
 def calculated(data: TenantData, calculation_id: str, amount: str) -> None:

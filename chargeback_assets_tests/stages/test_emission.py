@@ -354,3 +354,31 @@ def test_a_day_that_does_not_reconcile_is_blocked_its_output_withdrawn_and_the_o
         if line.startswith("chargeback_amount{")
     }
     assert shown == stamps - {int(day_start(DAYS[1]).timestamp())}
+
+
+def test_a_published_day_follows_the_database_even_older_than_lookback_and_an_uncalculated_one_is_kept(
+    tmp_path: Path, stored
+) -> None:
+    out = tmp_path / "csv"
+    emit_days(open_data(tmp_path, [csv_emitter(out)]), "csv", DAYS, now=NOW)
+    restated = rows_for(DAYS[0], salt=3)[:4]
+    with stored.transaction() as tx:
+        store_day(tx, DAYS[0], restated)  # older than the lookback below, published before: re-emitted
+        store_day(tx, DAYS[1], [])  # emptied at the source and calculated again: withdrawn
+        update_state(tx, ECOSYSTEM, TENANT_ID, DAYS[1], chargeback_calculated=True)
+        store_day(tx, DAYS[2], [])  # its rows gone without a calculation (retention): its file is kept
+    (run,) = emit_days(open_data(tmp_path, [csv_emitter(out, lookback_days=3)]), "csv", DAYS, now=NOW)
+    assert run.emitted == [DAYS[0]]
+    assert list(run.emptied) == [DAYS[1]] and run.skipped == {DAYS[2]: "no chargeback rows"}
+    assert [Decimal(c["amount"]) for c in read_csv(out / "t1_2026-03-16.csv")] == [r.amount for r in restated]
+    assert sorted(p.name for p in out.iterdir()) == ["t1_2026-03-16.csv", "t1_2026-03-18.csv"]
+    records = emission_records(stored, ECOSYSTEM, TENANT_ID, "files", PIPELINE)
+    assert [(r.status, r.attempt_count) for r in records] == [
+        ("emitted", 2),
+        ("withdrawn", 2),
+        ("skipped", 2),
+    ]
+    assert records[0].last_error.startswith("replaced the output emitted at 2026-03-20T06:00:00")
+    assert (
+        records[1].last_error == f"no chargeback rows; earlier output withdrawn: {out / 't1_2026-03-17.csv'}"
+    )

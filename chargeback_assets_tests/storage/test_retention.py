@@ -20,11 +20,12 @@ from chargeback_assets.storage.inventory import (
     upsert_resources,
 )
 from chargeback_assets.storage.pipeline import get_state, update_state
-from chargeback_assets.storage.retention import delete_before
+from chargeback_assets.storage.retention import delete_days, stored_days_before
 from chargeback_assets.storage.usage import replace_usage_day, usage_for_day
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
 
 OLD = DAY - timedelta(days=1)
+OLDER = DAY - timedelta(days=2)
 
 
 def _fill(tx, tenant_id, day):
@@ -40,10 +41,11 @@ def _fill(tx, tenant_id, day):
     record_emission(tx, ECO, tenant_id, "csv", "chargeback", day, "emitted", at(day=day))
 
 
-def test_history_before_the_day_is_dropped_for_that_tenant_only(db):
+def test_exactly_the_chosen_days_are_dropped_for_that_tenant_only(db):
     gone = Resource(ECO, TENANT, "lkc-old", "kafka_cluster")
     with db.transaction() as tx:
         for tenant_id in (TENANT, OTHER_TENANT):
+            _fill(tx, tenant_id, OLDER)
             _fill(tx, tenant_id, OLD)
             _fill(tx, tenant_id, DAY)
         upsert_resources(
@@ -57,19 +59,32 @@ def test_history_before_the_day_is_dropped_for_that_tenant_only(db):
         mark_deleted(tx, ECO, TENANT, "resource", ["lkc-old"], at(23, day=OLD))
         mark_deleted(tx, ECO, TENANT, "resource", ["lkc-late"], at(0, day=DAY))
         mark_deleted(tx, ECO, TENANT, "identity", ["sa-old"], at(1, day=OLD))
+    assert stored_days_before(db, ECO, TENANT, DAY) == [OLDER, OLD]
     with db.transaction() as tx:
-        deleted = delete_before(tx, ECO, TENANT, DAY)
-    assert deleted == {
+        deleted = delete_days(tx, ECO, TENANT, [OLDER], DAY)  # OLD is kept, as if a run computed it
+    one_day = {
         "billing": 1, "chargeback_facts": 1, "usage_metrics": 1, "usage_fetch_failures": 0,
-        "identity_resolutions": 0, "resolution_contexts": 0, "pipeline_state": 1, "resources": 1,
-        "identities": 1, "chargeback_dimensions": 1,
+        "identity_resolutions": 0, "resolution_contexts": 0, "pipeline_state": 1,
     }  # fmt: skip
-    assert chargeback_dates(db, ECO, TENANT) == [DAY]
-    assert billing_for_day(db, ECO, TENANT, OLD) == []
-    assert usage_for_day(db, ECO, TENANT, OLD) == {}
-    assert get_state(db, ECO, TENANT, OLD).billing_gathered is False
-    assert get_state(db, ECO, TENANT, DAY).billing_gathered is True
+    assert deleted.by_day == {OLDER: one_day}
+    assert deleted.other == {"resources": 1, "identities": 1, "chargeback_dimensions": 1}
+    assert chargeback_dates(db, ECO, TENANT) == [OLD, DAY]
+    assert billing_for_day(db, ECO, TENANT, OLDER) == []
+    assert usage_for_day(db, ECO, TENANT, OLDER) == {}
+    assert get_state(db, ECO, TENANT, OLDER).billing_gathered is False
+    assert get_state(db, ECO, TENANT, OLD).billing_gathered is True
+    assert len(billing_for_day(db, ECO, TENANT, OLD)) == 1 and usage_for_day(db, ECO, TENANT, OLD)
     assert [r.resource_id for r in all_resources(db, ECO, TENANT)] == ["lkc-late", "lkc-live"]
-    assert len(emission_records(db, ECO, TENANT)) == 2  # the audit trail stays
-    assert chargeback_dates(db, ECO, OTHER_TENANT) == [OLD, DAY]
-    assert len(billing_for_day(db, ECO, OTHER_TENANT, OLD)) == 1
+    assert len(emission_records(db, ECO, TENANT)) == 3  # the audit trail stays
+    assert chargeback_dates(db, ECO, OTHER_TENANT) == [OLDER, OLD, DAY]
+    assert stored_days_before(db, ECO, TENANT, DAY) == [OLD]
+
+
+def test_entities_deleted_on_or_after_the_cutoff_stay(db):
+    with db.transaction() as tx:
+        upsert_resources(tx, ECO, TENANT, [Resource(ECO, TENANT, "lkc-1", "kafka_cluster")], at(day=OLDER))
+        mark_deleted(tx, ECO, TENANT, "resource", ["lkc-1"], at(12, day=OLD))
+    with db.transaction() as tx:
+        deleted = delete_days(tx, ECO, TENANT, [], OLD)
+    assert deleted.other["resources"] == 0
+    assert [r.resource_id for r in all_resources(db, ECO, TENANT)] == ["lkc-1"]
