@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Protocol, TypeVar
 
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.redaction import scrub
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -30,7 +31,13 @@ UNTAGGED = "UNTAGGED"
 
 
 class EmitterError(RuntimeError):
-    """The destination refused the output (unwritable directory, rejected push): the emission failed."""
+    """The destination refused the output (unwritable directory, rejected push): the emission failed.
+
+    Its message is scrubbed of secrets: it may quote a destination's answer, which may echo credentials.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class Charge(Protocol):

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from chargeback_assets.emitters.base import EmitterError
+from chargeback_assets.redaction import scrub
 
 TIMEOUT_SECONDS = 10.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -50,6 +51,6 @@ def _send(method: str, url: str, body: bytes | None) -> str:
         raise EmitterError(f"pushgateway {redacted(url)} unreachable: {type(exc).__name__}") from exc
     if response.status_code not in (200, 202):
         action = "push" if method == "PUT" else "delete"
-        status = f"HTTP {response.status_code} {response.text[:300]}"
+        status = f"HTTP {response.status_code} {scrub(response.text)[:300]}"  # scrubbed before it is cut
         raise EmitterError(f"pushgateway {redacted(url)} refused the {action}: {status}")
     return redacted(url)

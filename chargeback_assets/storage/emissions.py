@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, get_args
 
+from chargeback_assets.redaction import scrub
 from chargeback_assets.storage.codec import day_text, parse_day, parse_timestamp, timestamp_text
 from chargeback_assets.storage.database import Source, Transaction
 
@@ -42,7 +43,10 @@ def record_emission(
     at: datetime,
     error: str | None = None,
 ) -> EmissionRecord:
-    """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1."""
+    """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1.
+
+    `error` is scrubbed of secrets (redaction.py): it may quote a destination's answer.
+    """
     if status not in _STATUSES:
         raise ValueError(f"emission status must be one of {list(_STATUSES)}, got {status!r}")
     tx.conn.execute(
@@ -57,7 +61,7 @@ def record_emission(
             pipeline,
             day_text(day),
             status,
-            error,
+            None if error is None else scrub(error),
             timestamp_text(at, f"emission of {emitter_name}/{pipeline} for {day}: at"),
         ),
     )
