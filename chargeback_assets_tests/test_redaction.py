@@ -17,6 +17,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from chargeback_assets.redaction import MASK, encodings, remember_basic_credentials, remember_secret, scrub
+from chargeback_assets.settings_reader import Section
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import recent_runs
 from chargeback_assets_tests.graph import Graph, running_graph
@@ -188,3 +189,12 @@ def test_leaked_credentials_reach_no_sink_in_any_shape(leaky_graph: Graph, tmp_p
     assert MASK in (audits[refused.run_id] or "") and "billing source failed" in audits[refused.run_id]
     assert "InvalidHeader" in audits[newline.run_id] and MASK in audits[newline.run_id]
     assert MASK in console.err
+
+
+def test_a_password_written_into_a_url_is_masked_as_written_decoded_and_in_its_basic_header() -> None:
+    url = "http://pusher:p%40ss%2Fw0rd-in-url@127.0.0.1:9091"
+    with Section({"pushgateway_url": url}, "params") as params:
+        params.url("pushgateway_url")
+    basic = base64.b64encode(b"pusher:p@ss/w0rd-in-url").decode()
+    for shape in ("p%40ss%2Fw0rd-in-url", "p@ss/w0rd-in-url", f"Basic {basic}"):
+        assert "w0rd" not in scrub(f"refused {shape}") and MASK in scrub(f"refused {shape}"), shape
