@@ -32,9 +32,10 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def push(base_url: str, job: str, grouping: Mapping[str, str], text: str) -> str:
-    """PUT `text` (Prometheus text format, no timestamps) as the group; returns the group URL (redacted)."""
-    return _send("PUT", group_url(base_url, job, grouping), text.encode("utf-8"))
+def push(base_url: str, job: str, grouping: Mapping[str, str], body: bytes) -> str:
+    """PUT `body` (Prometheus text format, UTF-8, no timestamps) as the group; returns the group URL
+    (redacted)."""
+    return _send("PUT", group_url(base_url, job, grouping), body)
 
 
 def delete(base_url: str, job: str, grouping: Mapping[str, str]) -> str:
