@@ -83,6 +83,11 @@ def label_value(value: str) -> str:
     return _CONTROLS.sub(REPLACEMENT, value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def fragments_of(openmetrics_file: Path) -> Path:
+    """The directory of per-period fragments an OpenMetrics file is rebuilt from (its working state)."""
+    return openmetrics_file.with_name(openmetrics_file.name + ".d")
+
+
 _first = itemgetter(0)  # sorts dict items by their (unique) key alone
 
 
@@ -117,7 +122,7 @@ class PrometheusEmitter:
         return inside(self.output_dir, f"{tenant_id}.om", "OpenMetrics file")
 
     def _fragments(self, tenant_id: str) -> Path:
-        return self.file_for(tenant_id).with_name(f"{tenant_id}.om.d")
+        return fragments_of(self.file_for(tenant_id))
 
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the

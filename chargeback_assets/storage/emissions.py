@@ -1,7 +1,9 @@
-"""One record per (tenant, emitter, pipeline, date): whether that output was published, and how many tries."""
+"""One record per (tenant, emitter, pipeline, date): whether that output was published, and how many tries;
+and every place a tenant's output was published, so it can be removed with the tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, get_args
@@ -67,6 +69,42 @@ def record_emission(
     )
     (record,) = emission_records(tx, ecosystem, tenant_id, emitter_name, pipeline, day)
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedOutput:
+    """A place an emitter published a tenant's output: a file path, or a Pushgateway group URL."""
+
+    emitter_name: str
+    location: str
+
+
+def record_outputs(
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    emitter_name: str,
+    locations: Iterable[str],
+    at: datetime,
+) -> None:
+    """Remember where an emitter published the tenant's output; a location already known keeps its first
+    date. A file later withdrawn stays listed: purging skips what is no longer there."""
+    when = timestamp_text(at, f"outputs of {emitter_name}: at")
+    tx.conn.executemany(
+        "INSERT OR IGNORE INTO published_outputs "
+        "(ecosystem, tenant_id, emitter_name, location, first_published_at) VALUES (?, ?, ?, ?, ?)",
+        [(ecosystem, tenant_id, emitter_name, location, when) for location in sorted(set(locations))],
+    )
+
+
+def published_outputs(source: Source, ecosystem: str, tenant_id: str) -> list[PublishedOutput]:
+    """Every place the tenant's outputs were published, by emitter and location."""
+    cursor = source.conn.execute(
+        "SELECT emitter_name, location FROM published_outputs WHERE ecosystem = ? AND tenant_id = ? "
+        "ORDER BY emitter_name, location",
+        (ecosystem, tenant_id),
+    )
+    return [PublishedOutput(name, location) for name, location in cursor]
 
 
 def emission_records(
