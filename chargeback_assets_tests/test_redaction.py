@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import dagster as dg
 import pytest
@@ -29,19 +30,33 @@ CCLOUD_SECRET = 'cc-CANARYccSECRET/+= "q"\\x'
 PROMETHEUS_USER = "prom-user"
 PROMETHEUS_PASSWORD = 'pw-CANARYpromPASS/+= "q"\\x'
 BEARER_TOKEN = 'tok-CANARYbearerTOKEN/+= "q"\\x\n'  # what `$(cat token-file)` gives: a trailing newline
-MARKERS = ("CANARYccSECRET", "CANARYpromPASS", "CANARYbearerTOKEN")
+CANARIES = {
+    "CANARYccSECRET": CCLOUD_SECRET,
+    "CANARYpromPASS": PROMETHEUS_PASSWORD,
+    "CANARYbearerTOKEN": BEARER_TOKEN,
+}
 BASIC_PAIRS = ((CCLOUD_KEY, CCLOUD_SECRET), (PROMETHEUS_USER, PROMETHEUS_PASSWORD))
 
 
 def leaks(text: str) -> list[str]:
-    """Every canary shape found in `text`: a marker, or the start of the base64 `user:password` of a Basic
-    header (18 bytes, a whole number of base64 groups, that reach into the password), so that a copy cut
-    short is found too."""
-    found = [marker for marker in MARKERS if marker in text]
+    """Every canary shape found in `text`: raw, repr- or JSON-escaped, percent-encoded, any other text
+    holding a marker, and the start of the base64 `user:password` of a Basic header (18 bytes, a whole
+    number of base64 groups that reach into the password, so that a copy cut short is found too)."""
+    found = set()
+    for marker, secret in CANARIES.items():
+        value = secret.strip()
+        shapes = {
+            "raw": value,
+            "repr": repr(value)[1:-1],
+            "json": json.dumps(value)[1:-1],
+            "url": quote(value, safe=""),
+            "other": marker,
+        }
+        found |= {f"{marker} {shape}" for shape, form in shapes.items() if form in text}
     for user, password in BASIC_PAIRS:
-        start = base64.b64encode(f"{user}:{password}".encode()[:18]).decode()
-        found += [f"base64 of {user}:{password[:8]}…"] * text.count(start)
-    return found
+        if base64.b64encode(f"{user}:{password}".encode()[:18]).decode() in text:
+            found.add(f"base64 of {user}:{password[:6]}…")
+    return sorted(found)
 
 
 def test_every_encoding_of_a_secret_is_masked_and_ordinary_text_is_left_alone() -> None:

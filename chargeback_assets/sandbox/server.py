@@ -467,10 +467,9 @@ def _echo_credentials(status: int, authorization: str | None) -> Reply:
         with contextlib.suppress(ValueError, UnicodeDecodeError):
             credentials = base64.b64decode(value, validate=True).decode()
     body = (
-        f"{status} {HTTPStatus(status).phrase}: these credentials were refused\n"
         f"Authorization: {authorization or '(none)'}\n"
-        f"sign in again at /login?credentials={quote(credentials, safe='')}\n"
         f"credentials: {credentials}\n"
+        f"login: /login?credentials={quote(credentials, safe='')}\n"
     )
     return Reply(status, body.encode(), {})
 
