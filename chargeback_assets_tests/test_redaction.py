@@ -1,7 +1,7 @@
 """No secret reaches any sink, in any shape: log records, Dagster events, metadata and compute logs, the
 console, the chargeback database's error columns and the exception text, through real Dagster runs against
-sandboxes that leak the credentials back (an HTTP library's refusal, servers echoing the Authorization
-header in their error bodies)."""
+sandboxes that leak the credentials back (servers echoing the Authorization header, decoded and
+percent-encoded, in their error bodies)."""
 
 import base64
 import json
@@ -17,10 +17,11 @@ import dagster as dg
 import pytest
 from dagster._serdes import serialize_value
 
+from chargeback_assets.emitters.prometheus import PrometheusParams
 from chargeback_assets.redaction import MASK, encodings, remember_basic_credentials, remember_secret, scrub
-from chargeback_assets.settings_reader import Section
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.pipeline import recent_runs
+from chargeback_assets.validation import validate
 from chargeback_assets_tests.graph import Graph, running_graph
 
 # Each canary holds a marker that every text encoding keeps (raw, repr- or JSON-escaped, percent-encoded),
@@ -99,8 +100,8 @@ def test_a_log_record_of_any_logger_is_scrubbed_with_its_traceback(caplog) -> No
 @pytest.fixture
 def leaky_graph(tmp_path: Path) -> Iterator[Graph]:
     """acme-prod: its Confluent secret and Prometheus basic-auth password are canaries, and one try per
-    metrics query (so an echoing 503 is recorded as a fetch failure at once). acme-staging: a bearer token
-    with a trailing newline, which the HTTP library refuses, quoting it."""
+    metrics query (so an echoing 503 is recorded as a fetch failure at once). acme-staging: a Prometheus
+    bearer token with a trailing newline (stripped when the config is read)."""
     sandboxes = {
         "acme-prod": {
             "api_key": CCLOUD_KEY,
@@ -164,15 +165,17 @@ def test_leaked_credentials_reach_no_sink_in_any_shape(leaky_graph: Graph, tmp_p
         # 2. The billing API echoes them in a 403: the partition fails, quoting the server.
         prod.set("echo_credentials", times=None, path_prefix="/billing/", status=403)
         refused = graph.run("acme-prod", day - timedelta(days=1), instance=instance, raise_on_error=False)
-        # 3. The bearer token with a trailing newline: requests refuses the header and quotes it.
-        newline = graph.run("acme-staging", day, instance=instance, raise_on_error=False)
-        for result in (echoed, refused, newline):
+        # 3. Prometheus echoes the bearer token in a 403: the partition fails quoting it repr-escaped.
+        staging = graph.sandboxes["acme-staging"].faults
+        staging.set("echo_credentials", times=None, path_prefix="/api/v1/query_range", status=403)
+        bearer = graph.run("acme-staging", day, instance=instance, raise_on_error=False)
+        for result in (echoed, refused, bearer):
             graph.audit(instance, result.run_id)
 
-        assert echoed.success and not refused.success and not newline.success
+        assert echoed.success and not refused.success and not bearer.success
         events = "\n".join(
             serialize_value(entry)
-            for result in (echoed, refused, newline)
+            for result in (echoed, refused, bearer)
             for entry in instance.all_logs(result.run_id)
         )
     console = capfd.readouterr()
@@ -202,14 +205,13 @@ def test_leaked_credentials_reach_no_sink_in_any_shape(leaky_graph: Graph, tmp_p
     assert failures and all(MASK in error for (error,) in failures)
     assert "incomplete inventory" in events and MASK in events
     assert MASK in (audits[refused.run_id] or "") and "billing source failed" in audits[refused.run_id]
-    assert "InvalidHeader" in audits[newline.run_id] and MASK in audits[newline.run_id]
+    assert "metrics source failed" in audits[bearer.run_id] and f"Bearer {MASK}" in audits[bearer.run_id]
     assert MASK in console.err
 
 
 def test_a_password_written_into_a_url_is_masked_as_written_decoded_and_in_its_basic_header() -> None:
     url = "http://pusher:p%40ss%2Fw0rd-in-url@127.0.0.1:9091"
-    with Section({"pushgateway_url": url}, "params") as params:
-        params.url("pushgateway_url")
+    validate(PrometheusParams, {"output_dir": "out", "pushgateway_url": url})
     basic = base64.b64encode(b"pusher:p@ss/w0rd-in-url").decode()
     for shape in ("p%40ss%2Fw0rd-in-url", "p@ss/w0rd-in-url", f"Basic {basic}"):
         assert "w0rd" not in scrub(f"refused {shape}") and MASK in scrub(f"refused {shape}"), shape
