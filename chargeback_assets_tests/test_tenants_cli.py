@@ -19,7 +19,8 @@ from chargeback_assets.storage.tenants import stored_tenants
 from chargeback_assets.tags import main as tags_main
 from chargeback_assets.tenants import main
 from chargeback_assets_tests.graph import Graph, running_graph
-from chargeback_assets_tests.real_prometheus import free_port, running_pushgateway
+from chargeback_assets_tests.real_prometheus import free_port
+from chargeback_assets_tests.real_pushgateway import running_pushgateway
 
 KEPT, REMOVED = ("confluent_cloud", "acme-prod"), ("confluent_cloud", "acme-staging")
 
