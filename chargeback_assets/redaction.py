@@ -8,8 +8,8 @@ percent-encoded. So every secret value the process reads is remembered here in e
 
 - log records of every logger (a log record factory, installed when the first secret is remembered), which
   covers the console, Dagster's event storage and the step's compute logs;
-- exception messages: `SourceError`, `EmitterError` and `StageError` scrub their own text, so a failure's
-  description, its Dagster event and the run audit never hold a secret;
+- exception messages: `SourceError`, `EmitterError`, `StageError` and `ConfigError` scrub their own text,
+  so a failure's description, its Dagster event and the run audit never hold a secret;
 - Dagster metadata and failures (`assets/runs.py` `scrubbed_metadata`, `TenantWork`);
 - the database's error columns (`usage_fetch_failures.error`, `emission_records.last_error`,
   `pipeline_runs.error_message`), scrubbed by their repositories.

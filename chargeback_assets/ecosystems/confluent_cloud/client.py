@@ -265,8 +265,8 @@ class CCloudClient:
         )
 
     def _scrub(self, text: str) -> str:
-        """Server or library text without the key or any form of the secret, then cut to length: cut first,
-        a secret split at the cut would no longer be recognized."""
+        """Server or library text without the key or any form of the secret, and only then cut to length: a
+        secret split by the cut would no longer be recognized."""
         text = scrub(text)
         if self._api_key:
             text = text.replace(self._api_key, MASK)
