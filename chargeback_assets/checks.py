@@ -23,7 +23,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
 )
 
-from chargeback_assets.assets.runs import money
+from chargeback_assets.assets.runs import money, scrubbed_metadata
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.checks import (
@@ -74,7 +74,7 @@ def _partitioned_check(
                         asset_key=spec.asset_key,
                         check_name=name,
                         passed=passed,
-                        metadata=dict(metadata),
+                        metadata=scrubbed_metadata(metadata),
                         severity=severity,
                         partition=key,
                         target_materialization_data=targets.get(key),

@@ -22,6 +22,7 @@ from chargeback_assets.assets.emit import EMIT_ASSETS
 from chargeback_assets.config import AppConfig, TenantConfig
 from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
+from chargeback_assets.redaction import scrub
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.billing import current_fingerprints
 from chargeback_assets.stages.emission import pending_emissions
@@ -239,7 +240,7 @@ def record_audit(
     started = datetime.fromtimestamp(stats.start_time or stats.launch_time or 0, UTC)
     ended = datetime.fromtimestamp(stats.end_time, UTC) if stats.end_time else datetime.now(UTC)
     rows = _rows_written_by_tenant(context.instance, run.run_id, partitions)
-    error = "; ".join(_step_errors(context.instance, run.run_id))[:2000] or None
+    error = scrub("; ".join(_step_errors(context.instance, run.run_id)))[:2000] or None  # scrubbed before cut
     failed = failed_tenants(context.instance, run.run_id) if status == "failed" else {}
     for tenant_name, days in run_partitions(run, partitions).items():
         if tenant_name not in chargeback.config.tenants:
@@ -247,7 +248,7 @@ def record_audit(
         outcome, message = status, error if status == "failed" else None
         if failed:  # the step failed some tenants only: each row says what happened to its own tenant
             outcome, message = (
-                ("failed", failed[tenant_name][:2000])
+                ("failed", scrub(failed[tenant_name])[:2000])
                 if tenant_name in failed
                 else (INTERRUPTED, f"stopped because {', '.join(sorted(failed))} failed in the same run")
             )

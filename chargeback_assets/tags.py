@@ -20,6 +20,7 @@ from pathlib import Path
 from chargeback_assets.config import load_config, tag_problem
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.tags import EntityTag, list_tags, remove_tag, set_tag
+from chargeback_assets.tenants import removed_hint
 from chargeback_assets.validation import ConfigError
 
 CLI_AUTHOR = "cli"
@@ -56,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(FAILED, f"cannot load {args.config}: {exc}")
     tenant = config.tenants.get(args.tenant)
     if tenant is None:
-        return _fail(USAGE, f"unknown tenant {args.tenant!r}; known: {', '.join(sorted(config.tenants))}")
+        known = ", ".join(sorted(config.tenants))
+        hint = removed_hint(config, args.config, args.tenant)
+        return _fail(USAGE, f"unknown tenant {args.tenant!r}; known: {known}{hint}")
     problem = tag_problem(args.key, getattr(args, "value", None)) if "key" in args else None
     if problem:
         return _fail(USAGE, f"tag {args.key!r}: {problem}")

@@ -4,7 +4,9 @@ Every section of the config file is a pydantic dataclass made with `@settings`: 
 each field typed with the annotations below (numbers also accepted as text, since `${VAR}` substitution
 yields strings; booleans never taken for numbers). `validate` turns pydantic's errors into one `ConfigError`
 holding every problem, each as `key.path: rule` in our own words, never a traceback, and never a value that
-is a secret or came from an environment variable.
+is a secret or came from an environment variable. Every secret read (a `Secret`, a password written into a
+URL) is also remembered (redaction.py), so that no log line, error message or stored error of the process
+shows it in any encoding either.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticCustomError, core_schema
+
+from chargeback_assets.redaction import remember_basic_credentials, remember_secret, scrub
 
 T = TypeVar("T")
 Loc = tuple[str | int, ...]
@@ -52,7 +57,7 @@ class ConfigError(ValueError):
     def __init__(self, path: str, rule: str, *, source: str | None = None, more: Sequence[Problem] = ()):
         self.problems = (Problem(path, rule), *more)
         self.path, self.rule, self.source = path, rule, source
-        super().__init__("\n".join(problem.line(source) for problem in self.problems))
+        super().__init__(scrub("\n".join(problem.line(source) for problem in self.problems)))
 
     @classmethod
     def of(cls, problems: Sequence[Problem], source: str | None = None) -> ConfigError:
@@ -80,12 +85,14 @@ class Secret:
 
     As a settings field it takes a string, strips surrounding whitespace (a value read with `$(cat file)`
     ends in a newline) and refuses what an HTTP header cannot carry; its errors never show the value.
+    Making one remembers the value, so from then on the process masks it wherever it writes text.
     """
 
     __slots__ = ("_value",)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember_secret(value)
 
     def reveal(self) -> str:
         return self._value
@@ -165,9 +172,22 @@ def _iso_date(value: object) -> object:
 
 
 def _url(value: str) -> str:
+    _remember_url_credentials(value)
     if not _URL.fullmatch(value):
         raise Invalid("must be an http:// or https:// URL")
     return value.rstrip("/")
+
+
+def _remember_url_credentials(url: str) -> None:
+    """A password written into a URL (`https://user:pa%40ss@host`) is as secret as a `password` key: it is
+    remembered as written and decoded, with the Basic header it turns into."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all: `_url` says so
+        return
+    if parts.password:
+        remember_secret(parts.password)
+        remember_basic_credentials(unquote(parts.username or ""), unquote(parts.password))
 
 
 Text = Annotated[str, AfterValidator(_not_blank), Field(min_length=1)]

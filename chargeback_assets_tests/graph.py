@@ -13,6 +13,7 @@ import dagster as dg
 
 from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
+from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sandbox import SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
 
@@ -58,6 +59,23 @@ class Graph:
             instance=instance, tags=tags, run_config=QUIET, raise_on_error=raise_on_error, **kwargs
         )
 
+    def audit(self, instance: dg.DagsterInstance, run_id: str) -> None:
+        """Evaluate the run-audit sensor on a finished run, as the daemon would: it writes `pipeline_runs`."""
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_finished, f"run {run_id} has not finished"
+        failed = run.status == dg.DagsterRunStatus.FAILURE
+        event_type = dg.DagsterEventType.RUN_FAILURE if failed else dg.DagsterEventType.RUN_SUCCESS
+        [event] = instance.all_logs(run_id, of_type=event_type)
+        name = "run_audit_failure" if failed else "run_audit_success"
+        with dg.build_run_status_sensor_context(
+            sensor_name=name,
+            dagster_event=event.dagster_event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"chargeback": ChargebackResource(config_path=str(self.config_path))},
+        ) as context:
+            self.defs.resolve_sensor_def(name)(context.for_run_failure() if failed else context)
+
 
 @contextmanager
 def running_graph(
@@ -67,16 +85,21 @@ def running_graph(
     tenant_settings: Mapping[str, Mapping[str, Any]] | None = None,
     size: str = "small",
     end_date: date | None = None,
+    sandbox_settings: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Iterator[Graph]:
     """Two sandbox organizations (acme-prod, acme-staging) covering `days` days up to yesterday, or up to the
-    day before `end_date` (an organization whose history lies in the past, as seen by a later clock)."""
+    day before `end_date` (an organization whose history lies in the past, as seen by a later clock).
+
+    `tenant_settings` adds to a tenant's config (`sandbox_tenant`); `sandbox_settings` to its sandbox server
+    (`SandboxServer`: its API key and secret, Prometheus credentials), which the tenant's config then uses.
+    """
     end = end_date or datetime.now(UTC).date()
     start = end - timedelta(days=days)
     with ExitStack() as stack:
         servers, tenants = {}, {}
         for name, seed in TENANT_SEEDS.items():
             org = generate_org(size, seed=seed, end_date=end, days=days)
-            server = stack.enter_context(SandboxServer(org))
+            server = stack.enter_context(SandboxServer(org, **(sandbox_settings or {}).get(name, {})))
             servers[name] = server
             extra = dict((tenant_settings or {}).get(name, {}))
             tenants[name] = sandbox_tenant(org, server, tenant_id=name, start_date=start, **extra)

@@ -12,8 +12,10 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
+from chargeback_assets.assets.runs import scrubbed_metadata
 from chargeback_assets.constants import EMIT
 from chargeback_assets.partitions import days_by_tenant, partition_key
+from chargeback_assets.redaction import scrub
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.emission import EmissionFailed, EmitterRun, emit_days, emitters_of_type
 from chargeback_assets.stages.scope import describe_days
@@ -68,14 +70,14 @@ def _emit_asset(
                 yield _materialization(name, key, _published(runs, day))
         if problems:
             raise dg.Failure(
-                description="some partitions were not published:\n" + "\n".join(problems),
+                description=scrub("some partitions were not published:\n" + "\n".join(problems)),
             )
 
     return emit
 
 
 def _materialization(name: str, key: dg.MultiPartitionKey, metadata: dict) -> dg.AssetMaterialization:
-    return dg.AssetMaterialization(asset_key=name, partition=str(key), metadata=metadata)
+    return dg.AssetMaterialization(asset_key=name, partition=str(key), metadata=scrubbed_metadata(metadata))
 
 
 def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:

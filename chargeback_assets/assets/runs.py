@@ -18,6 +18,7 @@ import dagster as dg
 
 from chargeback_assets.constants import FAILED_TENANTS
 from chargeback_assets.partitions import days_by_tenant, partition_key
+from chargeback_assets.redaction import scrub, scrub_data
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.scope import TenantScope, describe_days
 
@@ -71,13 +72,14 @@ class TenantWork:
                 with self._chargeback.scope(tenant_name) as scope:
                     work(scope, wanted)
             except Exception as exc:
-                self._failures[tenant_name] = str(exc)
-                context.log.error(f"{assets}: {tenant_name} failed; other tenants go on: {exc}")
+                # Any exception, not only ours, may quote a secret: what Dagster stores is scrubbed here.
+                self._failures[tenant_name] = error = scrub(str(exc))
+                context.log.error(f"{assets}: {tenant_name} failed; other tenants go on: {error}")
 
     def record(
         self, tenant: str, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
     ) -> None:
-        self._metadata[(asset_key, str(partition_key(day, tenant)))] = metadata
+        self._metadata[(asset_key, str(partition_key(day, tenant)))] = scrubbed_metadata(metadata)
 
     def results(self) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         """The step's outcome: see the class docstring."""
@@ -111,6 +113,22 @@ class TenantWork:
                     metadata = {"note": f"nothing to do: {day} is before {tenant}'s start_date {start}"}
                 if metadata is not None or tenant not in self._failures:
                     yield partition, metadata or {}
+
+
+def scrubbed_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Metadata without any secret in its text (redaction.py): what a partition or check shows is stored in
+    Dagster's event log and shown in the UI, and some of it quotes errors or a source's answers."""
+    return {key: _scrubbed(value) for key, value in metadata.items()}
+
+
+def _scrubbed(value: Any) -> Any:
+    if isinstance(value, dg.TextMetadataValue):
+        return dg.MetadataValue.text(scrub(value.text))
+    if isinstance(value, dg.MarkdownMetadataValue):
+        return dg.MetadataValue.md(scrub(value.md_str))
+    if isinstance(value, dg.JsonMetadataValue):
+        return dg.MetadataValue.json(scrub_data(value.data))
+    return scrub_data(value)
 
 
 def money(name: str, amount: Decimal, currency: str) -> dict[str, dg.MetadataValue]:

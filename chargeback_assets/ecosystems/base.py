@@ -25,13 +25,15 @@ from chargeback_assets.engine.models import (
     ResourceUsage,
     Window,
 )
+from chargeback_assets.redaction import scrub
 
 if TYPE_CHECKING:
     from chargeback_assets.ecosystems.retry import RetryBudget
 
 
 class SourceError(Exception):
-    """A billing, inventory or metrics source failed; its message names tenant, source and host, no secret.
+    """A billing, inventory or metrics source failed; its message names tenant, source and host, no secret
+    (it is scrubbed here, so server-provided text quoted in it cannot carry one either).
 
     `transient` says the fault was one that passes (a 5xx, a timeout, a rate limit): raised by one attempt
     it asks the retry layer for another, and surfacing from a client it means the run's retry budget or the
@@ -49,7 +51,7 @@ class SourceError(Exception):
         transient: bool = False,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.tenant = tenant
         self.source = source
         self.host = host

@@ -5,7 +5,8 @@ step as a duration (`3600s`). For a half-open window `[S, E)` and step N the ran
 runs from `S+N-0.001` to `E-0.001`, so with Prometheus 2.x's inclusive `[t-N, t]` ranges each step covers
 exactly `[S+(k-1)N, S+kN)` and a sample on `E` is counted in the next window only. An unreachable or failing
 Prometheus raises `MetricsQueryError`: it is never reported as "no usage" (DESIGN.md §3.8). Retries go through
-`retry.py`, whose classification decides whether the error is `transient`.
+`retry.py`, whose classification decides whether the error is `transient`. Text quoted from a response or an
+HTTP library is scrubbed of every form of the credentials (redaction.py) before it is cut to length.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from chargeback_assets.ecosystems.retry import (
     wait_hint,
 )
 from chargeback_assets.engine.models import UTC, MetricQuery, MetricRow, UsageRecord, Window
+from chargeback_assets.redaction import remember_basic_credentials, scrub
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,12 @@ class MetricsQueryError(SourceError):
 
     def __repr__(self) -> str:
         return f"MetricsQueryError({self.args[0]!r})"
+
+
+def _cut(text: object, length: int) -> str:
+    """Server or library text, scrubbed of secrets before it is cut: a secret split at the cut would no
+    longer be recognized (MetricsQueryError scrubs its whole message again)."""
+    return scrub(str(text))[:length]
 
 
 def _label_value(value: str) -> str:
@@ -112,15 +120,13 @@ class PrometheusMetricsSource:
             max_attempts=settings.max_attempts,
             cap_seconds=BACKOFF_CAP_SECONDS,
         )
-        self._secrets: list[str] = []
         if settings.auth_type == "basic":
             password = settings.password.reveal() if settings.password else ""
             self._session.auth = (settings.username or "", password)
-            self._secrets.append(password)
+            remember_basic_credentials(settings.username or "", password)
         elif settings.auth_type == "bearer":
             token = settings.bearer_token.reveal() if settings.bearer_token else ""
             self._session.headers["Authorization"] = f"Bearer {token}"
-            self._secrets.append(token)
 
     def __repr__(self) -> str:
         return f"PrometheusMetricsSource(url={self.settings.url!r}, tenant={self.tenant!r})"
@@ -155,7 +161,7 @@ class PrometheusMetricsSource:
                 detail = (
                     "the request timed out"
                     if isinstance(exc, requests.Timeout)
-                    else f"{type(exc).__name__}: {str(exc)[:200]}"
+                    else f"{type(exc).__name__}: {_cut(exc, 200)}"
                 )
                 raise self._error(key, None, detail, transient=transient_request_error(exc)) from None
             status = response.status_code
@@ -184,10 +190,10 @@ class PrometheusMetricsSource:
     @staticmethod
     def _detail(body: Any, response: requests.Response) -> str:
         if isinstance(body, dict) and body.get("status") == "error":
-            return f"{body.get('errorType', 'error')}: {body.get('error', '')}"[:300]
+            return _cut(f"{body.get('errorType', 'error')}: {body.get('error', '')}", 300)
         if body is None:
-            return f"the response is not JSON: {response.text[:120]!r}"
-        return f"unexpected response: {str(body)[:200]}"
+            return f"the response is not JSON: {_cut(response.text, 120)!r}"
+        return f"unexpected response: {_cut(body, 200)}"
 
     def _error(
         self,
@@ -198,9 +204,6 @@ class PrometheusMetricsSource:
         transient: bool = False,
         retry_after: float | None = None,
     ) -> MetricsQueryError:
-        for secret in self._secrets:
-            if secret:
-                detail = detail.replace(secret, "***")
         return MetricsQueryError(
             self.tenant, self.host, key, status, detail, transient=transient, retry_after=retry_after
         )
@@ -211,7 +214,7 @@ class PrometheusMetricsSource:
             or data.get("resultType") != "matrix"
             or not isinstance(data.get("result"), list)
         ):
-            raise self._error(query.key, 200, f"expected a matrix result, got {str(data)[:200]}")
+            raise self._error(query.key, 200, f"expected a matrix result, got {_cut(data, 200)}")
         rows = []
         starts: dict[Any, datetime] = {}  # every series repeats the same step timestamps: convert each once
         for series in data["result"]:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.redaction import scrub
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -30,7 +31,13 @@ UNTAGGED = "UNTAGGED"
 
 
 class EmitterError(RuntimeError):
-    """The destination refused the output (unwritable directory, rejected push): the emission failed."""
+    """The destination refused the output (unwritable directory, rejected push): the emission failed.
+
+    Its message is scrubbed of secrets: it may quote a destination's answer, which may echo credentials.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class Charge(Protocol):
@@ -110,11 +117,6 @@ class Memo(dict[K, V]):
         return value
 
 
-def tags_text(tags: Mapping[str, str]) -> str:
-    """`k=v;k=v` sorted by key: one cell, stable across runs."""
-    return ";".join(f"{key}={tags[key]}" for key in sorted(tags))
-
-
 def team_totals(rows: Iterable[EmitRow]) -> dict[tuple[str, str], Decimal] | None:
     """(team, cost type) -> exact sum, when any row carries a `team` tag; otherwise None (no rollup)."""
     by_labels: dict[tuple[Labels, str], Decimal] = {}  # rows share their Labels: look the team up per pair
@@ -150,8 +152,11 @@ def remove_output(path: Path) -> bool:
     return True
 
 
-def write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:
-    """Write through a temporary file in the same directory, then rename: readers never see half a file."""
+def write_atomically(path: Path, write: Callable[[IO[Any]], None], *, binary: bool = False) -> None:
+    """Write through a temporary file in the same directory, then rename: readers never see half a file.
+
+    `write` gets a UTF-8 text stream that leaves line ends as written, or with `binary` a byte stream.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -159,7 +164,8 @@ def write_atomically(path: Path, write: Callable[[IO[str]], None]) -> None:
     except OSError as exc:
         raise EmitterError(f"cannot write {path}: {exc.strerror or exc}") from exc
     try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+        stream = os.fdopen(handle, "wb") if binary else os.fdopen(handle, "w", encoding="utf-8", newline="")
+        with stream as out:
             write(out)
         os.replace(temporary, path)
     except OSError as exc:

@@ -2,8 +2,11 @@
 
 File: `<output_dir>/<filename_template>`, the template using `{tenant_id}`, `{date}` (the period's ISO date;
 the 1st for monthly aggregation) and `{month}` (YYYY-MM); default `{tenant_id}_{date}.csv`. Columns, in
-order: `COLUMNS` below. Amounts are exact decimal text; `tags` is `k=v;k=v` sorted by key. Text cells that a
-spreadsheet would run as a formula (starting with `= + - @`, tab or carriage return) get a leading `'`.
+order: `COLUMNS` below. Amounts are exact decimal text; `tags` is a JSON object with sorted keys
+(`{"cost.center":"4;2","team":"a=b"}`, `{}` without tags): tag values may hold `;`, `=` and `,`, so no
+delimiter-joined text could be split back safely. Text cells that a spreadsheet would run as a formula
+(starting with `= + - @`, also after leading blanks or control characters, which spreadsheets skip, or with a
+tab or carriage return) get a leading `'`.
 When any row carries a `team` tag, `<file stem>_teams.csv` holds the (date, tenant_id, team, cost_type)
 sums, untagged rows under team `UNTAGGED`. Files are RFC 4180 (CRLF line ends), UTF-8, written to a
 temporary name and renamed.
@@ -12,9 +15,10 @@ temporary name and renamed.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import string
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Annotated
@@ -28,7 +32,6 @@ from chargeback_assets.emitters.base import (
     inside,
     money_text,
     remove_output,
-    tags_text,
     team_totals,
     write_atomically,
 )
@@ -55,7 +58,8 @@ COLUMNS = (
 TEAM_COLUMNS = ("date", "tenant_id", "team", "cost_type", "amount")
 DEFAULT_FILENAME_TEMPLATE = "{tenant_id}_{date}.csv"
 TEMPLATE_FIELDS = frozenset({"tenant_id", "date", "month"})
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA = re.compile(r"[\t\r]|[\s\x00-\x1f\x7f-\x9f]*[=+\-@]")
+"""How a cell a spreadsheet would run as a formula starts (matched at the start of the cell)."""
 _NEEDS_QUOTES = re.compile('[,"\r\n]')
 
 
@@ -95,9 +99,15 @@ class CsvParams:
         return CsvEmitter(Path(self.output_dir), self.filename_template)
 
 
+def tags_text(tags: Mapping[str, str]) -> str:
+    """The tags as one JSON object, keys sorted, no spaces: one cell, stable across runs, and read back
+    exactly whatever the values hold (`;`, `=`, quotes)."""
+    return json.dumps(dict(sorted(tags.items())), ensure_ascii=False, separators=(",", ":"))
+
+
 def neutralize(text: str) -> str:
-    """A cell a spreadsheet shows as text: a leading formula character is escaped with `'`."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    """A cell a spreadsheet shows as text: a formula start (see `FORMULA`) is escaped with a leading `'`."""
+    return "'" + text if FORMULA.match(text) else text
 
 
 class CsvEmitter:

@@ -19,6 +19,14 @@ replaces its samples and `publish` rebuilds the file from all fragments (every e
 With `pushgateway_url`, `publish` also pushes the newest period's samples (without timestamps) to the group
 `job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was withdrawn. Values are
 exact decimal text; Prometheus stores them as float64.
+
+Label values come from outside (display names, tags) and may hold anything. Both formats escape only `\\`,
+`"` and line feed (`\\n`), so every other control character (carriage return, tab, NUL, escape, C1...) is
+replaced by U+FFFD: no reader can then take it for the end of a line or a field, and the name stays
+recognizable. Fragments are written and read as bytes, never through Python's universal newlines
+(which would turn a raw carriage return into a line break). `prometheus_client` is not used to render: its
+escaping is the same three characters (it leaves a carriage return raw), and it builds one exposition per
+registry, where this file is rebuilt from per-period fragments carrying their own timestamps.
 """
 
 from __future__ import annotations
@@ -65,8 +73,19 @@ def tag_label(key: str) -> str:
     return "tag_" + _LABEL_UNSAFE.sub("_", key)
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+"""Control characters (Unicode Cc) other than line feed, which has an escape."""
+REPLACEMENT = "\ufffd"
+
+
+def label_value(value: str) -> str:
+    """`value` as a quoted label value's content in OpenMetrics and the Prometheus text format."""
+    return _CONTROLS.sub(REPLACEMENT, value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def fragments_of(openmetrics_file: Path) -> Path:
+    """The directory of per-period fragments an OpenMetrics file is rebuilt from (its working state)."""
+    return openmetrics_file.with_name(openmetrics_file.name + ".d")
 
 
 _first = itemgetter(0)  # sorts dict items by their (unique) key alone
@@ -103,7 +122,7 @@ class PrometheusEmitter:
         return inside(self.output_dir, f"{tenant_id}.om", "OpenMetrics file")
 
     def _fragments(self, tenant_id: str) -> Path:
-        return self.file_for(tenant_id).with_name(f"{tenant_id}.om.d")
+        return fragments_of(self.file_for(tenant_id))
 
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
@@ -114,8 +133,7 @@ class PrometheusEmitter:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period.isoformat()}.", dir=target.parent))
             for metric, lines in by_metric.items():
-                with (staging / metric).open("w", encoding="utf-8") as out:
-                    out.writelines(lines)
+                (staging / metric).write_bytes("".join(lines).encode("utf-8"))
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
                 shutil.rmtree(retired, ignore_errors=True)
@@ -145,18 +163,18 @@ class PrometheusEmitter:
         path = self.file_for(tenant_id)
         periods = self._periods(tenant_id)
 
-        def write(out: IO[str]) -> None:
+        def write(out: IO[bytes]) -> None:
             for metric, help_text in METRICS.items():
                 files = [p / metric for p in periods if (p / metric).exists()]
                 if not files:
                     continue
-                out.write(f"# HELP {metric} {help_text}\n# TYPE {metric} gauge\n")
+                out.write(f"# HELP {metric} {help_text}\n# TYPE {metric} gauge\n".encode())
                 for file in files:
-                    with file.open(encoding="utf-8") as fragment:
+                    with file.open("rb") as fragment:
                         shutil.copyfileobj(fragment, out)
-            out.write("# EOF\n")
+            out.write(b"# EOF\n")
 
-        write_atomically(path, write)
+        write_atomically(path, write, binary=True)
         published = [str(path)]
         if self.pushgateway_url:
             group = {"tenant_id": tenant_id}
@@ -176,16 +194,16 @@ class PrometheusEmitter:
         except OSError as exc:
             raise EmitterError(f"cannot read the emitted periods under {root}: {exc}") from exc
 
-    def _push_text(self, period_dir: Path) -> str:
+    def _push_text(self, period_dir: Path) -> bytes:
         """The period's samples as Prometheus text without timestamps (the Pushgateway refuses them)."""
         lines = []
         for metric in METRICS:
             file = period_dir / metric
             if file.exists():
-                lines.append(f"# TYPE {metric} gauge")
-                with file.open(encoding="utf-8") as fragment:
-                    lines += [line.rstrip("\n").rsplit(" ", 1)[0] for line in fragment]
-        return "\n".join(lines) + "\n"
+                lines.append(f"# TYPE {metric} gauge".encode())
+                samples = file.read_bytes().split(b"\n")  # not splitlines(): a line ends at \n only
+                lines += [line.rsplit(b" ", 1)[0] for line in samples if line]
+        return b"\n".join(lines) + b"\n"
 
 
 class SampleRenderer:
@@ -196,7 +214,7 @@ class SampleRenderer:
     """
 
     def __init__(self) -> None:
-        self._escaped: Memo[str, str] = Memo(_escape)
+        self._escaped: Memo[str, str] = Memo(label_value)
         self._tag_labels: Memo[Labels, str] = Memo(self._render_tags)
 
     def _render_tags(self, labels: Labels) -> str:

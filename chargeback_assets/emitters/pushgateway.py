@@ -12,6 +12,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from chargeback_assets.emitters.base import EmitterError
+from chargeback_assets.redaction import scrub
 
 TIMEOUT_SECONDS = 10.0
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -31,9 +32,10 @@ def redacted(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
-def push(base_url: str, job: str, grouping: Mapping[str, str], text: str) -> str:
-    """PUT `text` (Prometheus text format, no timestamps) as the group; returns the group URL (redacted)."""
-    return _send("PUT", group_url(base_url, job, grouping), text.encode("utf-8"))
+def push(base_url: str, job: str, grouping: Mapping[str, str], body: bytes) -> str:
+    """PUT `body` (Prometheus text format, UTF-8, no timestamps) as the group; returns the group URL
+    (redacted)."""
+    return _send("PUT", group_url(base_url, job, grouping), body)
 
 
 def delete(base_url: str, job: str, grouping: Mapping[str, str]) -> str:
@@ -50,6 +52,6 @@ def _send(method: str, url: str, body: bytes | None) -> str:
         raise EmitterError(f"pushgateway {redacted(url)} unreachable: {type(exc).__name__}") from exc
     if response.status_code not in (200, 202):
         action = "push" if method == "PUT" else "delete"
-        status = f"HTTP {response.status_code} {response.text[:300]}"
+        status = f"HTTP {response.status_code} {scrub(response.text)[:300]}"  # scrubbed before it is cut
         raise EmitterError(f"pushgateway {redacted(url)} refused the {action}: {status}")
     return redacted(url)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from http import HTTPStatus
 from threading import Lock
 from typing import Any
 
-FAULT_KINDS = ("rate_limit", "server_error", "delay", "truncated", "repeat_page_token")
+FAULT_KINDS = ("rate_limit", "server_error", "delay", "truncated", "repeat_page_token", "echo_credentials")
+"""`echo_credentials` answers `status` with a plain-text body that quotes the request's credentials (the
+Authorization header as sent, percent-encoded and decoded), as a misconfigured proxy or debug endpoint does:
+what a client must never pass on to a log, an error or a database."""
+ERROR_STATUSES = frozenset(status.value for status in HTTPStatus if 400 <= status.value <= 599)
 
 
 @dataclass
@@ -17,7 +22,7 @@ class Fault:
     times: int | None = 1
     path_prefix: str = "/"
     seconds: float = 1.0  # rate_limit: Retry-After / X-RateLimit-Reset; delay: how long to sleep
-    status: int = 503  # server_error: 500, 502, 503 or 504
+    status: int = 503  # server_error: 500, 502, 503 or 504; echo_credentials: any 4xx or 5xx
     fired: int = 0
 
     def to_json(self) -> dict[str, Any]:
@@ -54,6 +59,8 @@ class FaultSet:
             raise ValueError(f"fault seconds must not be negative, got {seconds}")
         if kind == "server_error" and status not in (500, 502, 503, 504):
             raise ValueError(f"server_error status must be 500, 502, 503 or 504, got {status}")
+        if kind == "echo_credentials" and status not in ERROR_STATUSES:
+            raise ValueError(f"echo_credentials status must be an HTTP error status (4xx, 5xx), got {status}")
         if not path_prefix.startswith("/"):
             raise ValueError(f"fault path_prefix must start with '/', got {path_prefix!r}")
         fault = Fault(kind, times, path_prefix, float(seconds), int(status))

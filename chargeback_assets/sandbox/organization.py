@@ -45,3 +45,18 @@ class Organization:
             for c in self.objects["kafka_clusters"]
             if environment_id is None or c["spec"]["environment"]["id"] == environment_id
         ]
+
+    def rename(self, object_id: str, display_name: str) -> None:
+        """Give a listed object (service account, environment, cluster, API key...) a new display name, as
+        its owner may at any time: a test makes it hostile (control characters, formulas, quotes) to see
+        that every output still holds."""
+        for kind in OBJECT_KINDS:
+            for item in self.objects.get(kind, []):
+                if item.get("id") != object_id:
+                    continue
+                holder = item["spec"] if "display_name" in item.get("spec", {}) else item
+                if "display_name" not in holder:
+                    raise ValueError(f"{kind} {object_id} has no display_name")
+                holder["display_name"] = display_name
+                return
+        raise KeyError(f"no object {object_id!r} in the organization")

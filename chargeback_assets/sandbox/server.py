@@ -9,6 +9,7 @@ HTTP under /_sandbox/, so a sandbox started from the CLI can be driven by a test
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import json
 import re
@@ -22,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from chargeback_assets.sandbox.bill import Bill
 from chargeback_assets.sandbox.faults import FaultSet
@@ -198,10 +199,13 @@ class SandboxServer:
         if path == "/api/v1/query_range" and method == "POST":
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
             query = {**query, **form}
-        for fault in iter(lambda: self.faults.take(path, ("rate_limit", "server_error", "delay")), None):
+        answering = ("rate_limit", "server_error", "delay", "echo_credentials")
+        for fault in iter(lambda: self.faults.take(path, answering), None):
             if fault.kind == "delay":
                 self._stopping.wait(fault.seconds)
                 continue
+            if fault.kind == "echo_credentials":
+                return _echo_credentials(fault.status, headers.get("Authorization")), query
             return _fault_reply(fault.kind, fault.seconds, fault.status, path), query
         try:
             reply = self._route(method, path, query, headers)
@@ -443,6 +447,9 @@ class SandboxServer:
             if path == "/_sandbox/revert" and method == "POST":
                 self.revert_bill(payload["date"])
                 return Reply(200, {"reverted": payload["date"]}, {})
+            if path == "/_sandbox/rename" and method == "POST":
+                self.org.rename(payload["id"], payload["display_name"])
+                return Reply(200, {"renamed": payload["id"]}, {})
         except (ValueError, KeyError, TypeError, InvalidOperation) as err:
             return ApiError(400, "invalid_request", f"{path}: {err}").reply()
         return ApiError(404, "resource_not_found", f"no control endpoint {method} {path}").reply()
@@ -450,6 +457,21 @@ class SandboxServer:
 
 def _bad_data(message: str) -> Reply:
     return Reply(400, {"status": "error", "errorType": "bad_data", "error": message}, {})
+
+
+def _echo_credentials(status: int, authorization: str | None) -> Reply:
+    """A refusal that quotes the credentials it was given, in the shapes such pages use."""
+    scheme, _, value = (authorization or "").partition(" ")
+    credentials = value
+    if scheme.lower() == "basic":
+        with contextlib.suppress(ValueError, UnicodeDecodeError):
+            credentials = base64.b64decode(value, validate=True).decode()
+    body = (
+        f"Authorization: {authorization or '(none)'}\n"
+        f"credentials: {credentials}\n"
+        f"login: /login?credentials={quote(credentials, safe='')}\n"
+    )
+    return Reply(status, body.encode(), {})
 
 
 def _fault_reply(kind: str, seconds: float, status: int, path: str) -> Reply:

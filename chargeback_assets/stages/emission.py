@@ -10,7 +10,8 @@ Days whose current chargeback did not reconcile with its bill are recorded as bl
 (the reconciliation check's verdict, per day: one bad day never holds back the others). Monthly aggregation
 emits each touched month once, from all of its stored days, and records the outcome on every requested day
 of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
-`emission_records` row with its status and attempt count; when any emission failed, the failures are
+`emission_records` row with its status and attempt count, and every place an output was published is
+remembered (`published_outputs`, for purging a removed tenant); when any emission failed, the failures are
 recorded first and then raised, so the partition fails; `pending_emissions` lists what is still owed (failed,
 or never emitted since the day's calculation), which the emission-retry sensor materializes again (each try
 counts another attempt).
@@ -38,6 +39,7 @@ from chargeback_assets.storage.emissions import (
     EmissionStatus,
     emission_records,
     record_emission,
+    record_outputs,
 )
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 from chargeback_assets.storage.pipeline import PipelineState, calculated_days, get_state
@@ -293,9 +295,11 @@ def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
         **{day: ("failed", cause) for day, cause in run.failed.items()},
         **{day: ("emitted", run.replaced.get(day)) for day in run.emitted},
     }
+    published = [location for locations in run.day_outputs.values() for location in locations]
     with data.db.transaction() as tx:
         for day, (status, note) in sorted(outcomes.items()):
             record_emission(tx, data.ecosystem, data.tenant_id, run.emitter, PIPELINE, day, status, now, note)
+        record_outputs(tx, data.ecosystem, data.tenant_id, run.emitter, published, now)
 
 
 def month_days(data: TenantData, month: date) -> list[date]:

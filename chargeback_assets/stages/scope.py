@@ -8,11 +8,16 @@ from datetime import date
 
 from chargeback_assets.config import TenantConfig
 from chargeback_assets.ecosystems.base import EcosystemRuntime
+from chargeback_assets.redaction import scrub
 from chargeback_assets.storage.database import ChargebackDatabase
 
 
 class StageError(RuntimeError):
-    """A stage failed for a tenant and some days; the message names tenant, dates and source."""
+    """A stage failed for a tenant and some days; the message names tenant, dates and source, never a secret
+    (it is scrubbed, as it quotes the cause's text)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 @dataclass(slots=True)

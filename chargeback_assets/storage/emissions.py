@@ -1,11 +1,14 @@
-"""One record per (tenant, emitter, pipeline, date): whether that output was published, and how many tries."""
+"""One record per (tenant, emitter, pipeline, date): whether that output was published, and how many tries;
+and every place a tenant's output was published, so it can be removed with the tenant."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal, get_args
 
+from chargeback_assets.redaction import scrub
 from chargeback_assets.storage.codec import day_text, parse_day, parse_timestamp, timestamp_text
 from chargeback_assets.storage.database import Source, Transaction
 
@@ -42,7 +45,10 @@ def record_emission(
     at: datetime,
     error: str | None = None,
 ) -> EmissionRecord:
-    """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1."""
+    """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1.
+
+    `error` is scrubbed of secrets (redaction.py): it may quote a destination's answer.
+    """
     if status not in _STATUSES:
         raise ValueError(f"emission status must be one of {list(_STATUSES)}, got {status!r}")
     tx.conn.execute(
@@ -57,12 +63,48 @@ def record_emission(
             pipeline,
             day_text(day),
             status,
-            error,
+            None if error is None else scrub(error),
             timestamp_text(at, f"emission of {emitter_name}/{pipeline} for {day}: at"),
         ),
     )
     (record,) = emission_records(tx, ecosystem, tenant_id, emitter_name, pipeline, day)
     return record
+
+
+@dataclass(frozen=True, slots=True)
+class PublishedOutput:
+    """A place an emitter published a tenant's output: a file path, or a Pushgateway group URL."""
+
+    emitter_name: str
+    location: str
+
+
+def record_outputs(
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    emitter_name: str,
+    locations: Iterable[str],
+    at: datetime,
+) -> None:
+    """Remember where an emitter published the tenant's output; a location already known keeps its first
+    date. A file later withdrawn stays listed: purging skips what is no longer there."""
+    when = timestamp_text(at, f"outputs of {emitter_name}: at")
+    tx.conn.executemany(
+        "INSERT OR IGNORE INTO published_outputs "
+        "(ecosystem, tenant_id, emitter_name, location, first_published_at) VALUES (?, ?, ?, ?, ?)",
+        [(ecosystem, tenant_id, emitter_name, location, when) for location in sorted(set(locations))],
+    )
+
+
+def published_outputs(source: Source, ecosystem: str, tenant_id: str) -> list[PublishedOutput]:
+    """Every place the tenant's outputs were published, by emitter and location."""
+    cursor = source.conn.execute(
+        "SELECT emitter_name, location FROM published_outputs WHERE ecosystem = ? AND tenant_id = ? "
+        "ORDER BY emitter_name, location",
+        (ecosystem, tenant_id),
+    )
+    return [PublishedOutput(name, location) for name, location in cursor]
 
 
 def emission_records(

@@ -324,11 +324,29 @@ def _run_leases(db: sqlite_utils.Database) -> None:
     db.table("run_leases").create_index(["run_id"])
 
 
+def _published_outputs(db: sqlite_utils.Database) -> None:
+    """Where each emitter published a tenant's output (files, Pushgateway groups): what goes with the tenant's
+    rows when a tenant that left the config is purged (chargeback_assets/tenants.py)."""
+    _table(
+        db,
+        "published_outputs",
+        {
+            "ecosystem": str,
+            "tenant_id": str,
+            "emitter_name": str,
+            "location": str,
+            "first_published_at": str,
+        },
+        pk=("ecosystem", "tenant_id", "emitter_name", "location"),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
     Migration(3, "reconciliation verdict per day", _reconciliation_verdict),
     Migration(4, "run leases", _run_leases),
+    Migration(5, "published outputs", _published_outputs),
 )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from chargeback_assets.redaction import scrub
 from chargeback_assets.storage.codec import (
     day_text,
     optional_timestamp_text,
@@ -154,7 +155,8 @@ _RUN_COLUMNS = (
 
 
 def record_run(tx: Transaction, run: PipelineRun) -> None:
-    """Insert or overwrite a run's audit row (the run-audit sensor calls this at start and at the end)."""
+    """Insert or overwrite a run's audit row (the run-audit sensor calls this at start and at the end); the
+    error message is scrubbed of secrets (redaction.py), as it quotes the run's step errors."""
     what = f"pipeline run {run.run_id}"
     tx.conn.execute(
         f"INSERT OR REPLACE INTO pipeline_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 10)})",
@@ -168,7 +170,7 @@ def record_run(tx: Transaction, run: PipelineRun) -> None:
             timestamp_text(run.started_at, f"{what}: started_at"),
             optional_timestamp_text(run.ended_at, f"{what}: ended_at"),
             run.rows_written,
-            run.error_message,
+            None if run.error_message is None else scrub(run.error_message),
         ),
     )
 

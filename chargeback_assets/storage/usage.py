@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from chargeback_assets.engine.models import UsageRecord
+from chargeback_assets.redaction import scrub
 from chargeback_assets.storage.codec import day_text, money_text
 from chargeback_assets.storage.database import Source, Transaction, delete_day
 
@@ -26,7 +27,10 @@ def replace_usage_day(
     records: Sequence[UsageRecord],
     failures: Mapping[str, str],
 ) -> int:
-    """Replace the day's usage and fetch failures; records repeating a key are summed. Returns keys kept."""
+    """Replace the day's usage and fetch failures; records repeating a key are summed. Returns keys kept.
+
+    A failure's error text is scrubbed of secrets (redaction.py): it quotes what the metrics server said.
+    """
     summed: dict[tuple[str, str, str], Decimal] = {}
     for r in records:
         money_text(r.value, f"usage of {r.subject!r} for {r.metric_key} on {r.resource_id}")
@@ -44,7 +48,7 @@ def replace_usage_day(
     tx.conn.executemany(
         "INSERT INTO usage_fetch_failures (ecosystem, tenant_id, date, resource_id, error) "
         "VALUES (?, ?, ?, ?, ?)",
-        [(*scope, resource_id, error) for resource_id, error in failures.items()],
+        [(*scope, resource_id, scrub(error)) for resource_id, error in failures.items()],
     )
     return len(summed)
 

@@ -2,21 +2,28 @@
 partition and are retried, and a partition that does not reconcile is never published."""
 
 import csv
+import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import pytest
+import requests
 
 from chargeback_assets.engine.models import day_start
 from chargeback_assets.stages.emission import PIPELINE
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
+from chargeback_assets.tags import main as tags_cli
+from chargeback_assets_tests.emitters.samples import HOSTILE, HOSTILE_AS_READ, HOSTILE_LABEL
 from chargeback_assets_tests.graph import QUIET, Graph, running_graph
+from chargeback_assets_tests.real_prometheus import backfilled_prometheus
+from chargeback_assets_tests.real_pushgateway import running_pushgateway
 
 TENANT = "acme-prod"
 
@@ -224,3 +231,55 @@ def test_a_day_emptied_at_the_source_is_withdrawn_and_a_restated_day_replaced(
         (record,) = emission_records(db, "confluent_cloud", TENANT, "files", PIPELINE, emptied)
     assert (record.status, record.attempt_count) == ("emitted", 4)
     assert record.last_error.startswith("replaced the output emitted at ")
+
+
+def test_a_hostile_display_name_and_tags_reach_every_output_intact(tmp_path: Path, instance) -> None:
+    """A service account renamed to control characters, a formula and delimiters, tagged with `;` and `=`,
+    through the graph into CSV (read by csv and pandas), OpenMetrics (promtool, Prometheus) and a real
+    Pushgateway."""
+    with running_pushgateway(tmp_path) as pushgateway:
+        emitters = [
+            {"type": "csv", "name": "files", "params": {"output_dir": str(tmp_path / "csv")}},
+            {
+                "type": "prometheus",
+                "name": "metrics",
+                "params": {"output_dir": str(tmp_path / "prom"), "pushgateway_url": pushgateway},
+            },
+        ]
+        with running_graph(tmp_path, days=10, tenant_settings={TENANT: {"emitters": emitters}}) as graph:
+            sandbox = graph.sandboxes[TENANT]
+            account = sandbox.org.objects["api_keys"][0]["spec"]["owner"]["id"]
+            sandbox.org.rename(account, HOSTILE)
+            team = "pay;ments=1"
+            tag = ["--entity-type", "identity", "--entity-id", account, "--key", "team", "--value", team]
+            assert tags_cli(["--config", str(graph.config_path), "set", "--tenant", TENANT, *tag]) == 0
+            days = [graph.newest - timedelta(days=1), graph.newest]
+            result = graph.run(TENANT, days[0], days[1], instance=instance)
+            assert result.success
+            assert len(result.asset_materializations_for_node("chargeback_prometheus")) == 2
+            for day in days:
+                path = tmp_path / "csv" / f"{TENANT}_{day.isoformat()}.csv"
+                by_pandas = pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records")
+                for cells in (read_csv(path), by_pandas):
+                    charged = [c for c in cells if c["identity_id"] == account]
+                    assert charged, f"{account} has no rows on {day}"
+                    assert {c["identity_name"] for c in charged} == {"'" + HOSTILE}
+                    assert {json.loads(c["tags"])["team"] for c in charged} == {team}
+            served = requests.get(f"{pushgateway}/metrics", timeout=5).text.split("\n")
+            assert any(
+                line.startswith("chargeback_identity_info{")
+                and f'identity_id="{account}"' in line
+                and f'identity_name="{HOSTILE_LABEL}"' in line
+                for line in served
+            )
+            with backfilled_prometheus(tmp_path, tmp_path / "prom" / f"{TENANT}.om") as url:
+                query = f'chargeback_identity_info{{identity_id="{account}"}}'
+                series = [
+                    requests.get(
+                        f"{url}/api/v1/query",
+                        params={"query": query, "time": datetime.combine(day, time(), UTC).timestamp()},
+                        timeout=10,
+                    ).json()["data"]["result"]
+                    for day in days
+                ]
+    assert [[s["metric"]["identity_name"] for s in found] for found in series] == [[HOSTILE_AS_READ]] * 2

@@ -9,6 +9,15 @@ from decimal import Decimal
 from chargeback_assets.emitters.base import EmitRow, Labels
 from chargeback_assets.engine.models import ChargebackRow, CostType, day_start
 
+HOSTILE = ' =cmd|"/c calc"!A0\r\n;team=x,\t"q"\\ \x00\x1b[31m\x85\u2028é'
+"""A display name from a hostile or careless owner: a formula after a blank, CR LF, the tag and CSV
+delimiters, quotes, a backslash, NUL, an ANSI escape, a C1 control, a Unicode line separator."""
+HOSTILE_LABEL = ' =cmd|\\"/c calc\\"!A0\ufffd\\n;team=x,\ufffd\\"q\\"\\\\ \ufffd\ufffd[31m\ufffd\u2028é'
+"""`HOSTILE` as it appears between the quotes of a label value: `\\`, `"` and line feed escaped, every other
+control character replaced by U+FFFD."""
+HOSTILE_AS_READ = ' =cmd|"/c calc"!A0\ufffd\n;team=x,\ufffd"q"\\ \ufffd\ufffd[31m\ufffd\u2028é'
+"""The label value a Prometheus reader gets back from `HOSTILE_LABEL`."""
+
 
 def emit_row(
     day: date,

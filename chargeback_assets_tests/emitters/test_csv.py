@@ -1,10 +1,12 @@
 import csv
 import io
+import json
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,7 +23,7 @@ from chargeback_assets.emitters.csv import (
 )
 from chargeback_assets.engine.models import CostType
 from chargeback_assets.validation import ConfigError, validate
-from chargeback_assets_tests.emitters.samples import emit_row
+from chargeback_assets_tests.emitters.samples import HOSTILE, emit_row
 
 DAY = date(2026, 3, 14)
 PARAMS = "tenants.prod.emitters[0].params"
@@ -59,19 +61,29 @@ def test_one_file_per_tenant_and_date_with_the_documented_columns_and_exact_amou
         "amount": "10.0001",
         "allocation_method": "usage_ratio",
         "allocation_detail": "",
-        "tags": "env=prod;team=payments",
+        "tags": '{"env":"prod","team":"payments"}',
     }
     assert (second["resource_id"], second["cost_type"], second["amount"], second["tags"]) == (
         "",
         "shared",
         "-0.5000",
-        "",
+        "{}",
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["t1_2026-03-14.csv", "t1_2026-03-14_teams.csv"]
 
 
 def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Path) -> None:
-    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"]
+    hostile = [
+        '=HYPERLINK("http://x")',
+        "+1+1",
+        "-2+3",
+        "@SUM(A1)",
+        "\tcmd",
+        "\rcmd",
+        ' =HYPERLINK("http://x")',  # spreadsheets skip leading blanks and control characters
+        "\n\x00 -2+3",
+        "\u00a0@SUM(A1)",
+    ]
     rows = [
         emit_row(DAY, f"sa-{i}", "1.0000", identity_name=text, resource_name=text, tags={"team": text})
         for i, text in enumerate(hostile)
@@ -85,6 +97,21 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Pat
     # a negative amount is a number, not a formula: left alone
     negative = read(Path(CsvEmitter(tmp_path).emit("t1", DAY, [emit_row(DAY, "sa-1", "-3.2500")])[0]))
     assert negative[0]["amount"] == "-3.2500"
+
+
+def test_hostile_names_and_tags_read_back_exactly_with_the_csv_module_and_pandas(tmp_path: Path) -> None:
+    tags = {"team": "pay;ments=1", "cost.center": 'a,b;c=d "e"\\'}
+    rows = [
+        emit_row(DAY, "sa-1", "1.2500", identity_name=HOSTILE, resource_name=HOSTILE, tags=tags),
+        emit_row(DAY, "sa-2", "2.0000"),
+    ]
+    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows)[0])
+    by_pandas = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    for cells in (read(path), by_pandas.to_dict("records")):
+        assert [c["identity_id"] for c in cells] == ["sa-1", "sa-2"]
+        assert cells[0]["identity_name"] == cells[0]["resource_name"] == "'" + HOSTILE
+        assert [json.loads(c["tags"]) for c in cells] == [tags, {}]
+        assert [Decimal(c["amount"]) for c in cells] == [Decimal("1.2500"), Decimal("2.0000")]
 
 
 @pytest.mark.parametrize(
@@ -232,7 +259,7 @@ def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_c
                     str(r.amount),
                     neutralize(r.allocation_method or ""),
                     neutralize(r.allocation_detail or ""),
-                    neutralize(";".join(f"{k}={v}" for k, v in sorted(lab.tags.items()))),
+                    json.dumps(dict(sorted(lab.tags.items())), ensure_ascii=False, separators=(",", ":")),
                 ]
             )
         assert path.read_bytes() == expected.getvalue().encode("utf-8")

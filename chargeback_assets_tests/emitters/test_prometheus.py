@@ -4,11 +4,13 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 
 from chargeback_assets.emitters.base import EmitterError, Labels
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets.engine.models import CostType
-from chargeback_assets_tests.emitters.samples import emit_row
+from chargeback_assets_tests.emitters.samples import HOSTILE, HOSTILE_AS_READ, HOSTILE_LABEL, emit_row
+from chargeback_assets_tests.real_prometheus import backfilled_prometheus
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
 T1, T2 = 1773446400, 1773532800  # 00:00 UTC of DAY1, DAY2 in seconds
@@ -87,6 +89,44 @@ def test_label_values_are_escaped(tmp_path: Path) -> None:
     emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name='a "quoted"\\ name\nx')])
     emitter.publish("t1")
     assert 'identity_name="a \\"quoted\\"\\\\ name\\nx"' in (tmp_path / "t1.om").read_text()
+
+
+def test_control_characters_in_label_values_are_replaced_and_every_sample_stays_on_its_line(
+    tmp_path: Path,
+) -> None:
+    emitter = PrometheusEmitter(tmp_path)
+    for day in (DAY1, DAY2):
+        rows = [
+            emit_row(day, "sa-1", "1.0000", identity_name=HOSTILE, tags={"team": HOSTILE}),
+            emit_row(day, "sa-2", "2.0000"),
+        ]
+        emitter.emit("t1", day, rows)
+    emitter.publish("t1")
+    raw = (tmp_path / "t1.om").read_bytes()
+    assert not set(raw) & {*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F}  # no control byte but LF
+    lines = raw.decode("utf-8").split("\n")
+    scope = 'tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-1"'
+    assert [line for line in lines if line.startswith(f"chargeback_identity_info{{{scope},")] == [
+        f'chargeback_identity_info{{{scope},identity_name="{HOSTILE_LABEL}",identity_type="service_account"}}'
+        f" 1 {timestamp}"
+        for timestamp in (T1, T2)
+    ]
+    assert sum(line.startswith("chargeback_amount{") for line in lines) == 4
+    assert sum(f'team="{HOSTILE_LABEL}"' in line for line in lines) == 4  # team series and tag labels
+
+
+def test_prometheus_reads_a_hostile_label_value_back_as_written(tmp_path: Path) -> None:
+    emitter = PrometheusEmitter(tmp_path / "out")
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name=HOSTILE)])
+    emitter.publish("t1")
+    with backfilled_prometheus(tmp_path, tmp_path / "out" / "t1.om") as url:
+        answer = requests.get(
+            f"{url}/api/v1/query",
+            params={"query": 'chargeback_identity_info{identity_id="sa-1"}', "time": T1},
+            timeout=10,
+        ).json()
+    [series] = answer["data"]["result"]
+    assert series["metric"]["identity_name"] == HOSTILE_AS_READ
 
 
 def test_promtool_accepts_the_file(tmp_path: Path) -> None:

@@ -5,10 +5,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import requests
 
 from chargeback_assets.emitters.base import EmitterError
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
-from chargeback_assets_tests.emitters.samples import emit_row
+from chargeback_assets_tests.emitters.samples import HOSTILE, HOSTILE_LABEL, emit_row
 from chargeback_assets_tests.real_pushgateway import pushed, running_pushgateway
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
@@ -61,3 +62,17 @@ def test_withdrawing_the_newest_day_pushes_the_one_before_and_the_last_one_delet
     assert published[1] == f"{pushgateway}/metrics/job/chargeback/tenant_id/t-gone"
     assert pushed(pushgateway, "chargeback_amount", "t-gone") == {}
     assert pushed(pushgateway, "chargeback_identity_info", "t-gone") == {}
+
+
+def test_a_hostile_label_value_is_pushed_and_served_escaped(tmp_path: Path, pushgateway: str) -> None:
+    emitter = PrometheusEmitter(tmp_path, pushgateway_url=pushgateway)
+    emitter.emit("t-hostile", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name=HOSTILE)])
+    emitter.publish("t-hostile")
+    served = requests.get(f"{pushgateway}/metrics", timeout=5).text.split("\n")
+    [info] = [
+        line
+        for line in served
+        if line.startswith("chargeback_identity_info{") and 'tenant_id="t-hostile"' in line
+    ]
+    assert f'identity_name="{HOSTILE_LABEL}"' in info
+    assert pushed(pushgateway, "chargeback_amount", "t-hostile") == {"sa-1": "1"}

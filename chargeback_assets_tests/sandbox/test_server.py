@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import base64
 from decimal import ROUND_HALF_UP, Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
-from chargeback_assets.sandbox import SandboxServer
+from chargeback_assets.sandbox import SandboxServer, generate_org
 
 
 def _walk(http, url: str) -> tuple[list[dict], list[str]]:
@@ -223,3 +224,37 @@ def test_configured_credentials_are_enforced(small_org):
             requests.get(custom.url + "/iam/v2/users", auth=("sandbox-key", "sandbox-secret")).status_code
             == 401
         )
+
+
+def test_echo_credentials_fault_quotes_the_credentials_as_sent_encoded_and_decoded(server, http):
+    armed = requests.post(
+        server.url + "/_sandbox/faults",
+        json={"kind": "echo_credentials", "status": 403, "path_prefix": "/iam/", "times": 1},
+    )
+    assert armed.status_code == 200
+    refused = http.get(server.url + "/iam/v2/users", timeout=10)
+    assert refused.status_code == 403
+    header = "Basic " + base64.b64encode(b"sandbox-key:sandbox-secret").decode()
+    assert refused.text.splitlines() == [
+        f"Authorization: {header}",
+        "credentials: sandbox-key:sandbox-secret",
+        "login: /login?credentials=sandbox-key%3Asandbox-secret",
+    ]
+    assert http.get(server.url + "/iam/v2/users", timeout=10).status_code == 200
+    with pytest.raises(ValueError, match="HTTP error status"):
+        server.faults.set("echo_credentials", status=200)
+
+
+def test_rename_gives_an_object_a_new_display_name_from_the_next_request_on():
+    with SandboxServer(generate_org("small", seed=3, days=5)) as own, requests.Session() as http:
+        http.auth = ("sandbox-key", "sandbox-secret")
+        first = own.org.objects["service_accounts"][0]["id"]
+        hostile = '=cmd|" /c calc"!A0\r\nx\x00'
+        renamed = requests.post(
+            own.url + "/_sandbox/rename", json={"id": first, "display_name": hostile}, timeout=10
+        )
+        assert renamed.json() == {"renamed": first}
+        listed = http.get(own.url + "/iam/v2/service-accounts", params={"page_size": 100}, timeout=10)
+        assert {sa["id"]: sa["display_name"] for sa in listed.json()["data"]}[first] == hostile
+        unknown = requests.post(own.url + "/_sandbox/rename", json={"id": "sa-nope", "display_name": "x"})
+        assert unknown.status_code == 400 and "sa-nope" in unknown.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
@@ -252,10 +253,11 @@ def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: P
     data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")], tags=config_tags)
     emit_days(data, "csv", DAYS[:1], now=NOW)
     cells = read_csv(tmp_path / "csv" / "t1_2026-03-16.csv")
-    tags = {(c["identity_id"], c["resource_id"]): c["tags"] for c in cells}
-    assert tags[("sa-1", "lkc-1")] == "owner=cli-owner;team=payments;tier=gold"  # a CLI tag beats config
-    assert tags[("sa-1", "lkc-2")] == "owner=cli-owner;team=platform;tier=gold"  # resource beats identity
-    assert tags[("sa-2", "lkc-1")] == ""
+    tags = {(c["identity_id"], c["resource_id"]): json.loads(c["tags"]) for c in cells}
+    gold = {"owner": "cli-owner", "tier": "gold"}
+    assert tags[("sa-1", "lkc-1")] == {**gold, "team": "payments"}  # a CLI tag beats config
+    assert tags[("sa-1", "lkc-2")] == {**gold, "team": "platform"}  # resource beats identity
+    assert tags[("sa-2", "lkc-1")] == {}
     teams = read_csv(tmp_path / "csv" / "t1_2026-03-16_teams.csv")
     assert {t["team"] for t in teams} == {"payments", "platform", "UNTAGGED"}
     assert sum(Decimal(t["amount"]) for t in teams) == sum(Decimal(c["amount"]) for c in cells)

@@ -90,6 +90,7 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (2, "asset graph tables"),
         (3, "reconciliation verdict per day"),
         (4, "run leases"),
+        (5, "published outputs"),
     ]
     assert _versions(path)[0][2] == first_applied
 
@@ -200,7 +201,7 @@ def test_two_processes_creating_a_new_file_at_once_get_one_schema(tmp_path):
     assert outcomes == [("ok", versions), ("ok", versions)]
     assert [(v, n) for v, n, _ in _versions(path)] == [(m.version, m.name) for m in MIGRATIONS]
     tables = [name for kind, name, _, _ in _schema(path) if kind == "table"]
-    assert len(tables) == len(set(tables)) == 16
+    assert len(tables) == len(set(tables)) == 17
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """The Confluent Cloud REST client: Basic auth, cursor pagination, pacing, and retries through `retry.py`.
 
 Every failure surfaces as `CCloudApiError`, whose text names the tenant, the host, the endpoint and the HTTP
-status and never the API key or secret (the key is scrubbed from server-provided text too, in case an error
-body echoes it). Which failures are retried is decided in `ecosystems/retry.py`, for every source alike; a
-404 on a list means "nothing there".
+status and never the API key or secret: server-provided text is scrubbed of the key and of every encoding of
+the secret (redaction.py; an error body may echo the Authorization header) before it is cut to length. Which
+failures are retried is decided in `ecosystems/retry.py`, for every source alike; a 404 on a list means
+"nothing there".
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from chargeback_assets.ecosystems.retry import (
     transient_response,
     wait_hint,
 )
+from chargeback_assets.redaction import MASK, remember_basic_credentials, scrub
 from chargeback_assets.validation import Secret
 
 SOURCE = "confluent_cloud"
+DETAIL_LENGTH = 200
+"""How much of a server's explanation an error quotes."""
 
 DEFAULT_PAGE_SIZE = 99
 PAGE_SIZES: dict[str, int] = {
@@ -87,22 +91,22 @@ class CCloudApiError(SourceError):
 
 
 def _error_detail(response: requests.Response) -> str:
-    """The server's own explanation, from whichever of Confluent's error shapes it used."""
+    """The server's own explanation, from whichever of Confluent's error shapes it used (not yet scrubbed)."""
     try:
         body = response.json()
     except ValueError:
-        return (response.text or response.reason or "").strip()[:200]
+        return (response.text or response.reason or "").strip()
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
-            return str(first.get("detail") or first.get("title") or first.get("code") or "")[:200]
+            return str(first.get("detail") or first.get("title") or first.get("code") or "")
         error = body.get("error")
         if isinstance(error, dict):
-            return str(error.get("message") or error.get("code") or "")[:200]
+            return str(error.get("message") or error.get("code") or "")
         if "message" in body:
-            return str(body["message"])[:200]
-    return str(body)[:200]
+            return str(body["message"])
+    return str(body)
 
 
 class CCloudClient:
@@ -122,9 +126,9 @@ class CCloudClient:
         self.tenant = tenant
         self.budget = budget or RetryBudget(DEFAULT_RETRY_BUDGET_SECONDS)
         self._api_key = api_key
-        self._api_secret = api_secret
         self._session = session or requests.Session()
         self._session.auth = (api_key, api_secret.reveal())
+        remember_basic_credentials(api_key, api_secret.reveal())
         self._base_url = settings.base_url.rstrip("/")
         self.host = origin(self._base_url)
         self._retry = SourceRetry(
@@ -214,7 +218,7 @@ class CCloudClient:
                 if isinstance(exc, requests.Timeout):
                     kind, detail = "timeout", "the request timed out"
                 else:
-                    kind, detail = "connection", f"{type(exc).__name__}: {str(exc)[:200]}"
+                    kind, detail = "connection", f"{type(exc).__name__}: {exc}"
                 transient = transient_request_error(exc)
                 raise self._error(path, None, kind, detail, transient=transient) from None
             finally:
@@ -261,7 +265,9 @@ class CCloudClient:
         )
 
     def _scrub(self, text: str) -> str:
-        for secret in (self._api_secret.reveal(), self._api_key):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """Server or library text without the key or any form of the secret, and only then cut to length: a
+        secret split by the cut would no longer be recognized."""
+        text = scrub(text)
+        if self._api_key:
+            text = text.replace(self._api_key, MASK)
+        return text[:DETAIL_LENGTH]
