@@ -27,8 +27,8 @@ from chargeback_assets.assets.runs import money, scrubbed_metadata
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.checks import (
+    billing_problems,
     check_reconciliation,
-    malformed_lines,
     metrics_failures,
     unallocated_day,
 )
@@ -169,7 +169,11 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             partitions,
             "billing_lines",
             "billing_well_formed",
-            "No billing row was malformed (malformed rows are kept and charged, but deserve a look).",
-            _problems(malformed_lines),
+            "Every billing row could be read and was dated in the days asked for. A malformed row (an "
+            "amount that is not a number or beyond max_line_amount, a shape we cannot read) is kept but "
+            "charges nothing, and its day is not emitted until the row parses; a stray row (dated outside "
+            "the request) is charged to no day. Both are named here.",
+            _problems(billing_problems),
+            severity=dg.AssetCheckSeverity.ERROR,
         ),
     ]

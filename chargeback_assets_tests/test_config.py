@@ -387,6 +387,7 @@ TENANT_BOUNDS = [
     ("zero_gather_deletion_threshold", -1, None),
     ("gather_failure_threshold", 1, None),
     ("unallocated_warn_fraction", 0, 1),
+    ("max_line_amount", 1, None),
 ]
 
 
@@ -412,6 +413,8 @@ def test_tenant_bounds_accept_their_edges(key: str, low: int, high: int | None) 
         ("gather_failure_threshold", 0, "must be greater than 0, got 0"),
         ("unallocated_warn_fraction", -0.01, "must be between 0 and 1, got -0.01"),
         ("unallocated_warn_fraction", 1.01, "must be between 0 and 1, got 1.01"),
+        ("max_line_amount", 0, "must be greater than 0, got 0"),
+        ("max_line_amount", -5, "must be greater than 0, got -5"),
     ],
 )
 def test_tenant_bounds_reject_values_outside(key: str, value: object, rule: str) -> None:

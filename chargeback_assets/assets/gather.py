@@ -39,6 +39,8 @@ def build_gather_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Ass
                         **money("billed", day.billed, day.currency),
                         "currency": day.currency,
                         "malformed_lines": day.malformed,
+                        "duplicate_lines": day.duplicates,
+                        "stray_lines": day.strays,
                         "fingerprint": day.fingerprint,
                     },
                 )

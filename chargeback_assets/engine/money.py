@@ -22,6 +22,17 @@ def quantize(amount: Decimal) -> Decimal:
     return amount.quantize(QUANTUM, rounding=ROUND_HALF_UP)
 
 
+def quantize_line_total(amount: Decimal) -> Decimal:
+    """A source's line total as money: `quantize`d, except an amount that cannot be held to 0.0001 (not
+    finite, or beyond Decimal's 28 digits), which is returned as it is. Such an amount is no money: the
+    billing stage marks its line malformed (engine/bill_quality.py), so one absurd row costs its own day, not
+    the whole bill with a bare InvalidOperation."""
+    try:
+        return quantize(amount)
+    except InvalidOperation:
+        return amount
+
+
 def to_decimal(value: object) -> Decimal:
     """Parse a number without passing through binary floating point (floats go through `str`)."""
     if isinstance(value, Decimal):

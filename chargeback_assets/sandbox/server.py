@@ -2,8 +2,8 @@
 
 It speaks what the real services speak (Basic auth, paging with opaque tokens and absolute `next` URLs,
 `errors[]` bodies, X-Request-Id and X-RateLimit-* headers, Connect's odd shapes) so a client that works
-here works against api.confluent.cloud. Faults and bill revisions can be switched from Python or over
-HTTP under /_sandbox/, so a sandbox started from the CLI can be driven by a test or a demo too.
+here works against api.confluent.cloud. Faults, bill revisions and replaced cost rows can be switched from
+Python or over HTTP under /_sandbox/, so a sandbox started from the CLI can be driven by a test or a demo too.
 """
 
 from __future__ import annotations
@@ -185,6 +185,10 @@ class SandboxServer:
 
     def revert_bill(self, day: date | str) -> None:
         self.bill.revert(day)
+
+    def replace_costs(self, day: date | str, rows: list[Any]) -> None:
+        """Serve `rows` verbatim for `day` (hostile rows for a client test) until `revert_bill(day)`."""
+        self.bill.replace(day, rows)
 
     # request handling -----------------------------------------------------------------------------
 
@@ -450,6 +454,9 @@ class SandboxServer:
             if path == "/_sandbox/rename" and method == "POST":
                 self.org.rename(payload["id"], payload["display_name"])
                 return Reply(200, {"renamed": payload["id"]}, {})
+            if path == "/_sandbox/costs" and method == "POST":
+                self.replace_costs(payload["date"], payload["rows"])
+                return Reply(200, {"replaced": payload["date"], "rows": len(payload["rows"])}, {})
         except (ValueError, KeyError, TypeError, InvalidOperation) as err:
             return ApiError(400, "invalid_request", f"{path}: {err}").reply()
         return ApiError(404, "resource_not_found", f"no control endpoint {method} {path}").reply()

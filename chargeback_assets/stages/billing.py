@@ -1,14 +1,23 @@
-"""Billing lines: fetch the tenant's bill once for the requested days and replace each day atomically."""
+"""Billing lines: fetch the tenant's bill once for the requested days and replace each day atomically.
+
+Every line passes one rule before it is stored, whatever the ecosystem: an amount that is not finite or is
+beyond the tenant's `max_line_amount` makes the line malformed (kept, charged nothing, its day held back
+from emission; engine/bill_quality.py), so one absurd line costs its own day and not the whole request. A line
+dated outside the requested range is a stray: it is charged to no day, but is stored with the first
+requested day (`billing_strays`), logged, and named by the `billing_well_formed` check.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from chargeback_assets.ecosystems.base import IncompleteBilling, SourceError
+from chargeback_assets.engine.bill_quality import duplicate_rows, is_malformed, screen_amount
 from chargeback_assets.engine.fingerprint import billing_fingerprint
 from chargeback_assets.engine.models import BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
@@ -16,6 +25,8 @@ from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.pipeline import record_fingerprint, update_state
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,35 +36,60 @@ class BillingDay:
     billed: Decimal
     fingerprint: str
     malformed: int
+    duplicates: int
+    strays: int
     currency: str
 
 
 @dataclass(slots=True)
 class FetchedBill:
-    """The source's lines of each requested day, and the days it could not produce (with why)."""
+    """The source's lines of each requested day, the days it could not produce (with why), and the lines
+    it sent for days outside the request, kept with the first requested day it did produce."""
 
     by_day: dict[date, list[BillingLine]]
     failed: dict[date, str]
+    strays: dict[date, list[BillingLine]] = field(default_factory=dict)
 
 
 def fetch_bill(scope: TenantScope, days: Sequence[date]) -> FetchedBill:
-    """The source's current lines of each requested day (one request range covering them all).
+    """The source's current lines of each requested day (one request range covering them all), each
+    screened by the tenant's `max_line_amount`.
 
     A source that could price only some days reports the rest as failed; the good days are still used.
     """
     ordered = sorted(set(days))
+    start, end = ordered[0], ordered[-1] + timedelta(days=1)
     failed: dict[date, str] = {}
     try:
-        lines = list(scope.runtime.cost_source.gather(ordered[0], ordered[-1] + timedelta(days=1)))
+        lines = list(scope.runtime.cost_source.gather(start, end))
     except IncompleteBilling as exc:
         lines = exc.lines
         failed = {day: str(exc) for day in exc.failed_days if day in ordered}
     except SourceError as exc:
         raise scope.fail("billing source", ordered, exc) from exc
     by_day: dict[date, list[BillingLine]] = defaultdict(list)
+    strays: list[BillingLine] = []
     for line in lines:
-        by_day[line.timestamp.date()].append(line)
-    return FetchedBill({day: by_day.get(day, []) for day in ordered if day not in failed}, failed)
+        screened = screen_amount(line, scope.tenant.max_line_amount)
+        if start <= line.timestamp.date() < end:
+            by_day[line.timestamp.date()].append(screened)
+        else:
+            strays.append(screened)
+    produced = [day for day in ordered if day not in failed]
+    if strays:
+        log.warning(
+            "tenant %s: the billing source sent %d line(s) dated outside %s..%s; not charged: %s",
+            scope.tenant.name,
+            len(strays),
+            start,
+            ordered[-1],
+            ", ".join(f"{line.timestamp.date()} {line.resource_id}" for line in strays),
+        )
+    return FetchedBill(
+        {day: by_day.get(day, []) for day in produced},
+        failed,
+        {produced[0]: strays} if strays and produced else {},
+    )
 
 
 def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date, str]:
@@ -69,8 +105,9 @@ def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]
     fetched = fetch_bill(scope, days)
     for day, lines in fetched.by_day.items():
         fingerprint = billing_fingerprint(lines)
+        strays = fetched.strays.get(day, [])
         with scope.db.transaction() as tx:
-            replace_billing_day(tx, scope.ecosystem, scope.tenant_id, day, lines)
+            replace_billing_day(tx, scope.ecosystem, scope.tenant_id, day, lines, strays)
             record_fingerprint(tx, scope.ecosystem, scope.tenant_id, day, fingerprint, now)
             update_state(tx, scope.ecosystem, scope.tenant_id, day, billing_gathered=True)
         result.append(
@@ -79,7 +116,9 @@ def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]
                 lines=len(lines),
                 billed=sum((line.total_cost for line in lines), ZERO),
                 fingerprint=fingerprint,
-                malformed=sum(1 for line in lines if line.metadata.get("malformed")),
+                malformed=sum(1 for line in lines if is_malformed(line)),
+                duplicates=sum(duplicate_rows(line) for line in lines),
+                strays=len(strays),
                 currency=currency_of(lines),
             )
         )

@@ -7,10 +7,15 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from chargeback_assets.engine.bill_quality import PARSE_ERROR, RAW_AMOUNT, ROW_ID
 from chargeback_assets.engine.models import UNALLOCATED, BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
-from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.billing import (
+    billing_for_day,
+    billing_strays_for_day,
+    malformed_billing_for_day,
+)
 from chargeback_assets.storage.chargeback import (
     FactAmount,
     chargeback_amounts_for_day,
@@ -128,11 +133,25 @@ def reconciles(data: TenantData, day: date) -> bool:
 
 
 def malformed_lines(data: TenantData, day: date) -> list[str]:
+    """Each malformed line of the day, naming its source row, the amount it gave and why it was refused."""
     return [
-        f"{day} {line.resource_id}: {line.metadata.get('parse_error', 'malformed')}"
-        for line in billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
-        if line.metadata.get("malformed")
+        f"{day} row {line.metadata.get(ROW_ID, '<no id>')} ({line.product_type} {line.resource_id}), "
+        f"raw amount {line.metadata.get(RAW_AMOUNT, '<missing>')}: {line.metadata.get(PARSE_ERROR)}"
+        for line in malformed_billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
     ]
+
+
+def stray_lines(data: TenantData, day: date) -> list[str]:
+    """Each line the source sent with the day for a day that was not asked for, which nobody was charged."""
+    return [
+        f"{day} stray row {line.metadata.get(ROW_ID, '<no id>')} ({line.product_type} {line.resource_id}) "
+        f"dated {line.timestamp.date()}, amount {line.total_cost}: outside the days requested, not charged"
+        for line in billing_strays_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    ]
+
+
+def billing_problems(data: TenantData, day: date) -> list[str]:
+    return malformed_lines(data, day) + stray_lines(data, day)
 
 
 def metrics_failures(data: TenantData, day: date) -> list[str]:

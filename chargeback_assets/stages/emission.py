@@ -6,15 +6,15 @@ emitter's `lookback_days` are skipped unless they were published before (a publi
 the database). A calculated day without chargeback rows (its bill was emptied at the source) has whatever
 was published for it withdrawn and is recorded as `withdrawn` (`skipped` when nothing was out there); a day
 with nothing stored (never calculated, or removed by retention) is skipped and its outputs are left alone.
-Days whose current chargeback did not reconcile with its bill are recorded as blocked and never published
-(the reconciliation check's verdict, per day: one bad day never holds back the others). Monthly aggregation
-emits each touched month once, from all of its stored days, and records the outcome on every requested day
-of that month; a month with a blocked day is blocked as a whole. Each (tenant, emitter, date) gets an
-`emission_records` row with its status and attempt count, and every place an output was published is
-remembered (`published_outputs`, for purging a removed tenant); when any emission failed, the failures are
-recorded first and then raised, so the partition fails; `pending_emissions` lists what is still owed (failed,
-or never emitted since the day's calculation), which the emission-retry sensor materializes again (each try
-counts another attempt).
+Days whose current chargeback did not reconcile with its bill, or whose bill holds a malformed line, are
+recorded as blocked, with the reason, and never published (per day: one bad day never holds back the
+others). Monthly aggregation emits each touched month once, from all of its stored days, and records the
+outcome on every requested day of that month; a month with a blocked day is blocked as a whole. Each
+(tenant, emitter, date) gets an `emission_records` row with its status and attempt count, and every place an
+output was published is remembered (`published_outputs`, for purging a removed tenant); when any emission
+failed, the failures are recorded first and then raised, so the partition fails; `pending_emissions` lists
+what is still owed (failed, or never emitted since the day's calculation), which the emission-retry sensor
+materializes again (each try counts another attempt).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from chargeback_assets.emitters.base import EmitRow, Emitter, EmitterError, Labe
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
-from chargeback_assets.stages.checks import reconciles
+from chargeback_assets.stages.checks import malformed_lines, reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
@@ -48,6 +48,9 @@ from chargeback_assets.storage.tags import tags_for
 PIPELINE = "chargeback"
 NO_ROWS = "no chargeback rows"
 NOT_RECONCILED = "not published: the chargeback does not reconcile with the bill (see chargeback_reconciles)"
+MALFORMED_BILL = "not published until the row parses: malformed billing line (see billing_well_formed)"
+MAX_NAMED = 5
+"""Malformed lines named in one day's block reason (the check lists them all)."""
 
 
 @dataclass(slots=True)
@@ -171,17 +174,26 @@ def emit_days(
 
 
 class Verdicts:
-    """Whether each day's current chargeback reconciles, asked once per day however many emitters ask."""
+    """Why each day may not be published (nothing: it may), asked once per day however many emitters ask."""
 
     def __init__(self, data: TenantData) -> None:
         self._data = data
-        self._known: dict[date, bool] = {}
+        self._known: dict[date, list[str]] = {}
 
-    def blocked(self, days: Sequence[date]) -> bool:
+    def block_reasons(self, days: Sequence[date]) -> list[str]:
         for day in days:
             if day not in self._known:
-                self._known[day] = reconciles(self._data, day)
-        return not all(self._known[day] for day in days)
+                self._known[day] = self._reasons(day)
+        return [reason for day in days for reason in self._known[day]]
+
+    def _reasons(self, day: date) -> list[str]:
+        reasons = []
+        if malformed := malformed_lines(self._data, day):
+            more = f"; and {len(malformed) - MAX_NAMED} more" if len(malformed) > MAX_NAMED else ""
+            reasons.append(f"{MALFORMED_BILL}: {'; '.join(malformed[:MAX_NAMED])}{more}")
+        if not reconciles(self._data, day):
+            reasons.append(NOT_RECONCILED)
+        return reasons
 
 
 def _emit(
@@ -213,10 +225,11 @@ def _emit(
     monthly = config.aggregation == "monthly"
     for period, period_days in sorted(periods.items()):
         stored_days = month_days(data, period) if monthly else [period]
-        if verdicts.blocked(sorted({*stored_days, *period_days})):
-            removed = _withdraw(data, emitter, run, period, period_days, NOT_RECONCILED)
+        if reasons := verdicts.block_reasons(sorted({*stored_days, *period_days})):
+            reason = "; ".join(reasons)
+            removed = _withdraw(data, emitter, run, period, period_days, reason)
             if removed is not None:
-                run.blocked.update(dict.fromkeys(period_days, _note(NOT_RECONCILED, removed)))
+                run.blocked.update(dict.fromkeys(period_days, _note(reason, removed)))
             continue
         with collector_paused():
             facts, per_day = period_rows(data, stored_days)

@@ -1,8 +1,9 @@
-"""The tenant's bill, one day at a time, and how often each line has been tried by the allocator."""
+"""The tenant's bill, one day at a time, the stray lines reported with each day, and how often each line
+has been tried by the allocator."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -10,6 +11,7 @@ from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import BillingLine
 from chargeback_assets.storage.codec import (
     day_bounds,
+    day_text,
     decode_json,
     encode_json,
     money_text,
@@ -20,64 +22,123 @@ from chargeback_assets.storage.codec import (
 )
 from chargeback_assets.storage.database import Source, Transaction, delete_day
 
-_COLUMNS = (
-    "ecosystem, tenant_id, line_id, timestamp, env_id, resource_id, product_type, product_category, "
-    "quantity, unit_price, total_cost, currency, granularity, provider_prorated, allocation_attempts, "
-    "metadata_json"
+_LINE_COLUMNS = (
+    "timestamp, env_id, resource_id, product_type, product_category, quantity, unit_price, total_cost, "
+    "currency, granularity, provider_prorated, metadata_json"
 )
+_DAY_ORDER = "ORDER BY timestamp, env_id, resource_id, product_type, product_category"
 
 
 def replace_billing_day(
-    tx: Transaction, ecosystem: str, tenant_id: str, day: date, lines: Sequence[BillingLine]
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    day: date,
+    lines: Sequence[BillingLine],
+    strays: Sequence[BillingLine] = (),
 ) -> int:
-    """Replace the day's bill, every line with no allocation attempts; returns the number of lines written.
+    """Replace the day's bill, every line with no allocation attempts, and the stray lines reported with
+    it; returns the number of lines written.
 
     A gathered day is allocated afresh from the bill just fetched, so a line that used up its attempts on
     an earlier gather gets its whole `allocation_retry_limit` again (core-engine-spec §1.2 B step 7), even
     when it comes back with the same key. Two lines with one key are refused: the source merges tiers.
+    Strays are lines of other days that the source sent when asked for this one: kept as evidence under
+    this day, charged to no day.
     """
     rows = {}
-    for line in lines:
-        what = (
-            f"billing line {line.resource_id or '<org>'}/{line.product_type} at {line.timestamp.isoformat()}"
-        )
-        require_scope(ecosystem, tenant_id, line.ecosystem, line.tenant_id, what)
-        require_in_day(line.timestamp, day, what)
-        lid = line_id(line)
-        if lid in rows:
-            raise ValueError(f"{what} appears twice in the bill for {day.isoformat()} (same 7-field key)")
-        rows[lid] = (
-            ecosystem,
-            tenant_id,
-            lid,
-            timestamp_text(line.timestamp, what),
-            line.env_id,
-            line.resource_id,
-            line.product_type,
-            line.product_category,
-            money_text(line.quantity, f"{what}: quantity"),
-            money_text(line.unit_price, f"{what}: unit_price"),
-            money_text(line.total_cost, f"{what}: total_cost"),
-            line.currency,
-            line.granularity,
-            int(line.provider_prorated),
-            0,
-            encode_json(line.metadata, f"{what}: metadata"),
-        )
+    for lid, line, values in _encoded(ecosystem, tenant_id, lines, "the bill for", day):
+        require_in_day(line.timestamp, day, _describe(line))
+        rows[lid] = (ecosystem, tenant_id, lid, *values, 0)
+    stray_rows = [
+        (ecosystem, tenant_id, day_text(day), lid, *values)
+        for lid, _, values in _encoded(ecosystem, tenant_id, strays, "the strays reported with", day)
+    ]
     delete_day(tx, "billing", ecosystem, tenant_id, day, timestamp_column="timestamp")
-    tx.conn.executemany(f"INSERT INTO billing ({_COLUMNS}) VALUES ({', '.join('?' * 16)})", rows.values())
+    delete_day(tx, "billing_strays", ecosystem, tenant_id, day)
+    tx.conn.executemany(
+        f"INSERT INTO billing (ecosystem, tenant_id, line_id, {_LINE_COLUMNS}, allocation_attempts) "
+        f"VALUES ({', '.join('?' * 16)})",
+        rows.values(),
+    )
+    tx.conn.executemany(
+        f"INSERT INTO billing_strays (ecosystem, tenant_id, date, line_id, {_LINE_COLUMNS}) "
+        f"VALUES ({', '.join('?' * 16)})",
+        stray_rows,
+    )
     return len(rows)
+
+
+def _describe(line: BillingLine) -> str:
+    return f"billing line {line.resource_id or '<org>'}/{line.product_type} at {line.timestamp.isoformat()}"
+
+
+def _encoded(
+    ecosystem: str, tenant_id: str, lines: Sequence[BillingLine], where: str, day: date
+) -> Iterator[tuple[str, BillingLine, tuple[object, ...]]]:
+    """(line id, line, its `_LINE_COLUMNS` values) of each line; a key given twice is refused."""
+    seen: set[str] = set()
+    for line in lines:
+        what = _describe(line)
+        require_scope(ecosystem, tenant_id, line.ecosystem, line.tenant_id, what)
+        lid = line_id(line)
+        if lid in seen:
+            raise ValueError(f"{what} appears twice in {where} {day.isoformat()} (same 7-field key)")
+        seen.add(lid)
+        yield (
+            lid,
+            line,
+            (
+                timestamp_text(line.timestamp, what),
+                line.env_id,
+                line.resource_id,
+                line.product_type,
+                line.product_category,
+                money_text(line.quantity, f"{what}: quantity"),
+                money_text(line.unit_price, f"{what}: unit_price"),
+                money_text(line.total_cost, f"{what}: total_cost"),
+                line.currency,
+                line.granularity,
+                int(line.provider_prorated),
+                encode_json(line.metadata, f"{what}: metadata"),
+            ),
+        )
 
 
 def billing_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:
     """The day's lines ordered by their key, so that every reader walks them in the same order."""
-    start, end = day_bounds(day)
+    return _lines(source, ecosystem, tenant_id, "billing", _in_day(day))
+
+
+def malformed_billing_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:
+    """The day's malformed lines (engine/bill_quality.py), found without reading the others."""
+    where, params = _in_day(day)
+    return _lines(
+        source,
+        ecosystem,
+        tenant_id,
+        "billing",
+        (f"{where} AND json_extract(metadata_json, '$.malformed')", params),
+    )
+
+
+def billing_strays_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:
+    """The stray lines reported with the day (see `replace_billing_day`), each on its own date."""
+    return _lines(source, ecosystem, tenant_id, "billing_strays", ("date = ?", (day_text(day),)))
+
+
+def _in_day(day: date) -> tuple[str, tuple[str, ...]]:
+    return "timestamp >= ? AND timestamp < ?", day_bounds(day)
+
+
+def _lines(
+    source: Source, ecosystem: str, tenant_id: str, table: str, where: tuple[str, tuple[str, ...]]
+) -> list[BillingLine]:
+    condition, params = where
     cursor = source.conn.execute(
-        "SELECT timestamp, env_id, resource_id, product_type, product_category, quantity, unit_price, "
-        "total_cost, currency, granularity, provider_prorated, metadata_json FROM billing "
-        "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ? "
-        "ORDER BY timestamp, env_id, resource_id, product_type, product_category",
-        (ecosystem, tenant_id, start, end),
+        f"SELECT {_LINE_COLUMNS} FROM {table} WHERE ecosystem = ? AND tenant_id = ? AND {condition} "
+        + _DAY_ORDER,
+        (ecosystem, tenant_id, *params),
     )
     return [
         BillingLine(

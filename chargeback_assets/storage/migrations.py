@@ -341,12 +341,42 @@ def _published_outputs(db: sqlite_utils.Database) -> None:
     )
 
 
+def _billing_strays(db: sqlite_utils.Database) -> None:
+    """Lines the cost source sent for days outside the request: charged to no day, but kept (with the
+    billing table's line columns) under the day they were reported with, so the `billing_well_formed`
+    check can name them (stages/billing.py)."""
+    _table(
+        db,
+        "billing_strays",
+        {
+            "ecosystem": str,
+            "tenant_id": str,
+            "date": str,
+            "line_id": str,
+            "timestamp": str,
+            "env_id": str,
+            "resource_id": str,
+            "product_type": str,
+            "product_category": str,
+            "quantity": str,
+            "unit_price": str,
+            "total_cost": str,
+            "currency": str,
+            "granularity": str,
+            "provider_prorated": int,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "date", "line_id"),
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
     Migration(3, "reconciliation verdict per day", _reconciliation_verdict),
     Migration(4, "run leases", _run_leases),
     Migration(5, "published outputs", _published_outputs),
+    Migration(6, "billing strays", _billing_strays),
 )
 
 

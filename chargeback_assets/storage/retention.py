@@ -12,6 +12,7 @@ from chargeback_assets.storage.database import Source, Transaction
 # (table, column, whether the column holds timestamps rather than dates)
 _DAY_PARTITIONED = (
     ("billing", "timestamp", True),
+    ("billing_strays", "date", False),
     ("chargeback_facts", "timestamp", True),
     ("usage_metrics", "date", False),
     ("usage_fetch_failures", "date", False),

@@ -1,13 +1,15 @@
 """The emit assets in the graph against the sandbox: outputs equal the stored rows, failures fail the
-partition and are retried, and a partition that does not reconcile is never published."""
+partition and are retried, and a partition that does not reconcile, or whose bill holds a malformed row, is
+never published."""
 
 import csv
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -20,6 +22,7 @@ from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.tags import main as tags_cli
+from chargeback_assets_tests.assets.test_graph import expected_bill
 from chargeback_assets_tests.emitters.samples import HOSTILE, HOSTILE_AS_READ, HOSTILE_LABEL
 from chargeback_assets_tests.graph import QUIET, Graph, running_graph
 from chargeback_assets_tests.real_prometheus import backfilled_prometheus
@@ -283,3 +286,137 @@ def test_a_hostile_display_name_and_tags_reach_every_output_intact(tmp_path: Pat
                     for day in days
                 ]
     assert [[s["metric"]["identity_name"] for s in found] for found in series] == [[HOSTILE_AS_READ]] * 2
+
+
+def key(day: date) -> str:
+    return f"{day.isoformat()}|{TENANT}"
+
+
+def served(graph: Graph, day: date) -> list[dict[str, Any]]:
+    return graph.sandboxes[TENANT].bill.rows(day, day + timedelta(days=1))
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return str(failure.step_failure_data.user_failure_data.description)
+
+
+def test_unreadable_amounts_charge_the_valid_lines_and_block_the_day_until_the_rows_parse(
+    emitting: Graph, instance
+) -> None:
+    """A day served with amounts "12.5USD", null and missing: its valid lines are charged in full and
+    reconcile, the three rows are kept charging nothing, billing_well_formed names each of them, and the
+    day is blocked (not published, recorded as blocked) while the day before is published. Once the source
+    serves rows that parse, the day is published."""
+    good, bad = emitting.newest - timedelta(days=1), emitting.newest
+    rows = served(emitting, bad)
+    template = {**rows[0], "resource": {"id": "lkc-unreadable", "environment": {"id": "env-x"}}}
+    missing = {k: v for k, v in template.items() if k != "amount"}
+    emitting.sandboxes[TENANT].replace_costs(
+        bad,
+        [
+            *rows,
+            {**template, "id": "dlz-text", "amount": "12.5USD"},
+            {**template, "id": "dlz-null", "amount": None},
+            {**missing, "id": "dlz-missing"},
+        ],
+    )
+    result = emitting.run(TENANT, good, bad, instance=instance, raise_on_error=False)
+    assert not result.success
+
+    billing = {m.partition: m.metadata for m in result.asset_materializations_for_node("billing_lines")}
+    assert {k: billing[key(d)]["malformed_lines"].value for k, d in (("good", good), ("bad", bad))} == {
+        "good": 0,
+        "bad": 3,
+    }
+    bill = expected_bill(emitting.sandboxes[TENANT].org, bad)
+    assert billing[key(bad)]["billed_exact"].value == f"{bill} USD"
+    with ChargebackDatabase.open(emitting.db_path) as db:
+        assert sum(r.amount for r in chargeback_rows_for_day(db, "confluent_cloud", TENANT, bad)) == bill
+    checks = {(e.check_name, e.partition): e for e in result.get_asset_check_evaluations()}
+    assert checks[("chargeback_reconciles", key(bad))].passed
+    assert checks[("billing_well_formed", key(good))].passed
+    verdict = checks[("billing_well_formed", key(bad))]
+    assert not verdict.passed and verdict.metadata["count"].value == 3
+    problems = verdict.metadata["problems"].value
+    for named in ("dlz-text (", 'raw amount "12.5USD"', "dlz-null (", "raw amount null", "dlz-missing ("):
+        assert named in problems, named
+    assert problems.count(f"{bad} row dlz-") == 3
+
+    assert {m.partition for m in result.asset_materializations_for_node("chargeback_csv")} == {key(good)}
+    assert records(emitting, "files") == [(good.isoformat(), "emitted", 1), (bad.isoformat(), "blocked", 1)]
+    assert not (emitting.workdir / "csv" / f"{TENANT}_{bad.isoformat()}.csv").exists()
+    with ChargebackDatabase.open(emitting.db_path) as db:
+        (blocked,) = emission_records(db, "confluent_cloud", TENANT, "files", PIPELINE, bad)
+    assert (
+        blocked.last_error.startswith("not published until the row parses")
+        and "dlz-text" in blocked.last_error
+    )
+    assert f"{TENANT} {bad.isoformat()}: not published until the row parses" in step_failure(result)
+
+    emitting.sandboxes[TENANT].revert_bill(bad)
+    fixed = emitting.run(TENANT, bad, instance=instance)
+    assert fixed.success
+    assert {e.check_name: e.passed for e in fixed.get_asset_check_evaluations()}["billing_well_formed"]
+    assert records(emitting, "files") == [(good.isoformat(), "emitted", 1), (bad.isoformat(), "emitted", 2)]
+    assert (emitting.workdir / "csv" / f"{TENANT}_{bad.isoformat()}.csv").exists()
+
+
+def test_a_repeated_row_a_stray_and_an_amount_of_1e30_each_cost_only_their_own_day(
+    emitting: Graph, instance
+) -> None:
+    """Three days in one run: the first served with a row twice (overlapping pages), the second with a row
+    dated 40 days earlier, the third with an amount of 1e30. Every day is gathered and charged its real
+    bill; the copy and the stray are counted on the first day (the stray named by its check); only the third
+    day is blocked, naming the row."""
+    first = emitting.newest - timedelta(days=2)
+    days = [first + timedelta(days=offset) for offset in range(3)]
+    server = emitting.sandboxes[TENANT]
+    copied, strayed, absurd = (served(emitting, day) for day in days)
+    stray = {**strayed[0], "id": "dlz-stray", "start_date": (first - timedelta(days=40)).isoformat()}
+    huge = {**absurd[0], "id": "dlz-huge", "amount": 1e30, "resource": {"id": "lkc-huge"}}
+    server.replace_costs(days[0], [*copied, copied[0]])
+    server.replace_costs(days[1], [*strayed, stray])
+    server.replace_costs(days[2], [*absurd, huge])
+    result = emitting.run(TENANT, days[0], days[-1], instance=instance, raise_on_error=False)
+    assert not result.success
+
+    billing = {m.partition: m.metadata for m in result.asset_materializations_for_node("billing_lines")}
+    shown = {
+        day: tuple(
+            billing[key(day)][name].value for name in ("duplicate_lines", "stray_lines", "malformed_lines")
+        )
+        for day in days
+    }
+    assert shown == {days[0]: (1, 1, 0), days[1]: (0, 0, 0), days[2]: (0, 0, 1)}
+    facts = {m.partition: m.metadata for m in result.asset_materializations_for_node("chargeback_facts")}
+    for day in days:
+        bill = expected_bill(server.org, day)
+        assert (
+            billing[key(day)]["billed_exact"].value
+            == facts[key(day)]["allocated_exact"].value
+            == f"{bill} USD"
+        )
+
+    checks = {(e.check_name, e.partition): e for e in result.get_asset_check_evaluations()}
+    assert [checks[("billing_well_formed", key(day))].passed for day in days] == [False, True, False]
+    assert all(checks[("chargeback_reconciles", key(day))].passed for day in days)
+    stray_problem = checks[("billing_well_formed", key(days[0]))].metadata["problems"].value
+    assert (
+        stray_problem.startswith(f"{days[0]} stray row dlz-stray")
+        and f"dated {first - timedelta(days=40)}" in stray_problem
+    )
+    huge_problem = checks[("billing_well_formed", key(days[2]))].metadata["problems"].value
+    assert huge_problem == (
+        f"{days[2]} row dlz-huge ({huge['line_type']} lkc-huge), raw amount 1E+30: "
+        "amount exceeds max_line_amount 10000000"
+    )
+
+    published = {m.partition for m in result.asset_materializations_for_node("chargeback_csv")}
+    assert published == {key(days[0]), key(days[1])}
+    assert records(emitting, "files") == [
+        (day.isoformat(), "blocked" if day == days[2] else "emitted", 1) for day in days
+    ]
+    description = step_failure(result)
+    assert f"{TENANT} {days[2].isoformat()}: not published until the row parses" in description
+    assert "dlz-huge" in description and days[0].isoformat() not in description

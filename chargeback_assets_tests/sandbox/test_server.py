@@ -217,6 +217,40 @@ def test_an_emptied_day_serves_no_costs_until_reverted(server, http, small_org):
     assert requests.post(server.url + "/_sandbox/empty", json={"date": "1999-01-01"}).status_code == 400
 
 
+def test_replaced_cost_rows_are_served_verbatim_until_reverted(server, http, small_org):
+    """A test can serve any rows for a day, hostile ones included, over Python or HTTP."""
+    day, url = "2026-06-10", server.url + "/billing/v1/costs?start_date=2026-06-10&end_date=2026-06-11"
+    original = http.get(url, timeout=10).json()["data"]
+    assert original == [r for r in small_org.costs if r["start_date"] == day]
+    hostile = [
+        {**original[0], "amount": "12.5USD"},
+        original[0],
+        original[0],
+        {**original[0], "id": "dlz-stray", "start_date": "2026-01-01"},
+        "not even an object",
+    ]
+    server.replace_costs(day, hostile)
+    assert http.get(url, timeout=10).json()["data"] == hostile
+    wider = server.url + "/billing/v1/costs?start_date=2026-06-09&end_date=2026-06-12"
+    assert http.get(wider, timeout=10).json()["data"] == [
+        *(r for r in small_org.costs if r["start_date"] == "2026-06-09"),
+        *hostile,
+        *(r for r in small_org.costs if r["start_date"] == "2026-06-11"),
+    ]
+    server.revert_bill(day)
+    assert http.get(url, timeout=10).json()["data"] == original
+
+    replaced = requests.post(
+        server.url + "/_sandbox/costs", json={"date": day, "rows": hostile[:1]}, timeout=10
+    )
+    assert replaced.json() == {"replaced": day, "rows": 1}
+    assert http.get(url, timeout=10).json()["data"] == hostile[:1]
+    assert requests.post(server.url + "/_sandbox/revert", json={"date": day}, timeout=10).status_code == 200
+    assert http.get(url, timeout=10).json()["data"] == original
+    refused = requests.post(server.url + "/_sandbox/costs", json={"date": day, "rows": {}}, timeout=10)
+    assert refused.status_code == 400 and "must be a list" in refused.json()["errors"][0]["detail"]
+
+
 def test_configured_credentials_are_enforced(small_org):
     with SandboxServer(small_org, api_key="k1", api_secret="s1") as custom:
         assert requests.get(custom.url + "/iam/v2/users", auth=("k1", "s1"), timeout=10).status_code == 200

@@ -10,8 +10,10 @@ from chargeback_assets.engine.models import BillingLine
 from chargeback_assets.storage.billing import (
     allocation_attempts,
     billing_for_day,
+    billing_strays_for_day,
     increment_allocation_attempts,
     line_id,
+    malformed_billing_for_day,
     replace_billing_day,
 )
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
@@ -123,3 +125,32 @@ def test_two_lines_with_one_key_are_refused(db):
     with pytest.raises(ValueError, match=r"billing line lkc-1/KAFKA_NUM_CKUS .* appears twice"):
         with db.transaction() as tx:
             replace_billing_day(tx, ECO, TENANT, DAY, [CKU, replace(CKU, total_cost=Decimal("1"))])
+
+
+def test_strays_are_kept_with_the_day_they_came_with_and_replaced_with_it(db):
+    stray = replace(CKU, timestamp=at(day=DAY - timedelta(days=40)), metadata={"row_id": "dlz-9"})
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU], [stray])
+    assert billing_strays_for_day(db, ECO, TENANT, DAY) == [stray]
+    assert billing_for_day(db, ECO, TENANT, DAY) == [CKU]  # a stray is charged to no day
+    assert billing_for_day(db, ECO, TENANT, stray.timestamp.date()) == []
+    assert billing_strays_for_day(db, ECO, OTHER_TENANT, DAY) == []
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU])
+    assert billing_strays_for_day(db, ECO, TENANT, DAY) == []
+    with pytest.raises(ValueError, match=r"appears twice in the strays reported with 2024-03-10"):
+        with db.transaction() as tx:
+            replace_billing_day(tx, ECO, TENANT, DAY, [], [stray, stray])
+
+
+def test_the_malformed_lines_of_a_day_are_found_alone(db):
+    bad = replace(
+        CKU,
+        resource_id="malformed_billing_1",
+        total_cost=Decimal("0.0000"),
+        metadata={"malformed": True, "parse_error": "amount is missing"},
+    )
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [CKU, bad, ORG])
+    assert malformed_billing_for_day(db, ECO, TENANT, DAY) == [bad]
+    assert malformed_billing_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []

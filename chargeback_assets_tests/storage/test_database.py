@@ -71,7 +71,8 @@ def test_opening_twice_changes_nothing(tmp_path):
     assert {name for kind, name, _, _ in schema if kind == "table"} >= {
         "billing", "resources", "identities", "chargeback_dimensions", "chargeback_facts", "pipeline_state",
         "pipeline_runs", "custom_tags", "emission_records", "usage_metrics", "usage_fetch_failures",
-        "identity_resolutions", "resolution_contexts", "gather_counters", "run_leases", VERSION_TABLE,
+        "identity_resolutions", "resolution_contexts", "gather_counters", "run_leases", "billing_strays",
+        VERSION_TABLE,
     }  # fmt: skip
 
 
@@ -91,6 +92,7 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (3, "reconciliation verdict per day"),
         (4, "run leases"),
         (5, "published outputs"),
+        (6, "billing strays"),
     ]
     assert _versions(path)[0][2] == first_applied
 
@@ -201,7 +203,7 @@ def test_two_processes_creating_a_new_file_at_once_get_one_schema(tmp_path):
     assert outcomes == [("ok", versions), ("ok", versions)]
     assert [(v, n) for v, n, _ in _versions(path)] == [(m.version, m.name) for m in MIGRATIONS]
     tables = [name for kind, name, _, _ in _schema(path) if kind == "table"]
-    assert len(tables) == len(set(tables)) == 17
+    assert len(tables) == len(set(tables)) == 18
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from chargeback_assets.engine.models import (
     Resource,
     UsageRecord,
 )
-from chargeback_assets.storage.billing import billing_for_day, replace_billing_day
+from chargeback_assets.storage.billing import billing_for_day, billing_strays_for_day, replace_billing_day
 from chargeback_assets.storage.chargeback import chargeback_dates, replace_chargeback_day
 from chargeback_assets.storage.emissions import emission_records, record_emission
 from chargeback_assets.storage.inventory import (
@@ -32,7 +32,9 @@ def _fill(tx, tenant_id, day):
     line = BillingLine(
         ECO, tenant_id, at(day=day), "lkc-1", "KAFKA", "CKU", Decimal(1), Decimal(1), Decimal(1)
     )
-    replace_billing_day(tx, ECO, tenant_id, day, [line])
+    replace_billing_day(
+        tx, ECO, tenant_id, day, [line], [replace(line, timestamp=at(day=day - timedelta(40)))]
+    )
     row = ChargebackRow(ECO, tenant_id, at(day=day), "lkc-1", "KAFKA", "CKU", f"sa-{day.day}", CostType.USAGE,
                         Decimal("1.0000"))  # fmt: skip
     replace_chargeback_day(tx, ECO, tenant_id, day, [row])
@@ -63,13 +65,14 @@ def test_exactly_the_chosen_days_are_dropped_for_that_tenant_only(db):
     with db.transaction() as tx:
         deleted = delete_days(tx, ECO, TENANT, [OLDER], DAY)  # OLD is kept, as if a run computed it
     one_day = {
-        "billing": 1, "chargeback_facts": 1, "usage_metrics": 1, "usage_fetch_failures": 0,
-        "identity_resolutions": 0, "resolution_contexts": 0, "pipeline_state": 1,
+        "billing": 1, "billing_strays": 1, "chargeback_facts": 1, "usage_metrics": 1,
+        "usage_fetch_failures": 0, "identity_resolutions": 0, "resolution_contexts": 0, "pipeline_state": 1,
     }  # fmt: skip
     assert deleted.by_day == {OLDER: one_day}
     assert deleted.other == {"resources": 1, "identities": 1, "chargeback_dimensions": 1}
     assert chargeback_dates(db, ECO, TENANT) == [OLD, DAY]
-    assert billing_for_day(db, ECO, TENANT, OLDER) == []
+    assert billing_for_day(db, ECO, TENANT, OLDER) == billing_strays_for_day(db, ECO, TENANT, OLDER) == []
+    assert len(billing_strays_for_day(db, ECO, TENANT, OLD)) == 1
     assert usage_for_day(db, ECO, TENANT, OLDER) == {}
     assert get_state(db, ECO, TENANT, OLDER).billing_gathered is False
     assert get_state(db, ECO, TENANT, OLD).billing_gathered is True

@@ -1,9 +1,12 @@
 """The Confluent Cloud cost source: Billing API `Cost` rows -> billing lines.
 
-No row is ever dropped: a row that cannot be read becomes a `malformed_billing_<hash>` line carrying
-what could be salvaged, so the bill total is preserved and the problem is visible downstream. Ids made for
-rows without a resource are hashes of the row's content (DESIGN.md §3.3), so re-fetching a window in another
-order or with other neighbours gives the same lines.
+No row is silently dropped or read as zero. A row that cannot be read (its shape, its date, or an amount
+that is text, null, missing or not finite) becomes a `malformed_billing_<hash>` line that charges nothing
+and keeps what the source said (engine/bill_quality.py), so its day is held back until the row parses. A row
+the API repeats with the same `id` (pages that overlap) is charged once, and the line counts the copies in
+`metadata.duplicate_rows`; two rows sharing an `id` with different contents are both malformed, since we
+cannot tell which is the bill. Ids made for rows without a resource are hashes of the row's content
+(DESIGN.md §3.3), so re-fetching a window in another order or with other neighbours gives the same lines.
 """
 
 from __future__ import annotations
@@ -11,21 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
+from chargeback_assets.engine.bill_quality import DUPLICATE_ROWS, PARSE_ERROR, RAW_AMOUNT, ROW_ID
+from chargeback_assets.engine.bill_quality import MALFORMED as MALFORMED_KEY
 from chargeback_assets.engine.models import BillingLine, day_start
+from chargeback_assets.engine.money import quantize_line_total
 
 log = logging.getLogger(__name__)
 
 ECOSYSTEM = "confluent_cloud"
 COSTS_PATH = "/billing/v1/costs"
 MALFORMED = "MALFORMED"
-MONEY_QUANTUM = Decimal("0.0001")
 ZERO = Decimal(0)
 
 _OPTIONAL_TEXT_FIELDS = ("network_access_type", "description", "unit")
@@ -55,19 +60,41 @@ class MalformedRow(ValueError):
     """A row whose shape prevents a normal billing line; the message becomes `metadata.parse_error`."""
 
 
+def _number(value: Any) -> Decimal | None:
+    """`Decimal(str(v))` of a number or numeric text; None for null, booleans and anything else."""
+    if not isinstance(value, int | float | str) or isinstance(value, bool):
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
 def _decimal(value: Any, field_name: str, row_id: str) -> tuple[Decimal, bool]:
-    """`Decimal(str(v))`, or 0 with a warning for null, booleans, non-numbers and non-finite numbers."""
-    if value is None or isinstance(value, bool):
-        parsed = None
-    else:
-        try:
-            parsed = Decimal(str(value))
-        except (InvalidOperation, ValueError):
-            parsed = None
+    """A number that charges nobody (quantity, price, evidence amounts), or 0 with a warning when it is
+    unreadable or not finite. The charged `amount` is never defaulted: see `_amount`."""
+    parsed = _number(value)
     if parsed is None or not parsed.is_finite():
         log.warning("billing row %s: %s=%r is not a number; using 0", row_id, field_name, value)
         return ZERO, False
     return parsed, True
+
+
+def _amount(row: Mapping[str, Any]) -> Decimal:
+    """The row's charged amount, exactly; a row whose amount cannot be read is malformed, never zero."""
+    if "amount" not in row:
+        raise MalformedRow("amount is missing")
+    parsed = _number(row["amount"])
+    if parsed is None:
+        raise MalformedRow("amount is not a number")
+    if not parsed.is_finite():
+        raise MalformedRow("amount is not a finite number")
+    return parsed
+
+
+def _raw_text(value: Any) -> str:
+    """A raw value as the API sent it (JSON), so null, "null" and a missing value stay distinguishable."""
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _text(row: Mapping[str, Any], name: str) -> str | None:
@@ -122,12 +149,16 @@ def _read_row(row: Any, undated_day: date) -> _Row:
         return _malformed(row, digest, str(problem), undated_day)
 
 
-def _numbers(row: Mapping[str, Any], digest: str) -> tuple[Decimal, Decimal, Decimal]:
+def _quantity_and_price(row: Mapping[str, Any], digest: str) -> tuple[Decimal, Decimal]:
     row_id = str(row.get("id") or digest)
     quantity, _ = _decimal(row.get("quantity"), "quantity", row_id)
     price, _ = _decimal(row.get("price"), "price", row_id)
-    amount, _ = _decimal(row.get("amount"), "amount", row_id)
-    return quantity, price, amount
+    return quantity, price
+
+
+def _row_id(row: Mapping[str, Any]) -> str | None:
+    value = row.get("id")
+    return value if isinstance(value, str) and value else None
 
 
 def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
@@ -144,8 +175,11 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
     if not isinstance(env_id, str):
         raise MalformedRow(f"resource.environment.id is not a string: {env_id!r}")
 
-    quantity, price, amount = _numbers(row, digest)
+    amount = _amount(row)
+    quantity, price = _quantity_and_price(row, digest)
     metadata: dict[str, Any] = {}
+    if (row_id := _row_id(row)) is not None:
+        metadata[ROW_ID] = row_id
     if isinstance(resource.get("display_name"), str):
         metadata["resource_name"] = resource["display_name"]
     for name in _SUMMED_AMOUNT_FIELDS:
@@ -170,14 +204,25 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
 
 
 def _malformed(row: Mapping[str, Any], digest: str, problem: str, undated_day: date) -> _Row:
-    """A row we cannot read is still a cost: it is kept, dated by its own start_date when that parses, else
-    by the first day of the window that returned it, so it lands in a partition and is charged."""
-    log.warning("billing row %s is malformed (%s); kept as malformed_billing_%s", digest, problem, digest)
+    """A row we cannot read is kept as evidence, charging nothing: dated by its own start_date when that
+    parses, else by the first day of the window that returned it, so it lands in a partition, where it
+    holds back that day's emission until the source sends a row that parses."""
+    log.warning(
+        "billing row %s is malformed (%s); kept as malformed_billing_%s, charging nothing",
+        _row_id(row) or digest,
+        problem,
+        digest,
+    )
     try:
         day = _parse_day(row.get("start_date"))
     except MalformedRow:
         day = undated_day
-    quantity, price, amount = _numbers(row, digest)
+    quantity, price = _quantity_and_price(row, digest)
+    metadata: dict[str, Any] = {MALFORMED_KEY: True, PARSE_ERROR: problem}
+    if (row_id := _row_id(row)) is not None:
+        metadata[ROW_ID] = row_id
+    if "amount" in row:
+        metadata[RAW_AMOUNT] = _raw_text(row["amount"])
     return _Row(
         day=day,
         env_id="",
@@ -186,9 +231,39 @@ def _malformed(row: Mapping[str, Any], digest: str, problem: str, undated_day: d
         product_type=_text(row, "line_type") or MALFORMED,
         quantity=quantity,
         unit_price=price,
-        amount=amount,
-        metadata={"malformed": True, "parse_error": problem},
+        amount=ZERO,
+        metadata=metadata,
     )
+
+
+def _read_rows(fetched: Iterable[tuple[date, Any]]) -> Iterator[_Row]:
+    """Each distinct row read once, with `fetched` pairing every row with the first day of its window.
+
+    Rows sharing an `id` are one row served twice (pages or windows that overlap): it is read once and its
+    copies counted. If their contents differ we cannot tell which is the bill, so every version is malformed.
+    Rows without an id cannot be told apart from price tiers and are all read.
+    """
+    by_id: dict[str, dict[str, tuple[date, Any, int]]] = {}
+    for undated_day, row in fetched:
+        row_id = _row_id(row) if isinstance(row, dict) else None
+        if row_id is None:
+            yield _read_row(row, undated_day)
+            continue
+        versions = by_id.setdefault(row_id, {})
+        digest = row_hash(row)
+        first_day, _, copies = versions.get(digest, (undated_day, row, 0))
+        versions[digest] = (min(first_day, undated_day), row, copies + 1)
+    for row_id, versions in by_id.items():
+        for digest, (undated_day, row, copies) in versions.items():
+            if len(versions) == 1:
+                parsed = _read_row(row, undated_day)
+            else:
+                problem = f"row id {row_id} came back with {len(versions)} different contents"
+                parsed = _malformed(row, digest, problem, undated_day)
+            if copies > 1:
+                log.warning("billing row %s came back %d times; charged once", row_id, copies)
+                parsed.metadata[DUPLICATE_ROWS] = copies - 1
+            yield parsed
 
 
 def _merge_tiers(rows: list[_Row]) -> _Row:
@@ -202,14 +277,14 @@ def _merge_tiers(rows: list[_Row]) -> _Row:
     shared = {
         k: v
         for k, v in ordered[0].metadata.items()
-        if k not in _SUMMED_AMOUNT_FIELDS and all(r.metadata.get(k) == v for r in ordered)
+        if k not in (*_SUMMED_AMOUNT_FIELDS, DUPLICATE_ROWS) and all(r.metadata.get(k) == v for r in ordered)
     }
     for name in _SUMMED_AMOUNT_FIELDS:
         if all(name in r.metadata for r in ordered):
             shared[name] = sum((r.metadata[name] for r in ordered), ZERO)
-    shared["tiers"] = [
-        {"price": str(r.unit_price), "quantity": str(r.quantity), "cost": str(r.amount)} for r in ordered
-    ]
+    if duplicates := sum(r.metadata.get(DUPLICATE_ROWS, 0) for r in ordered):
+        shared[DUPLICATE_ROWS] = duplicates
+    shared["tiers"] = [_tier_evidence(r) for r in ordered]
     first = ordered[0]
     return _Row(
         day=first.day,
@@ -224,11 +299,18 @@ def _merge_tiers(rows: list[_Row]) -> _Row:
     )
 
 
+def _tier_evidence(row: _Row) -> dict[str, str]:
+    evidence = {"price": str(row.unit_price), "quantity": str(row.quantity), "cost": str(row.amount)}
+    if ROW_ID in row.metadata:
+        evidence["id"] = row.metadata[ROW_ID]
+    return evidence
+
+
 def _to_line(row: _Row, tenant_id: str) -> BillingLine:
-    total = row.amount.quantize(MONEY_QUANTUM, rounding=ROUND_HALF_UP)
+    total = quantize_line_total(row.amount)
     metadata = {k: str(v) if isinstance(v, Decimal) else v for k, v in row.metadata.items()}
     if total != row.amount:
-        metadata["raw_amount"] = str(row.amount)
+        metadata[RAW_AMOUNT] = str(row.amount)
     return BillingLine(
         ecosystem=ECOSYSTEM,
         tenant_id=tenant_id,
@@ -250,9 +332,12 @@ def cost_rows_to_lines(rows: Iterable[Any], tenant_id: str, undated_day: date) -
 
     `undated_day` dates malformed rows whose start_date is unusable: the first day they were requested for.
     """
+    return _lines(((undated_day, row) for row in rows), tenant_id)
+
+
+def _lines(fetched: Iterable[tuple[date, Any]], tenant_id: str) -> list[BillingLine]:
     grouped: dict[tuple[date, str, str, str, str], list[_Row]] = {}
-    for raw in rows:
-        parsed = _read_row(raw, undated_day)
+    for parsed in _read_rows(fetched):
         grouped.setdefault(parsed.key, []).append(parsed)
     return [_to_line(_merge_tiers(grouped[key]), tenant_id) for key in sorted(grouped)]
 
@@ -268,10 +353,11 @@ class CCloudCostSource:
         self.days_per_query = days_per_query
 
     def gather(self, start: date, end: date) -> list[BillingLine]:
-        """Lines whose cost period starts in `[start, end)`; raises CCloudApiError if any window fails."""
-        lines: list[BillingLine] = []
+        """The lines of the rows the API returned for `[start, end)`, each on its own start_date, a row
+        served by two windows read once; raises CCloudApiError if any window fails. A row dated outside
+        `[start, end)` is returned too: the billing stage reports it as a stray."""
+        fetched: list[tuple[date, Any]] = []
         for window_start, window_end in billing_windows(start, end, self.days_per_query):
             params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
-            rows = list(self.client.list(COSTS_PATH, params))
-            lines += cost_rows_to_lines(rows, self.tenant_id, undated_day=window_start)
-        return sorted(lines, key=lambda line: line.key)
+            fetched += [(window_start, row) for row in self.client.list(COSTS_PATH, params)]
+        return _lines(fetched, self.tenant_id)

@@ -4,7 +4,9 @@ A metered day is a billing line we construct ourselves, so it is marked `provide
 priced resource existed for part of the day, the engine charges the inactive share to the resource itself.
 Its `total_cost` is quantized to 0.0001 (ROUND_HALF_UP) here, at construction, so that the chargeback rows
 can sum to exactly the stored bill; the unrounded product `quantity × unit_price` is kept in metadata
-`raw_total_cost` for audit. Metric values are floats from Prometheus and enter Decimal through `str`.
+`raw_total_cost` for audit. Metric values are floats from Prometheus and enter Decimal through `str`. A
+total too large to hold to 0.0001 (an absurd metric) is left unrounded, and the billing stage marks its
+line malformed against the tenant's `max_line_amount` rather than the whole request failing.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from chargeback_assets.engine.models import BillingLine, MetricRow, Window
-from chargeback_assets.engine.money import quantize, to_decimal
+from chargeback_assets.engine.money import quantize_line_total, to_decimal
 
 GIB = Decimal(2**30)
 MICROSECONDS_PER_HOUR = Decimal(3_600_000_000)
@@ -67,7 +69,7 @@ def metered_line(
         product_type=product_type,
         quantity=quantity,
         unit_price=unit_price,
-        total_cost=quantize(raw_total),
+        total_cost=quantize_line_total(raw_total),
         currency="USD",
         granularity="daily",
         provider_prorated=False,

@@ -78,6 +78,8 @@ def test_scenario_37_tiers_merge(gather):
 
 
 def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
+    """Our rules differ from the reference's: a malformed row charges nothing (its raw amount is kept and
+    its day is held back), and an amount that is not a number makes the row malformed instead of 0."""
     no_resource = {**CKU_ROW, "resource": {}, "line_type": "SUPPORT", "product": "SUPPORT_CLOUD_BUSINESS"}
     undated_a = {k: v for k, v in CKU_ROW.items() if k != "start_date"}
     undated_b = {**undated_a, "amount": 7.25}
@@ -90,17 +92,20 @@ def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
     assert len(lines) == 6
     assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].total_cost == Decimal("3.0000")
     assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].env_id == ""
-    for row, amount in ((undated_a, "3.0000"), (undated_b, "7.2500")):
+    for row, raw in ((undated_a, "3.0"), (undated_b, "7.25")):
         malformed = by_id[f"malformed_billing_{row_hash(row)}"]
         # Our rule (the reference used 1970-01-01, a day no partition covers): the window's first day.
         assert malformed.timestamp == datetime(2024, 1, 1, tzinfo=UTC)
-        assert str(malformed.total_cost) == amount
+        assert malformed.total_cost == 0 and malformed.metadata["raw_amount"] == raw
         assert malformed.metadata["malformed"] is True and "start_date" in malformed.metadata["parse_error"]
         assert (malformed.product_category, malformed.product_type) == ("KAFKA", "KAFKA_NUM_CKU")
     assert by_id["lkc-abc123"].total_cost == Decimal("3.0000")
     assert by_id["lkc-credit"].total_cost == Decimal("-100.0000")
-    assert by_id["lkc-nan"].total_cost == Decimal("0")
-    assert sum(line.total_cost for line in lines) == Decimal("3") * 3 + Decimal("7.25") - 100
+    assert "lkc-nan" not in by_id
+    nan = by_id[f"malformed_billing_{row_hash(garbage)}"]
+    assert (nan.total_cost, nan.metadata["raw_amount"]) == (0, '"not-a-number"')
+    assert nan.metadata["parse_error"] == "amount is not a number"
+    assert sum(line.total_cost for line in lines) == Decimal("3") * 2 - 100
 
 
 def test_ids_and_output_do_not_depend_on_row_order(gather):
@@ -143,7 +148,7 @@ def test_amounts_are_quantized_half_up_with_raw_amount_kept(gather):
     rows = [
         {**CKU_ROW, "resource": {"id": "lkc-up"}, "amount": 1.00005},
         {**CKU_ROW, "resource": {"id": "lkc-down"}, "amount": 2.00004},
-        {**CKU_ROW, "resource": {"id": "lkc-null"}, "amount": None, "quantity": "NaN", "price": True},
+        {**CKU_ROW, "resource": {"id": "lkc-odd"}, "quantity": "NaN", "price": True},
     ]
     by_id = {line.resource_id: line for line in gather(rows)}
     assert str(by_id["lkc-up"].total_cost) == "1.0001" and by_id["lkc-up"].metadata["raw_amount"] == "1.00005"
@@ -151,8 +156,77 @@ def test_amounts_are_quantized_half_up_with_raw_amount_kept(gather):
         str(by_id["lkc-down"].total_cost) == "2.0000"
         and by_id["lkc-down"].metadata["raw_amount"] == "2.00004"
     )
-    null = by_id["lkc-null"]
-    assert (null.total_cost, null.quantity, null.unit_price) == (0, 0, 0)
+    odd = by_id["lkc-odd"]  # quantity and price charge nobody: unreadable ones are 0, the amount stands
+    assert (odd.total_cost, odd.quantity, odd.unit_price) == (Decimal("3.0000"), 0, 0)
+    assert not odd.metadata.get("malformed")
+
+
+@pytest.mark.parametrize(
+    ("amount", "raw_amount", "problem"),
+    [
+        ("12.5USD", '"12.5USD"', "amount is not a number"),
+        (None, "null", "amount is not a number"),
+        (..., None, "amount is missing"),
+        (True, "true", "amount is not a number"),
+        ({"value": 3}, '{"value": 3}', "amount is not a number"),
+        ("NaN", '"NaN"', "amount is not a finite number"),
+        (float("inf"), "Infinity", "amount is not a finite number"),
+    ],
+)
+def test_an_unreadable_amount_is_malformed_kept_raw_and_charges_nothing(gather, amount, raw_amount, problem):
+    """Unreadable amounts are never zero: the row is kept as a malformed line that charges nothing, with
+    the amount as the API sent it and its id, and its neighbours are charged as usual."""
+    bad = {**CKU_ROW, "id": "dlz-bad", "resource": {"id": "lkc-bad"}, "amount": amount}
+    if amount is ...:
+        del bad["amount"]
+    lines = gather([{**CKU_ROW, "id": "dlz-good"}, bad])
+    by_id = {line.resource_id: line for line in lines}
+    assert by_id["lkc-abc123"].total_cost == Decimal("3.0000") and "lkc-bad" not in by_id
+    malformed = by_id[f"malformed_billing_{row_hash(bad)}"]
+    assert malformed.total_cost == 0
+    assert malformed.timestamp == datetime(2024, 1, 15, tzinfo=UTC)
+    assert malformed.metadata.get("raw_amount") == raw_amount
+    assert malformed.metadata["malformed"] is True
+    assert (malformed.metadata["parse_error"], malformed.metadata["row_id"]) == (problem, "dlz-bad")
+
+
+def test_an_amount_too_large_for_money_is_passed_on_unrounded_not_raised(gather):
+    """1e30 cannot be held to 0.0001 in 28 digits; the source hands it on as it is (the billing stage
+    refuses it against max_line_amount) instead of failing every day with a bare InvalidOperation."""
+    [line] = gather([{**CKU_ROW, "id": "dlz-huge", "amount": 1e30}])
+    assert line.total_cost == Decimal("1e30") and line.metadata["row_id"] == "dlz-huge"
+
+
+def test_a_row_repeated_with_the_same_id_is_charged_once_and_its_copies_counted(fake, make_client):
+    """Pages that overlap, and two windows that both return a row: one line, `duplicate_rows` copies."""
+    row, other = {**CKU_ROW, "id": "dlz-1"}, {**CKU_ROW, "id": "dlz-2", "resource": {"id": "lkc-2"}}
+    fake.route(COSTS, paged([[row, other], [row], [row]], COSTS, keep=("start_date", "end_date")))
+    lines = CCloudCostSource(make_client(), "org-123").gather(date(2024, 1, 15), date(2024, 1, 16))
+    by_id = {line.resource_id: line for line in lines}
+    assert by_id["lkc-abc123"].total_cost == Decimal("3.0000")
+    assert by_id["lkc-abc123"].metadata["duplicate_rows"] == 2
+    assert "duplicate_rows" not in by_id["lkc-2"].metadata
+
+    fake.route(COSTS, listing([row]))  # every one-day window answers with the same row
+    [line] = CCloudCostSource(make_client(), "org-123", days_per_query=1).gather(
+        date(2024, 1, 14), date(2024, 1, 17)
+    )
+    assert (line.total_cost, line.metadata["duplicate_rows"]) == (Decimal("3.0000"), 2)
+
+
+def test_rows_sharing_an_id_with_different_contents_are_all_malformed(gather):
+    first, second = {**CKU_ROW, "id": "dlz-1"}, {**CKU_ROW, "id": "dlz-1", "amount": 4.0}
+    lines = gather([first, second, second])
+    assert sorted(line.resource_id for line in lines) == sorted(
+        f"malformed_billing_{row_hash(r)}" for r in (first, second)
+    )
+    assert all(line.total_cost == 0 for line in lines)
+    assert {line.metadata["raw_amount"] for line in lines} == {"3.0", "4.0"}
+    assert {line.metadata["parse_error"] for line in lines} == {
+        "row id dlz-1 came back with 2 different contents"
+    }
+    copies = {line.metadata["raw_amount"]: line.metadata.get("duplicate_rows") for line in lines}
+    assert copies == {"3.0": None, "4.0": 1}
 
 
 def test_multi_day_row_sits_on_its_start_date_and_optional_fields_are_kept(gather):
@@ -203,8 +277,12 @@ def test_authored_pages_are_read_completely(fake, make_client):
     lines = CCloudCostSource(make_client(), "org-123").gather(date(2026, 7, 1), date(2026, 7, 2))
     hits = fake.hits(COSTS)
     assert len(hits) == 2 and hits[1].query["start_date"] == "2026-07-01"
-    expected = sum(Decimal(str(r["amount"])) for r in page1 + last)
+    # The authored last page repeats page 1's last three rows, ids and all: one cost each, charged once.
+    distinct = {r["id"]: r for r in page1 + last}
+    assert len(distinct) == len(page1) and {r["id"] for r in last} <= {r["id"] for r in page1}
+    expected = sum(Decimal(str(r["amount"])) for r in distinct.values())
     assert sum(line.total_cost for line in lines) == expected.quantize(Decimal("0.0001"))
+    assert sum(line.metadata.get("duplicate_rows", 0) for line in lines) == len(last)
     assert all(line.timestamp == datetime(2026, 7, 1, tzinfo=UTC) for line in lines)
     assert not any(line.metadata.get("malformed") for line in lines)
 

@@ -18,6 +18,7 @@ from chargeback_assets.ecosystems.self_managed_kafka.cost_model import (
     STORAGE,
     price_day,
 )
+from chargeback_assets.engine.bill_quality import is_malformed, screen_amount
 from chargeback_assets.engine.models import UTC, MetricRow, Window
 
 from .settings_builders import CLUSTER_ID, kafka_settings
@@ -153,3 +154,16 @@ def test_raw_total_keeps_what_quantization_dropped() -> None:
     assert line.total_cost == Decimal("0.0033")
     assert raw != line.total_cost
     assert abs(raw - Decimal("0.00333333")) < Decimal("0.00000001")
+
+
+def test_an_absurd_metric_gives_a_line_the_billing_stage_refuses_instead_of_failing_the_day() -> None:
+    """1e40 bytes in prices beyond what 0.0001 can hold: the line is handed on unrounded (not a bare
+    InvalidOperation), and the billing stage's max_line_amount rule keeps it, charging nothing."""
+    lines = by_type(price_day(traffic(gib_in=1e40 / GIB), DAY, kafka_settings(), "tenant-1"))
+    ingress = lines[NETWORK_INGRESS]
+    assert ingress.total_cost > Decimal(10) ** 24  # 28 digits hold no 0.0001 of it
+    screened = screen_amount(ingress, Decimal(10_000_000))
+    assert is_malformed(screened) and screened.total_cost == 0
+    assert screened.metadata["raw_amount"] == str(ingress.total_cost)
+    assert screened.metadata["parse_error"] == "amount exceeds max_line_amount 10000000"
+    assert lines[COMPUTE].total_cost == Decimal("7.2000")
