@@ -75,6 +75,9 @@ _CRON_NAMES = {
     "month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     "weekday": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
+_CRON_NUMBERS = {
+    field: {n: i + (field == "month") for i, n in enumerate(names)} for field, names in _CRON_NAMES.items()
+}
 _CRON_ITEM = re.compile(r"(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?")
 
 
@@ -124,19 +127,14 @@ def _cron(value: str) -> str | None:
     for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
             match = _CRON_ITEM.fullmatch(item)
-            numbers = [_cron_number(bound, name) for bound in (match.groups()[1:3] if match else ()) if bound]
+            bounds = [bound for bound in (match.groups()[1:3] if match else ()) if bound]
+            named = _CRON_NUMBERS.get(name, {})
+            numbers = [int(bound) if bound.isdigit() else named.get(bound.lower()) for bound in bounds]
             if not match or None in numbers or match.group(4) == "0":
                 return f"cron {name} field {text!r} is not valid"
             if any(not low <= number <= high for number in numbers):  # type: ignore[operator]
                 return f"cron {name} field {text!r} is out of range {low}-{high}"
     return None
-
-
-def _cron_number(text: str, field_name: str) -> int | None:
-    names = _CRON_NAMES.get(field_name, [])
-    if text.isdigit():
-        return int(text)
-    return names.index(text.lower()) + (field_name == "month") if text.lower() in names else None
 
 
 LogLevel = Annotated[

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import UnionType
@@ -223,9 +223,9 @@ def only_when(selector: str, **keys: tuple[str, ...]) -> Any:
 
 # --- the report -------------------------------------------------------------------------------------------
 
-_EXPECTED = {"int": "an integer", "string": "a string", "date": "an ISO date (YYYY-MM-DD)"}
-_EXPECTED |= dict.fromkeys(("float", "decimal"), "a number") | dict.fromkeys(("list", "tuple"), "a list")
-_EXPECTED |= {"bool": "a boolean"} | dict.fromkeys(("dict", "dataclass", "model"), "a mapping")
+_EXPECTED = {"int": "an integer", "bool": "a boolean", "string": "a string", "path": "a path"}
+_EXPECTED |= {"date": "an ISO date (YYYY-MM-DD)", "list": "a list", "tuple": "a list", "float": "a number"}
+_EXPECTED |= {"decimal": "a number", "dict": "a mapping", "dataclass": "a mapping", "model": "a mapping"}
 """What a type error (`int_parsing`, `dataclass_args_type`, ...) expected, by the first word of its type."""
 _RULES = {
     "missing": ("required key is missing", False),
@@ -240,7 +240,6 @@ _RULES = {
     "too_short": ("must not be empty (give at least one)", False),
 }
 """Other errors in our words, and whether the offending value may follow; any other error keeps its text."""
-_UNKNOWN_KEY = ("extra_forbidden", "unexpected_keyword_argument")
 _KINDS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", list: "list"}
 
 
@@ -263,7 +262,7 @@ def validate(
     try:
         return adapter(model).validate_python(raw)
     except ValidationError as error:
-        problems = _problems(model, error.errors(include_url=False), at, set(hidden))
+        problems = list(dict.fromkeys(_problems(model, error.errors(include_url=False), at, set(hidden))))
         raise ConfigError(*problems[0], source=source, more=problems[1:]) from None
 
 
@@ -280,32 +279,27 @@ def adapter(model: Any) -> TypeAdapter[Any]:
     return TypeAdapter(model)
 
 
-def _problems(model: object, errors: Sequence[Any], at: str, hidden: set[Loc]) -> list[tuple[str, str]]:
-    """Pydantic's errors as (key path, rule) lines; the unknown keys of one mapping share a line."""
-    found: dict[tuple[str, str | None], None] = {}  # in order; rule None: the unknown keys of that mapping
-    unknown: dict[str, tuple[list[str], list[str]]] = {}
+def _problems(model: object, errors: Sequence[Any], at: str, hidden: set[Loc]) -> Iterator[tuple[str, str]]:
+    """Pydantic's errors as (key path, rule) lines."""
     for error in errors:
         loc, kind, value = error["loc"], error["type"], error["input"]
         if kind == "too_short" and any(other["loc"][: len(loc)] == loc != other["loc"] for other in errors):
             continue  # a list whose items failed is also "too short" to pydantic: the items' errors tell
         keys, field, holder = _locate(model, loc)
-        if kind in _UNKNOWN_KEY:
-            path = key_path(keys[:-1], at)
-            unknown.setdefault(path, ([], sorted(_fields(holder))))[0].append(repr(keys[-1]))
-            found[path, None] = None
-            continue
         ctx = {k: _choices(v) if k.startswith("expected") else v for k, v in error.get("ctx", {}).items()}
         template, show = _RULES.get(kind, (error["msg"], False))
         rule = template.format(**ctx) if kind in _RULES else template
         if kind.split("_")[0] in _EXPECTED and kind.endswith(("_type", "_parsing", "_from_float")):
             rule, show = f"expected {_EXPECTED[kind.split('_')[0]]}", True
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # name the mapping and what it takes
+            rule = f"unknown key {keys[-1]!r}; allowed keys: {', '.join(sorted(_fields(holder)))}"
+            keys = keys[:-1]
         if kind.startswith("union_tag"):  # the tag (`ecosystem`, emitter `type`) is wrong or missing
             keys, value = (*keys, ctx["discriminator"].strip("'")), ctx.get("tag")
-        bounds = {
-            b: getattr(m, b) for m in getattr(field, "metadata", ()) for b in ("ge", "le") if hasattr(m, b)
-        }
+        metadata = getattr(field, "metadata", ())  # where both bounds are declared, say both
+        bounds = [getattr(m, bound) for bound in ("ge", "le") for m in metadata if hasattr(m, bound)]
         if kind in ("greater_than_equal", "less_than_equal") and len(bounds) == 2:
-            rule = "must be between {ge} and {le}".format(**bounds)
+            rule = "must be between {} and {}".format(*bounds)
         if isinstance(invalid := ctx.get("error"), ValueError):
             rule, show = str(invalid), getattr(invalid, "show", True)
         if isinstance(invalid, Invalid):
@@ -317,10 +311,8 @@ def _problems(model: object, errors: Sequence[Any], at: str, hidden: set[Loc]) -
         if loc[-1:] == ("[key]",):  # a mapping's key is wrong: name the mapping (the key may not print)
             keys, value = keys[:-1], keys[-1]
             rule = "keys must be strings (quote it)" if kind == "string_type" else rule
-        found[
-            key_path(keys, at), _with_value(rule, value, typed, show and _may_show(keys, value, hidden))
-        ] = None
-    return [(path, rule or _unknown_keys(*unknown[path])) for path, rule in found]
+        secret = any(isinstance(key, str) and key.endswith(SECRET_NAMES) for key in keys)
+        yield key_path(keys, at), _with_value(rule, value, typed, show and not secret and keys not in hidden)
 
 
 def _choices(expected: str) -> str:
@@ -328,24 +320,14 @@ def _choices(expected: str) -> str:
     return "|".join(re.findall(r"'([^']*)'", expected))
 
 
-def _may_show(keys: Loc, value: object, hidden: set[Loc]) -> bool:
-    """Only a short scalar, never under a secret's key nor one that came from the environment."""
-    secret = any(isinstance(key, str) and key.endswith(SECRET_NAMES) for key in keys)
-    return not secret and keys not in hidden and not isinstance(value, (Mapping, list, tuple, type(None)))
-
-
-def _with_value(rule: str, value: object, typed: bool, shown: bool) -> str:
-    """A type rule (`expected ...`) says the kind it got; the value itself follows only where `shown`."""
+def _with_value(rule: str, value: object, typed: bool, show: bool) -> str:
+    """A type rule (`expected ...`) says the kind it got; the value itself follows where it may be shown and
+    is a short scalar."""
     kind = "mapping" if isinstance(value, Mapping) else _KINDS.get(type(value), type(value).__name__)
     text = repr(value) if isinstance(value, str) else str(value)
-    text = text if len(text) <= 100 else text[:97] + "..."
-    if shown:
-        return f"{rule}, got {kind} {text}" if typed else f"{rule}, got {text}"
+    if show and not isinstance(value, (Mapping, list, tuple, type(None))):
+        return f"{rule}, got {kind + ' ' if typed else ''}{text if len(text) <= 100 else text[:97] + '...'}"
     return f"{rule}, got {kind}" if typed else rule
-
-
-def _unknown_keys(keys: list[str], allowed: list[str]) -> str:
-    return f"unknown key{'s' if len(keys) > 1 else ''} {', '.join(keys)}; allowed keys: {', '.join(allowed)}"
 
 
 def _locate(model: object, loc: Sequence[str | int]) -> tuple[Loc, Any, object]:
