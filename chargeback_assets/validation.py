@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic import dataclasses as pydantic_dataclasses
 from pydantic_core import PydanticKnownError, core_schema
 
-from chargeback_assets.redaction import remember_basic_credentials, remember_secret, scrub
+from chargeback_assets.redaction import MASK, remember_basic_credentials, remember_secret, scrub
 
 T = TypeVar("T")
 Loc = tuple[str | int, ...]
@@ -92,24 +92,23 @@ class Secret(SecretStr):
     def reveal(self) -> str:
         return self.get_secret_value()
 
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> core_schema.CoreSchema:
-        text = core_schema.str_schema(min_length=1)
-        return core_schema.no_info_plain_validator_function(cls._validate, json_schema_input_schema=text)
+    def _display(self) -> str:  # shown as the redaction mask, `Secret('***')`
+        return MASK
 
     @classmethod
-    def _validate(cls, value: object) -> Secret:
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str):
-            raise PydanticKnownError("string_type")
-        if not value.strip():
-            raise PydanticKnownError("string_too_short", {"min_length": 1})
-        if _HEADER_UNSAFE.search(value.strip()):
-            raise Invalid(
-                "holds a character an HTTP header cannot carry (a control character or non-Latin-1)"
-            )
-        return cls(value.strip())
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> core_schema.CoreSchema:
+        text = core_schema.str_schema(strip_whitespace=True, min_length=1)
+        secret = core_schema.no_info_after_validator_function(cls._carried, text)
+        return core_schema.no_info_before_validator_function(
+            lambda v: v.reveal() if isinstance(v, Secret) else v, secret
+        )
+
+    @classmethod
+    def _carried(cls, value: str) -> Secret:
+        if _HEADER_UNSAFE.search(value):
+            rule = "holds a character an HTTP header cannot carry (a control character or non-Latin-1)"
+            raise Invalid(rule, show=False)
+        return cls(value)
 
 
 def checked(problem: Callable[[Any], str | None], *, show: bool = True) -> AfterValidator:
