@@ -71,7 +71,7 @@ class Invalid(ValueError):
 
     def __init__(self, rule: str, *at: str | int, also: Loc | None = None, show: bool = True) -> None:
         super().__init__(rule)
-        self.rule, self.at, self.also, self.show = rule, at, also, show
+        self.at, self.also, self.show = at, also, show
 
 
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
