@@ -10,20 +10,20 @@ also give the published JSON Schema (`json_schema`, `chargeback.schema.json`).
 from __future__ import annotations
 
 import difflib
+import itertools
 import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, WithJsonSchema, model_validator
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, SkipJsonSchema
-from pydantic_core import core_schema
 
 from chargeback_assets.ecosystems import ECOSYSTEMS
 from chargeback_assets.ecosystems.retry import DEFAULT_RETRY_BUDGET_SECONDS, MAX_RETRY_BUDGET_SECONDS
@@ -39,10 +39,12 @@ from chargeback_assets.validation import (
     Loc,
     Seconds,
     Text,
-    _adapter,
-    join,
+    adapter,
+    checked,
+    key_path,
+    matching,
     settings,
-    unique,
+    unique_by,
     validate,
 )
 
@@ -57,23 +59,26 @@ CKU_RATIO_DEFAULTS = {CKU_USAGE_RATIO: Decimal("0.70"), CKU_SHARED_RATIO: Decima
 RATIO_TOLERANCE = Decimal("0.0001")
 TAG_VALUE_MAX_LENGTH = 256
 MAX_EXPANDED_VALUES = 100_000
-"""A document whose aliases expand beyond this many values is refused before it is walked (alias bombs)."""
+"""A document whose aliases expand beyond this many values is refused, its walk cut short (alias bombs)."""
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_OWNER = re.compile(r"team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 _TAG_KEY = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+_FILE_SAFE_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_FILE_SAFE_RULE = (
+    "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit (it names output files)"
+)
+_IS_A_DIRECTORY = "is a directory; give the database file, e.g. data/chargeback.db"
+_OWNER = r"team:[A-Za-z0-9_.-]+|[^@\s]+@[^@\s]+\.[^@\s]+"
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_FILE_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-_PARTITION_KEY_FORBIDDEN = ("|", ",", "[", "]")
 _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
 _CRON_NAMES = {
     "month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
     "weekday": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
 }
+_CRON_NUMBERS = {
+    field: {n: i + (field == "month") for i, n in enumerate(names)} for field, names in _CRON_NAMES.items()
+}
 _CRON_ITEM = re.compile(r"(\*|(\w+)(?:-(\w+))?)(?:/(\d+))?")
-
-
-# --- rules shared with the tags command line ---------------------------------------------------------------
 
 
 def tag_problem(key: str, value: str | None = None) -> str | None:
@@ -94,103 +99,58 @@ def tag_problem(key: str, value: str | None = None) -> str | None:
 # --- field types ------------------------------------------------------------------------------------------
 
 
-def _tag_key(key: str) -> str:
-    if (problem := tag_problem(key)) is not None:
-        raise Invalid(problem)
-    return key
-
-
-def _tag_value(value: str) -> str:
-    if (problem := tag_problem("k", value)) is not None:
-        raise Invalid(problem, show=False)
-    return value
-
-
-def _tenant_name(name: str) -> str:
+def _tenant_name(name: str) -> str | None:
     """Tenant names are Dagster partition keys: not blank, no multi-key separators, one printable line."""
-    why = None
+    why, forbidden = None, [c for c in "|,[]" if c in name]
     if not name.strip():
         why = "it is empty or whitespace"
     elif _CONTROL_CHARACTER.search(name):
         why = "it contains a control character (a newline, NUL, ...)"
-    elif forbidden := [c for c in _PARTITION_KEY_FORBIDDEN if c in name]:
+    elif forbidden:
         why = f"it contains {forbidden[0]!r} (no | , [ ])"
-    if why:
-        raise Invalid(f"tenant name {name!r} cannot be a partition key: {why}", show=False)
-    return name
+    return why and f"tenant name {name!r} cannot be a partition key: {why}"
 
 
-def _file_safe(value: str) -> str:
-    if not _FILE_SAFE_ID.fullmatch(value):
-        raise Invalid(
-            "must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit "
-            "(it names output files)"
-        )
-    return value
-
-
-def _level(value: Any) -> Any:
-    """Levels in any case; a wrong one is reported as written."""
-    return value.upper() if isinstance(value, str) and value.upper() in LOG_LEVELS else value
-
-
-def _log_format(value: str) -> str:
+def _log_format(value: str) -> str | None:
     try:
         logging.Formatter(value, validate=True)
     except ValueError as error:
-        raise Invalid(f"not a valid logging format ({error})", show=False) from None
-    return value
+        return f"not a valid logging format ({error})"
+    return None
 
 
-def _cron(value: str) -> str:
+def _cron(value: str) -> str | None:
     """Five fields (minute hour day month weekday), each a list of `*`, `a`, `a-b`, with an optional `/n`."""
     fields = value.split()
     if len(fields) != len(_CRON_FIELDS):
-        raise Invalid("must be a cron expression of 5 fields (minute hour day month weekday)")
+        return "must be a cron expression of 5 fields (minute hour day month weekday)"
     for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
         for item in text.split(","):
             match = _CRON_ITEM.fullmatch(item)
-            bounds = [match.group(2), match.group(3)] if match else []
-            numbers = [_cron_number(bound, name) for bound in bounds if bound is not None]
+            bounds = [bound for bound in (match.groups()[1:3] if match else ()) if bound]
+            named = _CRON_NUMBERS.get(name, {})
+            numbers = [int(bound) if bound.isdigit() else named.get(bound.lower()) for bound in bounds]
             if not match or None in numbers or match.group(4) == "0":
-                raise Invalid(f"cron {name} field {text!r} is not valid")
-            if any(not low <= number <= high for number in numbers if number is not None):
-                raise Invalid(f"cron {name} field {text!r} is out of range {low}-{high}")
-    return value
+                return f"cron {name} field {text!r} is not valid"
+            if any(not low <= number <= high for number in numbers):  # type: ignore[operator]
+                return f"cron {name} field {text!r} is out of range {low}-{high}"
+    return None
 
 
-def _cron_number(text: str, field_name: str) -> int | None:
-    if text.isdigit():
-        return int(text)
-    names = _CRON_NAMES.get(field_name, [])
-    lowered = text.lower()
-    return names.index(lowered) + (field_name == "month") if lowered in names else None
-
-
-def _owner(value: str) -> str:
-    if not _OWNER.fullmatch(value):
-        raise Invalid("must be an e-mail address or team:<name>")
-    return value
-
-
-def _database_file(path: Path) -> Path:
-    if path.is_dir():
-        raise Invalid("is a directory; give the database file, e.g. data/chargeback.db")
-    return path
-
-
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-LogLevel = Annotated[Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"], BeforeValidator(_level)]
+LogLevel = Annotated[
+    Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"],
+    BeforeValidator(
+        lambda level: level.upper() if isinstance(level, str) and level.upper() in LOG_LEVELS else level
+    ),
+]
+"""A level in any case; a wrong one is reported as written."""
 Fraction = Annotated[Exact, Field(ge=0, le=1)]
-TagKey = Annotated[str, AfterValidator(_tag_key)]
-TagValue = Annotated[str, AfterValidator(_tag_value)]
+TagKey = Annotated[str, checked(tag_problem)]
+TagValue = Annotated[str, checked(lambda value: tag_problem("k", value), show=False)]
 TagTable = Mapping[str, Mapping[TagKey, TagValue]]
-TenantName = Annotated[str, AfterValidator(_tenant_name)]
-FileSafeId = Annotated[Text, AfterValidator(_file_safe)]
-DatabaseFile = Annotated[Path, BeforeValidator(_blank_to_none), AfterValidator(_database_file)]
+FileSafeId = Annotated[Text, matching(_FILE_SAFE_ID, _FILE_SAFE_RULE)]
+AssetOwner = Annotated[str, matching(_OWNER, "must be an e-mail address or team:<name>")]
+DatabaseFile = Annotated[Path, checked(lambda path: _IS_A_DIRECTORY if path.is_dir() else None)]
 
 
 def _empty() -> Mapping[Any, Any]:
@@ -224,7 +184,7 @@ class SourcesConfig:
 @settings
 class LoggingConfig:
     level: LogLevel = "INFO"
-    format: Annotated[Text, AfterValidator(_log_format)] = DEFAULT_LOG_FORMAT
+    format: Annotated[Text, checked(_log_format, show=False)] = DEFAULT_LOG_FORMAT
     per_module_levels: Mapping[str, LogLevel] = field(default_factory=_empty)
 
 
@@ -232,10 +192,10 @@ class LoggingConfig:
 class OrchestrationConfig:
     """When the daily schedule fires (UTC cron) and how often the billing and emission-retry sensors look."""
 
-    schedule_cron: Annotated[Text, AfterValidator(_cron)] = "0 3 * * *"
+    schedule_cron: Annotated[Text, checked(_cron)] = "0 3 * * *"
     billing_sensor_interval_seconds: Annotated[Integer, Field(ge=30)] = 3600
     emission_retry_interval_seconds: Annotated[Integer, Field(ge=30)] = 600
-    asset_owners: tuple[Annotated[str, AfterValidator(_owner)], ...] = ()
+    asset_owners: tuple[AssetOwner, ...] = ()
     """Shown as the owners of every asset in the Dagster UI: e-mail addresses or `team:<name>`."""
 
 
@@ -278,12 +238,12 @@ def _allocator_params(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     params: dict[str, Any] = dict(CKU_RATIO_DEFAULTS)
     for key, value in raw.items():
         if key.endswith("_ratio") or isinstance(value, float):
-            number = _exact_number(value)
-            if number is None:
-                raise Invalid("expected a number", key)
-            if key in CKU_RATIO_DEFAULTS and not 0 <= number <= 1:
+            try:
+                value = adapter(Exact).validate_python(value.strip() if isinstance(value, str) else value)
+            except ValidationError:
+                raise Invalid("expected a number", key) from None
+            if key in CKU_RATIO_DEFAULTS and not 0 <= value <= 1:
                 raise Invalid("must be between 0 and 1", key)
-            value = number
         elif not isinstance(value, (str, int)):
             raise Invalid("expected a number, string or boolean", key)
         params[key] = value
@@ -293,37 +253,37 @@ def _allocator_params(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(params)
 
 
-def _exact_number(value: object) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        return None
-    try:
-        number = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def _importable(load: Any) -> AfterValidator:
-    def check(path: str) -> str:
+    def problem(path: str) -> str | None:
         try:
             load(path)
         except LoadError as error:
-            raise Invalid(error.reason) from None
-        return path
+            return error.reason
+        return None
 
-    return AfterValidator(check)
+    return checked(problem)
 
 
 AllocatorParams = Annotated[
     Mapping[str, Any],
     AfterValidator(_allocator_params),
-    WithJsonSchema(
-        {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean"]}},
-        mode="validation",
-    ),
+    WithJsonSchema({"type": "object", "additionalProperties": {"type": ["number", "string", "boolean"]}}),
 ]
 AllocatorPath = Annotated[Text, _importable(load_allocator)]
 ResolverPath = Annotated[Text, _importable(load_resolver)]
+
+
+def _variant(base: type, title: str, annotations: dict[str, Any], **defaults: Any) -> Any:
+    """A subclass of `base` narrowing some fields: one member of a union told apart by its tag field."""
+    namespace = {"__annotations__": annotations, "__module__": __name__, "__qualname__": title, **defaults}
+    return settings(type(title, (base,), namespace), kw_only=True)
+
+
+EMITTER_MODELS = {
+    name: _variant(EmitterConfig, f"{name.title()}EmitterConfig", {"type": Literal[name], "params": params})
+    for name, params in EMITTER_PARAMS.items()
+}
+EMITTER_MODEL = Annotated[Union[tuple(EMITTER_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
 
 
 @settings(kw_only=True)
@@ -344,21 +304,15 @@ class TenantConfig:
     unallocated_warn_fraction: Fraction = Decimal("0.25")
     unattributed_warn_fraction: Fraction = Decimal("0.15")
     max_line_amount: Annotated[Exact, Field(gt=0)] = Decimal("10000000")
-    allocator_params: AllocatorParams = field(
-        default_factory=lambda: MappingProxyType(dict(CKU_RATIO_DEFAULTS))
-    )
+    allocator_params: AllocatorParams = field(default_factory=lambda: _allocator_params({}))
     allocator_overrides: Mapping[str, AllocatorPath] = field(default_factory=_empty)
     identity_resolution_overrides: Mapping[str, ResolverPath] = field(default_factory=_empty)
     plugin_settings: Any
-    emitters: tuple[EmitterConfig, ...] = ()
+    emitters: Annotated[tuple[EMITTER_MODEL, ...], unique_by("name", "emitter name")] = ()
     tags: TagsConfig = field(default_factory=TagsConfig)
 
     @model_validator(mode="after")
-    def _overrides_and_emitters(self) -> TenantConfig:
-        unique(
-            ((("emitters", i, "name"), emitter.name) for i, emitter in enumerate(self.emitters)),
-            "emitter name",
-        )
+    def _overrides_name_product_types(self) -> TenantConfig:
         ecosystem = ECOSYSTEMS.get(self.ecosystem)
         if ecosystem is None:  # a TenantConfig made in code, not from a file
             return self
@@ -368,40 +322,26 @@ class TenantConfig:
                 near = difflib.get_close_matches(product_type, owned, n=1)
                 hint = f"did you mean {near[0]}? " if near else ""
                 known = ", ".join(sorted(owned))
-                raise Invalid(
-                    f"{self.ecosystem} has no product type {product_type!r}; {hint}known: {known}",
-                    "allocator_overrides",
-                    product_type,
-                    show=False,
-                )
+                rule = f"{self.ecosystem} has no product type {product_type!r}; {hint}known: {known}"
+                raise Invalid(rule, "allocator_overrides", product_type, show=False)
         return self
 
 
 def _tenant_model(name: str) -> type[TenantConfig]:
-    """A TenantConfig whose `plugin_settings`, override keys and emitters are those of one ecosystem."""
+    """A TenantConfig whose `plugin_settings` and identity-resolution override keys are one ecosystem's."""
     ecosystem = ECOSYSTEMS[name]
     services = Literal.__getitem__(tuple(sorted(ecosystem.service_types)))  # type: ignore[attr-defined]
     annotations = {
         "ecosystem": Literal[name],
         "plugin_settings": ecosystem.settings,
         "identity_resolution_overrides": Mapping[services, ResolverPath],  # type: ignore[valid-type]
-        "emitters": tuple[EMITTER_MODEL, ...],
     }
     title = "".join(part.title() for part in name.split("_")) + "Tenant"
-    namespace = {"__annotations__": annotations, "__module__": __name__, "__qualname__": title}
-    namespace |= {"identity_resolution_overrides": field(default_factory=_empty), "emitters": ()}
-    return settings(type(title, (TenantConfig,), namespace), kw_only=True)
+    return _variant(
+        TenantConfig, title, annotations, identity_resolution_overrides=field(default_factory=_empty)
+    )
 
 
-def _emitter_model(emitter_type: str) -> type[EmitterConfig]:
-    title = emitter_type.title() + "EmitterConfig"
-    annotations = {"type": Literal[emitter_type], "params": EMITTER_PARAMS[emitter_type]}
-    namespace = {"__annotations__": annotations, "__module__": __name__, "__qualname__": title}
-    return settings(type(title, (EmitterConfig,), namespace), kw_only=True)
-
-
-EMITTER_MODELS = {name: _emitter_model(name) for name in EMITTER_PARAMS}
-EMITTER_MODEL = Annotated[Union[tuple(EMITTER_MODELS.values())], Field(discriminator="type")]  # noqa: UP007
 TENANT_MODELS = {name: _tenant_model(name) for name in ECOSYSTEMS}
 TENANT_MODEL = Annotated[Union[tuple(TENANT_MODELS.values())], Field(discriminator="ecosystem")]  # noqa: UP007
 
@@ -419,20 +359,15 @@ class AppConfig:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     orchestration: OrchestrationConfig = field(default_factory=OrchestrationConfig)
-    tenants: Annotated[Mapping[TenantName, TENANT_MODEL], AfterValidator(_some_tenants)] = Field(
-        default_factory=_empty, validate_default=True
-    )
+    tenants: Annotated[
+        Mapping[Annotated[str, checked(_tenant_name, show=False)], TENANT_MODEL],
+        AfterValidator(_some_tenants),
+        unique_by("tenant_id"),
+    ] = Field(default_factory=_empty, validate_default=True)
 
     def __post_init__(self) -> None:
         for name, tenant in self.tenants.items():
             object.__setattr__(tenant, "name", name)
-
-    @model_validator(mode="after")
-    def _tenant_ids_are_unique(self) -> AppConfig:
-        unique(
-            ((("tenants", name, "tenant_id"), t.tenant_id) for name, t in self.tenants.items()), "tenant_id"
-        )
-        return self
 
 
 # --- loading ------------------------------------------------------------------------------------------------
@@ -446,95 +381,61 @@ def load_config(
     file = Path(path if path is not None else environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
     source = str(file)
     try:
-        text = file.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "", f"config file not found (pass a path or set {CONFIG_ENV_VAR})", source=source
-        ) from None
-    except UnicodeDecodeError as error:
-        raise ConfigError(
-            "", f"not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})", source=source
-        ) from None
-    except OSError as error:
-        raise ConfigError(
-            "", f"cannot read the config file: {error.strerror or error}", source=source
-        ) from None
-    try:
-        raw = yaml.load(text, Loader=_StrictLoader)
-    except yaml.MarkedYAMLError as error:
-        # Only the problem and its position: the YAML error's snippet of the line could show a secret.
-        mark = error.problem_mark or error.context_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            "", f"invalid YAML{where}: {error.problem or error.context}", source=source
-        ) from None
-    except yaml.YAMLError as error:
-        raise ConfigError("", f"invalid YAML: {type(error).__name__}", source=source) from None
+        raw = yaml.load(file.read_bytes().decode("utf-8"), Loader=_StrictLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError("", _unreadable(error), source=source) from None
     return parse_config(raw if raw is not None else {}, environ, source=source)
 
 
+def _unreadable(error: Exception) -> str:
+    """Why the file gives no document; for YAML only the problem and its position, since the snippet of the
+    line that PyYAML quotes could show a secret."""
+    if isinstance(error, FileNotFoundError):
+        return f"config file not found (pass a path or set {CONFIG_ENV_VAR})"
+    if isinstance(error, OSError):
+        return f"cannot read the config file: {error.strerror or error}"
+    if isinstance(error, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {error.start} is 0x{error.object[error.start]:02x})"
+    if isinstance(error, yaml.MarkedYAMLError):
+        mark = error.problem_mark or error.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"invalid YAML{where}: {error.problem or error.context}"
+    return f"invalid YAML: {type(error).__name__}"
+
+
 def parse_config(raw: object, environ: Mapping[str, str], source: str | None = None) -> AppConfig:
-    """Validates an already-loaded YAML document; `source` (the file) starts every error line."""
-    if _expanded_size(raw, {}) > MAX_EXPANDED_VALUES:
-        raise ConfigError(
-            "",
-            f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases?)",
-            source=source,
-        )
-    hidden: set[Loc] = set()
-    substituted = substitute(raw, environ, (), hidden, source)
-    return validate(AppConfig, substituted, source=source, hidden=hidden)
+    """Validates an already-loaded YAML document; `source` (the file) starts every error line.
 
-
-def substitute(value: Any, environ: Mapping[str, str], at: Loc, hidden: set[Loc], source: str | None) -> Any:
-    """Replaces `${VAR}` / `${VAR:-default}` in every string value (never in keys).
-
-    As in a shell, the default also applies when the variable is set but empty. The key paths of
-    substituted values go to `hidden`: errors never show them.
+    `${VAR}` and `${VAR:-default}` are replaced in every string value (never in keys); as in a shell, the
+    default also applies when the variable is set but empty. Errors never show a value that came from the
+    environment (`hidden`). A document whose aliases expand to too many values is refused (alias bombs).
     """
-    if isinstance(value, str):
+    hidden: set[Loc] = set()
+    walked = itertools.count()
+    too_big = f"the document expands to more than {MAX_EXPANDED_VALUES} values (YAML aliases?)"
 
-        def lookup(match: re.Match[str]) -> str:
-            name, fallback = match.group(1), match.group(2)
-            found = environ.get(name)
-            if found is None and fallback is None:
-                raise ConfigError(
-                    _path(at), f"environment variable {name} is not set and has no default", source=source
-                )
-            hidden.add(at)
-            return found or fallback or ""
+    def substitute(value: Any, at: Loc) -> Any:
+        if next(walked) > MAX_EXPANDED_VALUES:
+            raise ConfigError("", too_big, source=source)
+        if isinstance(value, Mapping):
+            return {key: substitute(item, (*at, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [substitute(item, (*at, index)) for index, item in enumerate(value)]
+        return _VARIABLE.sub(lambda match: lookup(match, at), value) if isinstance(value, str) else value
 
-        return _VARIABLE.sub(lookup, value)
-    if isinstance(value, Mapping):
-        return {
-            key: substitute(item, environ, (*at, key), hidden, source)
-            for key, item in value.items()
-            if item is not None
-        }
-    if isinstance(value, list):
-        return [substitute(item, environ, (*at, index), hidden, source) for index, item in enumerate(value)]
-    return value
+    def lookup(match: re.Match[str], at: Loc) -> str:
+        name, fallback = match.groups()
+        if environ.get(name) is None and fallback is None:
+            rule = f"environment variable {name} is not set and has no default"
+            raise ConfigError(key_path(at), rule, source=source)
+        hidden.add(at)
+        return environ.get(name) or fallback or ""
 
-
-def _path(at: Loc) -> str:
-    path = ""
-    for key in at:
-        path = join(path, key if isinstance(key, int) else str(key))
-    return path
-
-
-def _expanded_size(value: object, sizes: dict[int, int]) -> int:
-    """How many values the document has once its aliases are expanded (each shared node counted per use)."""
-    if not isinstance(value, (Mapping, list)):
-        return 1
-    if id(value) not in sizes:
-        sizes[id(value)] = MAX_EXPANDED_VALUES + 1  # a node that holds itself expands forever
-        items = value.values() if isinstance(value, Mapping) else value
-        total = 1
-        for item in items:
-            total = min(total + _expanded_size(item, sizes), MAX_EXPANDED_VALUES + 1)
-        sizes[id(value)] = total
-    return sizes[id(value)]
+    try:
+        substituted = substitute(raw, ())
+    except RecursionError:  # a node that holds itself
+        raise ConfigError("", too_big, source=source) from None
+    return validate(AppConfig, substituted, source=source, hidden=hidden)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -554,12 +455,8 @@ class _StrictLoader(yaml.SafeLoader):
             if not isinstance(key, (str, int, float, bool)):
                 continue  # unhashable keys are refused by the base constructor
             if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"duplicate key {key!r}",
-                    key_node.start_mark,
-                )
+                problem = f"duplicate key {key!r}"
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -567,41 +464,23 @@ class _StrictLoader(yaml.SafeLoader):
 # --- the published schema -----------------------------------------------------------------------------------
 
 _VARIABLE_SCHEMA = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
+_NOT_TEXT = ("int", "float", "decimal", "bool", "date", "literal")
 
 
 class _SchemaWithVariables(GenerateJsonSchema):
     """Where a value is not free text (a number, a boolean, a choice, a date, a URL), a `${VAR}` string is
     accepted too, since substitution happens before validation: editors must not flag a valid file."""
 
-    def _or_variable(self, schema: JsonSchemaValue) -> JsonSchemaValue:
-        return {"anyOf": [schema, _VARIABLE_SCHEMA]}
-
-    def int_schema(self, schema: core_schema.IntSchema) -> JsonSchemaValue:
-        return self._or_variable(super().int_schema(schema))
-
-    def float_schema(self, schema: core_schema.FloatSchema) -> JsonSchemaValue:
-        return self._or_variable(super().float_schema(schema))
-
-    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
-        return self._or_variable(super().decimal_schema(schema))
-
-    def bool_schema(self, schema: core_schema.BoolSchema) -> JsonSchemaValue:
-        return self._or_variable(super().bool_schema(schema))
-
-    def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:
-        return self._or_variable(super().date_schema(schema))
-
-    def literal_schema(self, schema: core_schema.LiteralSchema) -> JsonSchemaValue:
-        return self._or_variable(super().literal_schema(schema))
-
-    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
-        plain = super().str_schema(schema)
-        return self._or_variable(plain) if "pattern" in plain else plain
+    def generate_inner(self, schema: Any) -> JsonSchemaValue:
+        plain = super().generate_inner(schema)
+        if schema["type"] in _NOT_TEXT or (schema["type"] == "str" and "pattern" in plain):
+            return {"anyOf": [plain, _VARIABLE_SCHEMA]}
+        return plain
 
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of `chargeback.yaml` (draft 2020-12), for editors and `chargeback.schema.json`."""
-    schema = _adapter(AppConfig).json_schema(schema_generator=_SchemaWithVariables)
+    schema = adapter(AppConfig).json_schema(schema_generator=_SchemaWithVariables)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_FILE,

@@ -3,29 +3,37 @@
 Every section of the config file is a pydantic dataclass made with `@settings`: unknown keys refused, frozen,
 each field typed with the annotations below (numbers also accepted as text, since `${VAR}` substitution
 yields strings; booleans never taken for numbers). `validate` turns pydantic's errors into one `ConfigError`
-holding every problem, each as `key.path: rule` in our own words, never a traceback, and never a value that
-is a secret or came from an environment variable. Every secret read (a `Secret`, a password written into a
-URL) is also remembered (redaction.py), so that no log line, error message or stored error of the process
-shows it in any encoding either.
+holding every problem, each as `key.path: rule`, never a traceback, and never a value that is a secret or
+came from an environment variable. Every secret read (a `Secret`, a password written into a URL) is also
+remembered (redaction.py), so that no log line, error message or stored error of the process shows it in any
+encoding either.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from types import UnionType
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
-from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 from pydantic import dataclasses as pydantic_dataclasses
-from pydantic_core import PydanticCustomError, core_schema
+from pydantic_core import PydanticKnownError, core_schema
 
-from chargeback_assets.redaction import remember_basic_credentials, remember_secret, scrub
+from chargeback_assets.redaction import MASK, remember_basic_credentials, remember_secret, scrub
 
 T = TypeVar("T")
 Loc = tuple[str | int, ...]
@@ -37,32 +45,21 @@ SECRET_NAMES = ("secret", "password", "token")
 """A key whose name ends in one of these never has its value shown, whatever the error."""
 
 
-@dataclass(frozen=True, slots=True)
-class Problem:
-    path: str
-    rule: str
-
-    def line(self, source: str | None) -> str:
-        if not self.path:
-            return f"{source or '<config>'}: {self.rule}"
-        return f"{source}: {self.path}: {self.rule}" if source else f"{self.path}: {self.rule}"
-
-
 class ConfigError(ValueError):
-    """A configuration broke rules: one line per problem, `path: rule`, after the file name when known.
+    """A configuration broke rules: one line per problem, `file: key.path: rule` (the file when known).
 
-    `path` and `rule` are those of the first problem; `problems` holds them all.
+    `path` and `rule` are those of the first problem; `problems` holds them all as (path, rule).
     """
 
-    def __init__(self, path: str, rule: str, *, source: str | None = None, more: Sequence[Problem] = ()):
-        self.problems = (Problem(path, rule), *more)
+    def __init__(
+        self, path: str, rule: str, *, source: str | None = None, more: Sequence[tuple[str, str]] = ()
+    ):
+        self.problems = ((path, rule), *more)
         self.path, self.rule, self.source = path, rule, source
-        super().__init__(scrub("\n".join(problem.line(source) for problem in self.problems)))
-
-    @classmethod
-    def of(cls, problems: Sequence[Problem], source: str | None = None) -> ConfigError:
-        first, *rest = problems
-        return cls(first.path, first.rule, source=source, more=rest)
+        lines = (
+            ": ".join(filter(None, (source or ("" if p else "<config>"), p, r))) for p, r in self.problems
+        )
+        super().__init__(scrub("\n".join(lines)))
 
 
 class Invalid(ValueError):
@@ -74,202 +71,186 @@ class Invalid(ValueError):
 
     def __init__(self, rule: str, *at: str | int, also: Loc | None = None, show: bool = True) -> None:
         super().__init__(rule)
-        self.rule, self.at, self.also, self.show = rule, at, also, show
+        self.at, self.also, self.show = at, also, show
 
 
 _HEADER_UNSAFE = re.compile(r"[^\x20-\x7e\xa0-\xff]")
 
 
-class Secret:
-    """A credential: `str()` and `repr()` are masked; only `reveal()` gives the value, where it is used.
+class Secret(SecretStr):
+    """A credential: masked in `str()` and `repr()`; only `reveal()` gives the value, where it is used.
 
-    As a settings field it takes a string, strips surrounding whitespace (a value read with `$(cat file)`
+    As a settings field it takes a string without its surrounding whitespace (a value read with `$(cat file)`
     ends in a newline) and refuses what an HTTP header cannot carry; its errors never show the value.
     Making one remembers the value, so from then on the process masks it wherever it writes text.
     """
 
-    __slots__ = ("_value",)
-
     def __init__(self, value: str) -> None:
-        self._value = value
+        super().__init__(value)
         remember_secret(value)
 
     def reveal(self) -> str:
-        return self._value
+        return self.get_secret_value()
 
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(("Secret", self._value))
-
-    def __bool__(self) -> bool:
-        return bool(self._value)
+    def _display(self) -> str:  # shown as the redaction mask, `Secret('***')`
+        return MASK
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: object, handler: object) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls._validate, json_schema_input_schema=core_schema.str_schema(min_length=1)
+        text = core_schema.str_schema(strip_whitespace=True, min_length=1)
+        secret = core_schema.no_info_after_validator_function(cls._carried, text)
+        return core_schema.no_info_before_validator_function(
+            lambda v: v.reveal() if isinstance(v, Secret) else v, secret
         )
 
     @classmethod
-    def _validate(cls, value: object) -> Secret:
-        if isinstance(value, Secret):
-            return value
-        if not isinstance(value, str):
-            raise PydanticCustomError("secret", "expected a string, got {kind}", {"kind": kind_of(value)})
-        value = value.strip()
-        if not value:
-            raise PydanticCustomError("secret", "must not be empty")
+    def _carried(cls, value: str) -> Secret:
         if _HEADER_UNSAFE.search(value):
-            raise PydanticCustomError(
-                "secret", "holds a character an HTTP header cannot carry (a control character or non-Latin-1)"
-            )
+            rule = "holds a character an HTTP header cannot carry (a control character or non-Latin-1)"
+            raise Invalid(rule, show=False)
         return cls(value)
+
+
+def checked(problem: Callable[[Any], str | None], *, show: bool = True) -> AfterValidator:
+    """A validator from a function that says what is wrong with a value (None when nothing is)."""
+
+    def check(value: T) -> T:
+        if (rule := problem(value)) is not None:
+            raise Invalid(rule, show=show)
+        return value
+
+    return AfterValidator(check)
+
+
+def matching(pattern: str, rule: str) -> AfterValidator:
+    """A validator refusing, with `rule`, text that does not match `pattern` as a whole."""
+    compiled = re.compile(pattern)
+    return checked(lambda value: None if compiled.fullmatch(value) else rule)
 
 
 def _refuse_bool(expected: str) -> Any:
     def check(value: object) -> object:
         if isinstance(value, bool):
-            raise PydanticCustomError(expected, "")
+            raise PydanticKnownError(expected)  # type: ignore[arg-type]
         return value
 
     return BeforeValidator(check)
 
 
-def _exact(value: object) -> object:
-    """Floats go through their shortest text, so YAML's 0.7 is Decimal('0.7'), never a binary fraction."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("decimal_type", "")
-    return Decimal(repr(value)) if isinstance(value, float) else value
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise Invalid("must not be empty")
-    return value
-
-
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_URL = re.compile(r"https?://[^\s/?#@]+(@[^\s/?#]+)?(/\S*)?")
-
-
 def _iso_date(value: object) -> object:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
         try:
             return date.fromisoformat(value.strip())
         except ValueError as error:
             raise Invalid(f"not a valid date ({error})") from None
-    raise PydanticCustomError("date_type", "")
+    raise PydanticKnownError("date_type")
 
 
-def _url(value: str) -> str:
-    _remember_url_credentials(value)
-    if not _URL.fullmatch(value):
-        raise Invalid("must be an http:// or https:// URL")
-    return value.rstrip("/")
+Text = Annotated[
+    str, checked(lambda value: None if value.strip() else "must not be empty"), Field(min_length=1)
+]
+Integer = Annotated[int, _refuse_bool("int_type")]
+Seconds = Annotated[float, _refuse_bool("float_type")]
+"""A duration or interval (never money)."""
+Exact = Annotated[
+    Decimal,
+    BeforeValidator(lambda number: Decimal(repr(number)) if isinstance(number, float) else number),
+    Field(allow_inf_nan=False),
+]
+"""An exact number: money, rates, fractions. Floats go through their shortest text, so YAML's 0.7 is
+Decimal('0.7'), never a binary fraction."""
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 
 
-def _remember_url_credentials(url: str) -> None:
+def _remember_url_credentials(url: str) -> str:
     """A password written into a URL (`https://user:pa%40ss@host`) is as secret as a `password` key: it is
     remembered as written and decoded, with the Basic header it turns into."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # not a URL at all: `_url` says so
-        return
+    except ValueError:  # not a URL at all: the next check says so
+        return url
     if parts.password:
         remember_secret(parts.password)
         remember_basic_credentials(unquote(parts.username or ""), unquote(parts.password))
+    return url
 
 
-Text = Annotated[str, AfterValidator(_not_blank), Field(min_length=1)]
-Integer = Annotated[int, _refuse_bool("int_type")]
-Seconds = Annotated[float, _refuse_bool("float_type")]
-"""A duration or interval (never money)."""
-Exact = Annotated[Decimal, BeforeValidator(_exact), Field(allow_inf_nan=False)]
-"""An exact number: money, rates, fractions."""
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-Url = Annotated[str, AfterValidator(_url), Field(pattern=r"^https?://")]
+Url = Annotated[
+    str,
+    AfterValidator(_remember_url_credentials),
+    matching(r"https?://[^\s/?#@]+(@[^\s/?#]+)?(/\S*)?", "must be an http:// or https:// URL"),
+    AfterValidator(lambda url: url.rstrip("/")),
+    Field(pattern=r"^https?://"),
+]
 """An http(s) URL, without a trailing slash so clients can append paths."""
 
 
-def unique(found: Iterable[tuple[Loc, object]], what: str) -> None:
-    """Refuses a value given twice; `found` is (key path, value) pairs, and the error names both places."""
-    first: dict[object, Loc] = {}
-    for loc, value in found:
-        if value in first:
-            raise Invalid(f"duplicate {what} {value!r}", *loc, also=first[value], show=False)
-        first[value] = loc
+def unique_by(attribute: str, what: str | None = None) -> AfterValidator:
+    """Refuses two items (of a list, or values of a mapping) with the same `attribute`, naming both places."""
+
+    def check(items: T) -> T:
+        first: dict[object, str | int] = {}
+        for at, item in items.items() if isinstance(items, Mapping) else enumerate(items):  # type: ignore[attr-defined]
+            value = getattr(item, attribute)
+            if value in first:
+                also = (first[value], attribute)
+                raise Invalid(
+                    f"duplicate {what or attribute} {value!r}", at, attribute, also=also, show=False
+                )
+            first[value] = at
+        return items
+
+    return AfterValidator(check)
 
 
-def only_when(wanted: bool, condition: str, **given: object) -> None:
-    """Keys that mean something under one setting only: each is required when `wanted`, refused otherwise."""
-    for name, value in given.items():
-        if wanted and value is None:
-            raise Invalid(f"required when {condition}", name, show=False)
-        if not wanted and value is not None:
-            raise Invalid(f"not allowed when {condition}", name, show=False)
+def only_when(selector: str, **keys: tuple[str, ...]) -> Any:
+    """A model check for keys that mean something under some values of the key `selector` only: each key is
+    required under its values and refused under the others."""
+
+    def check(model: T) -> T:
+        chosen = getattr(model, selector)
+        for name, values in keys.items():
+            if (getattr(model, name) is None) == (chosen in values):
+                rule = "required" if chosen in values else "not allowed"
+                raise Invalid(f"{rule} when {selector} is {chosen}", name, show=False)
+        return model
+
+    return model_validator(mode="after")(check)
 
 
 # --- the report -------------------------------------------------------------------------------------------
 
+_EXPECTED = {"int": "an integer", "bool": "a boolean", "string": "a string", "path": "a path"}
+_EXPECTED |= {"date": "an ISO date (YYYY-MM-DD)", "list": "a list", "tuple": "a list", "float": "a number"}
+_EXPECTED |= {"decimal": "a number", "dict": "a mapping", "dataclass": "a mapping", "model": "a mapping"}
+"""What a type error (`int_parsing`, `dataclass_args_type`, ...) expected, by the first word of its type."""
+_RULES = {
+    "missing": ("required key is missing", False),
+    "union_tag_not_found": ("required key is missing", False),
+    "union_tag_invalid": ("must be one of {expected_tags}", True),
+    "literal_error": ("must be one of {expected}", True),
+    "greater_than_equal": ("must be at least {ge}", True),
+    "less_than_equal": ("must be at most {le}", True),
+    "greater_than": ("must be greater than {gt}", True),
+    "finite_number": ("expected a finite number", True),
+    "string_too_short": ("must not be empty", False),
+    "too_short": ("must not be empty (give at least one)", False),
+}
+"""Other errors in our words, and whether the offending value may follow; any other error keeps its text."""
 _KINDS = {str: "string", int: "integer", float: "number", bool: "boolean", type(None): "null", list: "list"}
-_TYPE_RULES = {
-    "int_type": "expected an integer",
-    "int_parsing": "expected an integer",
-    "int_from_float": "expected an integer",
-    "float_type": "expected a number",
-    "float_parsing": "expected a number",
-    "decimal_type": "expected a number",
-    "decimal_parsing": "expected a number",
-    "finite_number": "expected a finite number",
-    "string_type": "expected a string",
-    "bool_type": "expected a boolean",
-    "bool_parsing": "expected a boolean",
-    "dict_type": "expected a mapping",
-    "dataclass_type": "expected a mapping",
-    "dataclass_args_type": "expected a mapping",
-    "model_attributes_type": "expected a mapping",
-    "list_type": "expected a list",
-    "tuple_type": "expected a list",
-    "date_type": "expected an ISO date (YYYY-MM-DD)",
-}
-_BOUNDS = {
-    "greater_than_equal": ("ge", "must be at least {}"),
-    "less_than_equal": ("le", "must be at most {}"),
-    "greater_than": ("gt", "must be greater than {}"),
-    "less_than": ("lt", "must be less than {}"),
-}
-_UNKNOWN = ("extra_forbidden", "unexpected_keyword_argument")
 
 
-def kind_of(value: object) -> str:
-    """The YAML kind of a value, as errors name it."""
-    return "mapping" if isinstance(value, Mapping) else _KINDS.get(type(value), type(value).__name__)
-
-
-def join(path: str, key: str | int) -> str:
-    """The key path of `key` under `path`: `a.b`, `a[0]`, or just `key` at the top."""
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    return f"{path}.{key}" if path else key
+def key_path(keys: Loc, at: str = "") -> str:
+    """The key path of `keys` below `at`: `a.b`, `a[0]`."""
+    for key in keys:
+        at = f"{at}[{key}]" if isinstance(key, int) else f"{at}.{key}" if at else str(key)
+    return at
 
 
 def validate(
-    model: type[T],
-    raw: object,
-    *,
-    at: str = "",
-    source: str | None = None,
-    hidden: Collection[Loc] = (),
+    model: type[T], raw: object, *, at: str = "", source: str | None = None, hidden: Collection[Loc] = ()
 ) -> T:
     """`raw` as a `model`, or a ConfigError with every problem; `at` is the key path of `raw` in the file.
 
@@ -278,16 +259,10 @@ def validate(
     """
     raw = _without_nulls(raw)
     try:
-        return _adapter(model).validate_python(raw)
+        return adapter(model).validate_python(raw)
     except ValidationError as error:
-        report = _Report(model, raw, at, hidden)
-        errors = error.errors(include_url=False)
-        for item in errors:
-            # A list whose items failed is also "too short" to pydantic: its items' errors say it all.
-            below = [other["loc"][: len(item["loc"])] == item["loc"] for other in errors if other is not item]
-            if not (item["type"] == "too_short" and any(below)):
-                report.add(item)
-        raise ConfigError.of(report.problems(), source) from None
+        problems = list(dict.fromkeys(_problems(model, error.errors(include_url=False), at, set(hidden))))
+        raise ConfigError(*problems[0], source=source, more=problems[1:]) from None
 
 
 def _without_nulls(value: object) -> object:
@@ -299,186 +274,92 @@ def _without_nulls(value: object) -> object:
 
 
 @functools.cache
-def _adapter(model: type[T]) -> TypeAdapter[T]:
+def adapter(model: Any) -> TypeAdapter[Any]:
     return TypeAdapter(model)
 
 
-class _Report:
-    def __init__(self, model: type, raw: object, at: str, hidden: Collection[Loc]) -> None:
-        self._model, self._raw, self._at, self._hidden = model, raw, at, set(hidden)
-        self._found: list[Problem | str] = []
-        """Problems in the order found; a str stands for the unknown keys of the mapping at that path."""
-        self._unknown: dict[str, tuple[list[str], list[str]]] = {}
-
-    def problems(self) -> list[Problem]:
-        problems = []
-        for found in dict.fromkeys(self._found):
-            if isinstance(found, Problem):
-                problems.append(found)
-                continue
-            keys, allowed = self._unknown[found]
-            names = ", ".join(repr(key) for key in keys)
-            rule = (
-                f"unknown {'key' if len(keys) == 1 else 'keys'} {names}; allowed keys: {', '.join(allowed)}"
-            )
-            problems.append(Problem(found, rule))
-        return problems
-
-    def add(self, item: Any) -> None:
-        kind, ctx, value = item["type"], item.get("ctx", {}), item["input"]
-        keys, model_loc = self._walk(item["loc"])
-        self._model_loc = model_loc
-        key_error = "[key]" in item["loc"]
-        if kind in _UNKNOWN:
-            parent = self._path(keys[:-1])
-            if parent not in self._unknown:
-                self._unknown[parent] = ([], _allowed_keys(self._model, model_loc[:-1]))
-                self._found.append(parent)
-            self._unknown[parent][0].append(str(keys[-1]))
-            return
-        if kind in ("union_tag_invalid", "union_tag_not_found"):
-            keys = (*keys, ctx["discriminator"].strip("'"))
-            value = ctx.get("tag")
-        rule, show = self._rule(kind, ctx, item["msg"])
-        error = ctx.get("error")
-        if isinstance(error, Invalid):
-            rule = error.rule + (f", already used at {self._path(keys + error.also)}" if error.also else "")
-            keys, show = (*keys, *error.at), error.show
-            for part in error.at:
-                value = _child(value, part)
-        if key_error:  # a mapping's key is wrong: name the mapping (the key may not print on one line)
+def _problems(model: object, errors: Sequence[Any], at: str, hidden: set[Loc]) -> Iterator[tuple[str, str]]:
+    """Pydantic's errors as (key path, rule) lines."""
+    for error in errors:
+        loc, kind, value = error["loc"], error["type"], error["input"]
+        if kind == "too_short" and any(other["loc"][: len(loc)] == loc != other["loc"] for other in errors):
+            continue  # a list whose items failed is also "too short" to pydantic: the items' errors tell
+        keys, field, holder = _locate(model, loc)
+        ctx = {k: _choices(v) if k.startswith("expected") else v for k, v in error.get("ctx", {}).items()}
+        template, show = _RULES.get(kind, (error["msg"], False))
+        rule = template.format(**ctx) if kind in _RULES else template
+        if kind.split("_")[0] in _EXPECTED and kind.endswith(("_type", "_parsing", "_from_float")):
+            rule, show = f"expected {_EXPECTED[kind.split('_')[0]]}", True
+        if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # name the mapping and what it takes
+            rule = f"unknown key {keys[-1]!r}; allowed keys: {', '.join(sorted(_fields(holder)))}"
+            keys = keys[:-1]
+        if kind.startswith("union_tag"):  # the tag (`ecosystem`, emitter `type`) is wrong or missing
+            keys, value = (*keys, ctx["discriminator"].strip("'")), ctx.get("tag")
+        metadata = getattr(field, "metadata", ())  # where both bounds are declared, say both
+        bounds = [getattr(m, bound) for bound in ("ge", "le") for m in metadata if hasattr(m, bound)]
+        if kind in ("greater_than_equal", "less_than_equal") and len(bounds) == 2:
+            rule = "must be between {} and {}".format(*bounds)
+        if isinstance(invalid := ctx.get("error"), ValueError):
+            rule, show = str(invalid), getattr(invalid, "show", True)
+        if isinstance(invalid, Invalid):
+            rule += f", already used at {key_path(keys + invalid.also, at)}" if invalid.also else ""
+            keys += invalid.at
+            for part in invalid.at:
+                value = value.get(part) if isinstance(value, Mapping) else None
+        typed = rule.startswith("expected ")
+        if loc[-1:] == ("[key]",):  # a mapping's key is wrong: name the mapping (the key may not print)
             keys, value = keys[:-1], keys[-1]
             rule = "keys must be strings (quote it)" if kind == "string_type" else rule
-        if kind == "union_tag_not_found":
-            rule, show = "required key is missing", False
-        typed = kind in _TYPE_RULES or rule.startswith("expected ")
-        if show and self._may_show(keys, value):
-            rule += f", got {_shown(value, typed=typed)}"
-        elif show and typed:
-            rule += f", got {kind_of(value)}"
-        self._found.append(Problem(self._path(keys), rule))
-
-    def _rule(self, kind: str, ctx: Mapping[str, Any], message: str) -> tuple[str, bool]:
-        """The rule in our words, and whether the offending value may follow it."""
-        if kind == "missing":
-            return "required key is missing", False
-        if kind in _TYPE_RULES:
-            return _TYPE_RULES[kind], True
-        if kind in _BOUNDS:
-            name, rule = _BOUNDS[kind]
-            low, high = _range(self._model, self._model_loc)
-            if low is not None and high is not None:
-                return f"must be between {low} and {high}", True
-            return rule.format(ctx[name]), True
-        if kind in ("literal_error", "union_tag_invalid"):
-            expected = ctx.get("expected") or ctx.get("expected_tags", "")
-            return "must be one of " + "|".join(re.findall(r"'([^']*)'", expected)), True
-        if kind in ("string_too_short", "too_short"):
-            return (
-                "must not be empty" if kind == "string_too_short" else "must not be empty (give at least one)"
-            ), False
-        if kind == "string_pattern_mismatch":
-            return f"must match {ctx['pattern']}", True
-        if kind == "secret":
-            return message, False
-        if kind == "value_error":
-            return str(ctx["error"]), True
-        return message, False
-
-    def _walk(self, loc: Sequence[str | int]) -> tuple[Loc, Loc]:
-        """The key path in the file of an error location, and the location with `[key]` marks dropped.
-
-        Pydantic puts the tag of a discriminated union (`ecosystem`, emitter `type`) in the location; the
-        file has no such key, so a part naming the tag of the mapping at hand is skipped.
-        """
-        keys: list[str | int] = []
-        value: object = self._raw
-        model_loc = [part for part in loc if part != "[key]"]
-        for part in model_loc:
-            if isinstance(value, Mapping) and part not in value and part in _tags(value):
-                continue
-            keys.append(part)
-            value = _child(value, part)
-        return tuple(keys), tuple(model_loc)
-
-    def _may_show(self, keys: Loc, value: object) -> bool:
-        if isinstance(value, (Mapping, list, tuple, Secret)) or value is None:
-            return False
         secret = any(isinstance(key, str) and key.endswith(SECRET_NAMES) for key in keys)
-        return not secret and keys not in self._hidden
-
-    def _path(self, keys: Loc) -> str:
-        path = self._at
-        for key in keys:
-            path = join(path, key)
-        return path
+        yield key_path(keys, at), _with_value(rule, value, typed, show and not secret and keys not in hidden)
 
 
-def _tags(value: Mapping[Any, Any]) -> tuple[object, ...]:
-    return (value.get("ecosystem"), value.get("type"))
+def _choices(expected: str) -> str:
+    """Pydantic's `'a', 'b' or 'c'` as `a|b|c`."""
+    return "|".join(re.findall(r"'([^']*)'", expected))
 
 
-def _child(value: object, part: str | int) -> object:
-    if isinstance(value, Mapping):
-        return value.get(part)
-    if isinstance(value, list) and isinstance(part, int) and part < len(value):
-        return value[part]
-    return None
-
-
-def _shown(value: object, *, typed: bool) -> str:
+def _with_value(rule: str, value: object, typed: bool, show: bool) -> str:
+    """A type rule (`expected ...`) says the kind it got; the value itself follows where it may be shown and
+    is a short scalar."""
+    kind = "mapping" if isinstance(value, Mapping) else _KINDS.get(type(value), type(value).__name__)
     text = repr(value) if isinstance(value, str) else str(value)
-    text = text if len(text) <= 100 else text[:97] + "..."
-    return f"{kind_of(value)} {text}" if typed else text
+    if show and not isinstance(value, (Mapping, list, tuple, type(None))):
+        return f"{rule}, got {kind + ' ' if typed else ''}{text if len(text) <= 100 else text[:97] + '...'}"
+    return f"{rule}, got {kind}" if typed else rule
 
 
-def _allowed_keys(model: object, loc: Loc) -> list[str]:
-    """The keys the settings model at `loc` (below `model`) takes: the fields of that dataclass."""
-    current = model
-    for part in loc:
-        current = _step(current, part)
-    return sorted(_fields(_strip(current)))
+def _locate(model: object, loc: Sequence[str | int]) -> tuple[Loc, Any, object]:
+    """The key path in the file of pydantic's error location, the field there and the model holding it.
+
+    Pydantic puts the tag of a discriminated union (`ecosystem`, emitter `type`) in the location; the file
+    has no such key, so that part only picks the union's member.
+    """
+    keys: list[str | int] = []
+    annotation, field, holder = model, None, None
+    for part in (part for part in loc if part != "[key]"):
+        bare = _bare(annotation)
+        if get_origin(bare) in (Union, UnionType):
+            tagged = [
+                m for m in get_args(bare) if any(part in get_args(f.annotation) for f in _fields(m).values())
+            ]
+            annotation = tagged[0] if tagged else None
+            continue
+        keys.append(part)
+        holder, field = bare, _fields(bare).get(str(part))
+        items = [arg for arg in get_args(bare) if arg is not ...]  # of Mapping[key, item], tuple[item, ...]
+        annotation = field.annotation if field else items[-1] if items else None
+    return tuple(keys), field, holder
 
 
-def _range(model: object, loc: Loc) -> tuple[object, object]:
-    """The inclusive bounds declared on the field at `loc`, when it is a field of a settings model."""
-    current: object = model
-    for part in loc[:-1]:
-        current = _step(current, part)
-    info = getattr(_strip(current), "__pydantic_fields__", {}).get(loc[-1]) if loc else None
-    found = {type(item).__name__: item for item in getattr(info, "metadata", ())}
-    low, high = found.get("Ge"), found.get("Le")
-    return (getattr(low, "ge", None), getattr(high, "le", None))
-
-
-def _step(annotation: object, part: str | int) -> object:
-    current = _strip(annotation)
-    members = get_args(current)
-    if _is_union(current):  # a discriminated union: `part` is the tag of one member
-        return next(m for m in members if any(part in get_args(a) for a in _fields(m).values()))
-    fields = _fields(current)
-    if fields:
-        return fields[str(part)]
-    origin = get_origin(current)
-    return members[1] if origin is not None and issubclass(origin, Mapping) else members[0]
-
-
-def _strip(annotation: object) -> object:
+def _bare(annotation: object) -> object:
     """The type under Annotated[...] and `| None`."""
-    while True:
-        if get_origin(annotation) is Annotated:
-            annotation = get_args(annotation)[0]
-        elif _is_union(annotation) and type(None) in get_args(annotation):
-            annotation = Union[tuple(m for m in get_args(annotation) if m is not type(None))]  # noqa: UP007
-        else:
-            return annotation
+    while get_origin(annotation) is Annotated or type(None) in get_args(annotation):
+        annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
+    return annotation
 
 
-def _is_union(annotation: object) -> bool:
-    return get_origin(annotation) in (Union, UnionType)
-
-
-def _fields(annotation: object) -> dict[str, object]:
-    """The keys a settings model takes (field names, or their aliases), with their annotations."""
-    fields = getattr(annotation, "__pydantic_fields__", {})
-    return {f.alias or name: f.annotation for name, f in fields.items() if f.init is not False}
+def _fields(model: object) -> dict[str, Any]:
+    """The keys a settings model takes (field names, or their aliases), with their pydantic fields."""
+    fields = getattr(model, "__pydantic_fields__", {})
+    return {f.alias or name: f for name, f in fields.items() if f.init is not False}

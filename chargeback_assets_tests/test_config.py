@@ -314,6 +314,15 @@ def test_unknown_keys_are_rejected_with_the_allowed_ones(location: tuple[str, ..
         assert message.startswith(expected)
 
 
+def test_each_unknown_key_is_named_with_the_allowed_keys() -> None:
+    raw = config()
+    raw["features"] = {"max_parallel": 2, "parallel": 3}
+    assert parse_error(raw).splitlines() == [
+        "features: unknown key 'max_parallel'; allowed keys: max_parallel_tenants",
+        "features: unknown key 'parallel'; allowed keys: max_parallel_tenants",
+    ]
+
+
 def test_unknown_emitter_key_lists_allowed_keys() -> None:
     raw = config(emitters=[{"type": "csv", "lookback": 3, "params": {"output_dir": "out"}}])
     assert parse_error(raw) == (
@@ -939,6 +948,14 @@ def test_an_alias_bomb_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(file, {})
     assert str(caught.value) == (f"{file}: the document expands to more than 100000 values (YAML aliases?)")
+
+
+def test_a_node_that_holds_itself_is_refused_like_an_alias_bomb(tmp_path: Path) -> None:
+    file = tmp_path / "loop.yaml"
+    file.write_text("loop: &loop [*loop]\ntenants: {}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(file, {})
+    assert str(caught.value) == f"{file}: the document expands to more than 100000 values (YAML aliases?)"
 
 
 def test_aliases_that_share_a_block_still_work(tmp_path: Path) -> None:

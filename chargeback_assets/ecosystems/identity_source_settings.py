@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import field
 from types import MappingProxyType
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import model_validator
 
-from chargeback_assets.validation import Invalid, Text, settings, unique
+from chargeback_assets.validation import Invalid, Text, settings, unique_by
 
 IdentitySourceKind = Literal["prometheus", "static", "both"]
 
@@ -31,7 +31,7 @@ class IdentitySourceSettings:
     source: IdentitySourceKind = "prometheus"
     principal_to_team: Mapping[str, Text] = field(default_factory=lambda: MappingProxyType({}))
     default_team: Text = "UNASSIGNED"
-    static_identities: tuple[StaticIdentity, ...] = ()
+    static_identities: Annotated[tuple[StaticIdentity, ...], unique_by("identity_id")] = ()
 
     @property
     def uses_prometheus(self) -> bool:
@@ -45,13 +45,6 @@ class IdentitySourceSettings:
     def _static_identities_are_usable(self) -> IdentitySourceSettings:
         if self.source == "static" and not self.static_identities:
             raise Invalid("at least one is required when source is static", "static_identities")
-        unique(
-            (
-                (("static_identities", index, "identity_id"), item.identity_id)
-                for index, item in enumerate(self.static_identities)
-            ),
-            "identity_id",
-        )
         return self
 
 

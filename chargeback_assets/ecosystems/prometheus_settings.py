@@ -4,17 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import Field
 
-from chargeback_assets.validation import Integer, Invalid, Seconds, Secret, Text, Url, only_when, settings
+from chargeback_assets.validation import Integer, Seconds, Secret, Text, Url, checked, only_when, settings
 
 AuthType = Literal["none", "basic", "bearer"]
 SECONDS_PER_DAY = 86_400
-_CREDENTIALS_BY_AUTH_TYPE: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "basic": ("username", "password"),
-    "bearer": ("bearer_token",),
-}
 
 
 @settings
@@ -30,20 +25,13 @@ class PrometheusSettings:
     max_attempts: Annotated[Integer, Field(ge=1, le=10)] = 4
     type: Literal["prometheus"] = "prometheus"
 
-    @model_validator(mode="after")
-    def _credentials_match_auth_type(self) -> PrometheusSettings:
-        wanted = _CREDENTIALS_BY_AUTH_TYPE[self.auth_type]
-        for name in ("username", "password", "bearer_token"):
-            only_when(name in wanted, f"auth_type is {self.auth_type}", **{name: getattr(self, name)})
-        return self
+    _credentials = only_when("auth_type", username=("basic",), password=("basic",), bearer_token=("bearer",))
 
 
-def _tiles_a_day(step: int) -> int:
+def _tiles_a_day(step: int) -> str | None:
     """Day windows are cut at UTC midnight, so a step must tile a day exactly."""
-    if SECONDS_PER_DAY % step:
-        raise Invalid(f"must divide a day ({SECONDS_PER_DAY} s) evenly")
-    return step
+    return f"must divide a day ({SECONDS_PER_DAY} s) evenly" if SECONDS_PER_DAY % step else None
 
 
-MetricsStep = Annotated[Integer, Field(gt=0), AfterValidator(_tiles_a_day)]
+MetricsStep = Annotated[Integer, Field(gt=0), checked(_tiles_a_day)]
 """`metrics_step_seconds`: > 0 and divides 86400."""

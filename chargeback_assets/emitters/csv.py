@@ -23,8 +23,6 @@ from datetime import date
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, Annotated
 
-from pydantic import AfterValidator
-
 from chargeback_assets.emitters.base import (
     EmitRow,
     Labels,
@@ -35,7 +33,7 @@ from chargeback_assets.emitters.base import (
     team_totals,
     write_atomically,
 )
-from chargeback_assets.validation import Invalid, Text, settings
+from chargeback_assets.validation import Text, checked, settings
 
 COLUMNS = (
     "date",
@@ -81,19 +79,12 @@ def check_filename_template(template: str) -> str | None:
     return None
 
 
-def _valid_template(template: str) -> str:
-    problem = check_filename_template(template)
-    if problem:
-        raise Invalid(problem)
-    return template
-
-
 @settings(kw_only=True)
 class CsvParams:
     """`params` of a csv emitter."""
 
     output_dir: Text
-    filename_template: Annotated[Text, AfterValidator(_valid_template)] = DEFAULT_FILENAME_TEMPLATE
+    filename_template: Annotated[Text, checked(check_filename_template)] = DEFAULT_FILENAME_TEMPLATE
 
     def build(self) -> CsvEmitter:
         return CsvEmitter(Path(self.output_dir), self.filename_template)

@@ -6,10 +6,10 @@ import dataclasses
 from dataclasses import field
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
-from chargeback_assets.validation import Integer, Seconds, Secret, Text, Url, settings, unique
+from chargeback_assets.validation import Integer, Seconds, Secret, Text, Url, settings, unique_by
 
 DEFAULT_BASE_URL = "https://api.confluent.cloud"
 
@@ -69,7 +69,7 @@ class ConfluentCloudSettings:
     billing_api: BillingApi = field(default_factory=BillingApi)
     metrics: PrometheusSettings | None = None
     metrics_step_seconds: MetricsStep = 3600
-    flink: tuple[FlinkRegion, ...] = ()
+    flink: Annotated[tuple[FlinkRegion, ...], unique_by("region_id")] = ()
 
     @property
     def api_key(self) -> str:
@@ -86,11 +86,3 @@ class ConfluentCloudSettings:
     @property
     def http(self) -> HttpSettings:
         return HttpSettings(base_url=self.ccloud_api.base_url, **dataclasses.asdict(self.http_options))
-
-    @model_validator(mode="after")
-    def _one_key_per_flink_region(self) -> ConfluentCloudSettings:
-        unique(
-            ((("flink", i, "region_id"), region.region_id) for i, region in enumerate(self.flink)),
-            "region_id",
-        )
-        return self

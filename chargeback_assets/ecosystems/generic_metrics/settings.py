@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from chargeback_assets.ecosystems.identity_source_settings import DiscoveredIdentitySource
 from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
-from chargeback_assets.validation import Exact, Integer, Text, only_when, settings, unique
+from chargeback_assets.validation import Exact, Integer, Text, only_when, settings, unique_by
 
 SERVICE_TYPES = frozenset({"generic"})
 """Keys `identity_resolution_overrides` may use for a generic metrics tenant."""
@@ -25,12 +25,7 @@ class CostQuantity:
     count: Annotated[Integer, Field(gt=0)] | None = None
     query: Text | None = None
 
-    @model_validator(mode="after")
-    def _count_or_query(self) -> CostQuantity:
-        fixed, condition = self.type == "fixed", f"type is {self.type}"
-        only_when(fixed, condition, count=self.count)
-        only_when(not fixed, condition, query=self.query)
-        return self
+    _count_or_query = only_when("type", count=("fixed",), query=("storage_gib", "network_gib"))
 
 
 @settings
@@ -45,27 +40,18 @@ class GenericCostType:
     allocation_query: Text | None = None
     allocation_label: Text | None = None
 
-    @model_validator(mode="after")
-    def _usage_ratio_needs_its_query(self) -> GenericCostType:
-        only_when(
-            self.allocation_strategy == "usage_ratio",
-            f"allocation_strategy is {self.allocation_strategy}",
-            allocation_query=self.allocation_query,
-            allocation_label=self.allocation_label,
-        )
-        return self
+    _usage_ratio_query = only_when(
+        "allocation_strategy", allocation_query=("usage_ratio",), allocation_label=("usage_ratio",)
+    )
 
 
 @settings(kw_only=True)
 class GenericMetricsSettings:
     cluster_id: Text
     metrics: PrometheusSettings
-    cost_types: Annotated[tuple[GenericCostType, ...], Field(min_length=1)]
+    cost_types: Annotated[
+        tuple[GenericCostType, ...], Field(min_length=1), unique_by("name", "cost type name")
+    ]
     identity_source: DiscoveredIdentitySource
     display_name: Text | None = None
     metrics_step_seconds: MetricsStep = 3600
-
-    @model_validator(mode="after")
-    def _cost_type_names_are_unique(self) -> GenericMetricsSettings:
-        unique(((("cost_types", i, "name"), c.name) for i, c in enumerate(self.cost_types)), "cost type name")
-        return self
