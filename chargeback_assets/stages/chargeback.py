@@ -27,7 +27,7 @@ from chargeback_assets.storage.billing import (
     billing_for_day,
     increment_allocation_attempts,
 )
-from chargeback_assets.storage.chargeback import replace_chargeback_day
+from chargeback_assets.storage.chargeback import replace_chargeback_day, unattributed_amounts_for_day
 from chargeback_assets.storage.pipeline import update_state
 from chargeback_assets.storage.resolutions import resolutions_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day, usage_for_day
@@ -40,6 +40,8 @@ class ChargebackDay:
     billed: Decimal = ZERO
     allocated: Decimal = ZERO
     unallocated: Decimal = ZERO
+    unattributed: Decimal = ZERO
+    """Charged to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED included."""
     failed_lines: int = 0
     currency: str = DEFAULT_CURRENCY
     unknown_product_types: tuple[str, ...] = ()
@@ -132,6 +134,7 @@ def summarize(
         billed=sum((line.total_cost for line in lines), ZERO),
         allocated=sum((row.amount for row in rows), ZERO),
         unallocated=by_identity.get(UNALLOCATED, ZERO),
+        unattributed=sum(unattributed_amounts_for_day(scope.db, scope.ecosystem, scope.tenant_id, day), ZERO),
         failed_lines=failed,
         currency=currency_of(lines),
         unknown_product_types=tuple(
