@@ -5,10 +5,11 @@ partition None, and shows every partition's check as "Skipped". Each check here 
 `AssetCheckEvaluation` per partition of the run, so the partitions view shows Passed or Failed for each
 (date, tenant) with that partition's own figures.
 
-`chargeback_reconciles` is declared blocking, so the emitters always run after it. The block itself is per
-partition: its verdict is stored per day and the emitters publish only the days that reconciled (see
-assets/emit.py). Its evaluations are therefore yielded as non-blocking events, which keeps Dagster from
-failing the check step, and with it every partition's emission, because one partition failed.
+`chargeback_reconciles` and `inventory_complete` are declared blocking, so the emitters always run after
+them. The block itself is per partition: the verdicts are stored per day and the emitters publish only the
+days that pass both (see assets/emit.py). Their evaluations are therefore yielded as non-blocking events,
+which keeps Dagster from failing the check step, and with it every partition's emission, because one
+partition failed.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +34,7 @@ from chargeback_assets.stages.checks import (
     DayShare,
     billing_problems,
     check_reconciliation,
+    inventory_gaps,
     metrics_failures,
     unallocated_day,
     unattributed_day,
@@ -179,6 +181,17 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             "resources, stand-ins for unknown ids, UNALLOCATED), rather than to a service account, user, "
             "identity pool, principal or team of the inventory.",
             _share_within("unattributed", unattributed_day, attrgetter("unattributed_warn_fraction")),
+        ),
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "inventory_complete",
+            "The day was calculated from a complete inventory gather. Blocking, per partition: a day "
+            "calculated while an inventory endpoint failed (its charges may sit on the wrong payers) is not "
+            "emitted until a calculation after a complete gather.",
+            _problems(inventory_gaps),
+            severity=dg.AssetCheckSeverity.ERROR,
+            blocking=True,
         ),
         _partitioned_check(
             partitions,

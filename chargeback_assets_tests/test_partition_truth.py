@@ -53,6 +53,7 @@ CHECKS = {
         "chargeback_reconciles",
         "unallocated_share",
         "unattributed_share",
+        "inventory_complete",
     ),
     "usage_metrics": ("metrics_fetched",),
     "billing_lines": ("billing_well_formed",),

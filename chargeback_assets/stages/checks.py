@@ -1,5 +1,5 @@
 """What the asset checks verify, computed from storage: reconciliation, the shares of the bill charged to
-UNALLOCATED and to no payer, data quality."""
+UNALLOCATED and to no payer, the inventory a calculation used, data quality."""
 
 from __future__ import annotations
 
@@ -144,6 +144,16 @@ def reconciles(data: TenantData, day: date) -> bool:
     if state.reconciliation_current:
         return state.reconciliation_passed
     return check_reconciliation(data, day).passed
+
+
+def inventory_gaps(data: TenantData, day: date) -> list[str]:
+    """What failed in the inventory gather the day's current chargeback was calculated from.
+
+    A missing endpoint moves money silently: without the API keys, usage and key owners fall through to the
+    tenant-wide tiers; without the service accounts, their charges go to stand-ins. Such a day is not
+    published until a calculation from a complete gather.
+    """
+    return list(get_state(data.db, data.ecosystem, data.tenant_id, day).calculation_inventory_errors)
 
 
 def malformed_lines(data: TenantData, day: date) -> list[str]:
