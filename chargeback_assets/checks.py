@@ -5,14 +5,17 @@ partition None, and shows every partition's check as "Skipped". Each check here 
 `AssetCheckEvaluation` per partition of the run, so the partitions view shows Passed or Failed for each
 (date, tenant) with that partition's own figures.
 
-`chargeback_reconciles` is declared blocking, so the emitters always run after it. The block itself is per
-partition: its verdict is stored per day and the emitters publish only the days that reconciled (see
-assets/emit.py). Its evaluations are therefore yielded as non-blocking events, which keeps Dagster from
-failing the check step, and with it every partition's emission, because one partition failed.
+`chargeback_reconciles` and `inventory_complete` are declared blocking, so the emitters always run after
+them. The block itself is per partition: the verdicts are stored per day and the emitters publish only the
+days that pass both (see assets/emit.py). Their evaluations are therefore yielded as non-blocking events,
+which keeps Dagster from failing the check step, and with it every partition's emission, because one
+partition failed.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
+from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 import dagster as dg
@@ -24,13 +27,17 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 )
 
 from chargeback_assets.assets.runs import money, scrubbed_metadata
+from chargeback_assets.config import TenantConfig
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.checks import (
+    DayShare,
     billing_problems,
     check_reconciliation,
+    inventory_gaps,
     metrics_failures,
     unallocated_day,
+    unattributed_day,
 )
 from chargeback_assets.stages.scope import TenantData
 
@@ -122,10 +129,18 @@ def _reconciles(data: TenantData, day: date) -> Verdict:
     }
 
 
-def _unallocated_share(data: TenantData, day: date) -> Verdict:
-    share = unallocated_day(data, day).fraction
-    limit = data.tenant.unallocated_warn_fraction
-    return share <= limit, {"unallocated_fraction": float(share), "limit": float(limit)}
+def _share_within(
+    part: str, share_of: Callable[[TenantData, date], DayShare], limit_of: Callable[[TenantConfig], Decimal]
+) -> Callable[[TenantData, date], Verdict]:
+    """A check that a part of the day's bill (`unallocated`, `unattributed`) stays within the tenant's
+    limit for it."""
+
+    def evaluate(data: TenantData, day: date) -> Verdict:
+        share = share_of(data, day).fraction
+        limit = limit_of(data.tenant)
+        return share <= limit, {f"{part}_fraction": float(share), "limit": float(limit)}
+
+    return evaluate
 
 
 def _problems(find: Callable[[TenantData, date], list[str]]) -> Callable[[TenantData, date], Verdict]:
@@ -156,7 +171,27 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             "chargeback_facts",
             "unallocated_share",
             "UNALLOCATED gets at most the tenant's unallocated_warn_fraction of the day's bill.",
-            _unallocated_share,
+            _share_within("unallocated", unallocated_day, attrgetter("unallocated_warn_fraction")),
+        ),
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "unattributed_share",
+            "At most the tenant's unattributed_warn_fraction of the day's bill is charged to no payer (to "
+            "resources, stand-ins for unknown ids, UNALLOCATED), rather than to a service account, user, "
+            "identity pool, principal or team of the inventory.",
+            _share_within("unattributed", unattributed_day, attrgetter("unattributed_warn_fraction")),
+        ),
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "inventory_complete",
+            "The day was calculated from a complete inventory gather. Blocking, per partition: a day "
+            "calculated while an inventory endpoint failed (its charges may sit on the wrong payers) is not "
+            "emitted until a calculation after a complete gather.",
+            _problems(inventory_gaps),
+            severity=dg.AssetCheckSeverity.ERROR,
+            blocking=True,
         ),
         _partitioned_check(
             partitions,

@@ -149,9 +149,10 @@ def run_demo(workdir: Path, days: int) -> int:
             with chargeback.data(tenant) as data:
                 report = tenant_report(data, day_list)
             ok &= report.billed == report.allocated and report.mismatched_lines == 0
+            share = report.unattributed / report.billed if report.billed else 0
             print(
                 f"\n{tenant}: {report.days} days  billed {report.billed}  allocated {report.allocated}  "
-                f"unallocated {report.unallocated}"
+                f"unallocated {report.unallocated}  unattributed {report.unattributed} ({share:.1%})"
             )
             print(f"  {'identity':<28} {'type':<22} {'name':<28} {'amount':>14}")
             for cost in report.top:

@@ -348,6 +348,11 @@ def test_unknown_emitter_key_lists_allowed_keys() -> None:
             "tenants.prod.unallocated_warn_fraction: expected a number, got",
         ),
         (
+            "unattributed_warn_fraction",
+            "some",
+            "tenants.prod.unattributed_warn_fraction: expected a number, got",
+        ),
+        (
             "start_date",
             "01/02/2026",
             "tenants.prod.start_date: expected an ISO date (YYYY-MM-DD), got string",
@@ -397,6 +402,7 @@ TENANT_BOUNDS = [
     ("gather_failure_threshold", 1, None),
     ("unallocated_warn_fraction", 0, 1),
     ("max_line_amount", 1, None),
+    ("unattributed_warn_fraction", 0, 1),
 ]
 
 
@@ -424,6 +430,8 @@ def test_tenant_bounds_accept_their_edges(key: str, low: int, high: int | None) 
         ("unallocated_warn_fraction", 1.01, "must be between 0 and 1, got 1.01"),
         ("max_line_amount", 0, "must be greater than 0, got 0"),
         ("max_line_amount", -5, "must be greater than 0, got -5"),
+        ("unattributed_warn_fraction", -0.5, "must be between 0 and 1, got -0.5"),
+        ("unattributed_warn_fraction", 2, "must be between 0 and 1, got 2"),
     ],
 )
 def test_tenant_bounds_reject_values_outside(key: str, value: object, rule: str) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from chargeback_assets.config import load_config
 from chargeback_assets.storage.codec import day_bounds
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
@@ -47,7 +48,17 @@ pytestmark = pytest.mark.slow
 TENANTS = ("acme-prod", "acme-staging")
 DAYS = 14
 ECOSYSTEM = "confluent_cloud"
-CHECKS = ("chargeback_reconciles", "unallocated_share", "metrics_fetched", "billing_well_formed")
+CHECKS = {
+    "chargeback_facts": (
+        "chargeback_reconciles",
+        "unallocated_share",
+        "unattributed_share",
+        "inventory_complete",
+    ),
+    "usage_metrics": ("metrics_fetched",),
+    "billing_lines": ("billing_well_formed",),
+}
+MONEY = ("billed", "allocated", "unallocated", "unattributed")
 CONTRACT_ROW = re.compile(r"^\| `(?P<asset>[a-z_]+)` \| `(?P<key>[a-z_/]+)` \| (?P<definition>.*) \|$")
 
 
@@ -154,7 +165,7 @@ def test_every_partition_shows_what_the_readme_queries_give(backfilled: Backfill
                 day = date.fromisoformat(day_text)
                 entries = event["entries"]
                 documented = set(contract[asset]) | {"outputs"}
-                documented |= {f"{name}_exact" for name in ("billed", "allocated", "unallocated")}
+                documented |= {f"{name}_exact" for name in MONEY}
                 assert set(entries) <= documented, (asset, key, sorted(set(entries) - documented))
                 for name, sql in contract[asset].items():
                     if sql is None or name == "top_identities":
@@ -162,7 +173,7 @@ def test_every_partition_shows_what_the_readme_queries_give(backfilled: Backfill
                     ((expected,),) = query(db, sql, tenant, day)
                     assert same(entries[name], expected), (asset, key, name, entries[name], expected)
                     checked += 1
-                for name in ("billed", "allocated", "unallocated"):
+                for name in MONEY:
                     if name in entries:
                         exact = entries[f"{name}_exact"][1]
                         assert exact.endswith(" USD") and float(exact.split()[0]) == entries[name][1]
@@ -181,12 +192,30 @@ def test_every_partition_shows_what_the_readme_queries_give(backfilled: Backfill
     assert checked > len(backfilled.partitions) * 20
 
 
-def test_every_check_shows_passed_on_every_partition(backfilled: Backfilled) -> None:
-    by_asset = {"chargeback_facts": CHECKS[:2], "usage_metrics": CHECKS[2:3], "billing_lines": CHECKS[3:]}
-    for asset, names in by_asset.items():
+def test_every_check_shows_its_verdict_on_every_partition(backfilled: Backfilled) -> None:
+    """Every check passes on every partition, but `unattributed_share`, which passes exactly where the
+    README's `unattributed` over `billed` is within the tenant's `unattributed_warn_fraction`."""
+    facts = readme_contract()["chargeback_facts"]
+    tenants = load_config(backfilled.graph.config_path).tenants
+    db = sqlite3.connect(backfilled.graph.db_path)
+    try:
+        unattributed_passes = {}
+        for key in backfilled.partitions:
+            day_text, tenant = key.split("|")
+            day = date.fromisoformat(day_text)
+            ((unattributed,),) = query(db, facts["unattributed"], tenant, day)
+            ((billed,),) = query(db, facts["billed"], tenant, day)
+            limit = float(tenants[tenant].unattributed_warn_fraction)
+            unattributed_passes[key] = unattributed <= billed * limit
+    finally:
+        db.close()
+    for asset, names in CHECKS.items():
         statuses = check_statuses(backfilled.servers, asset)
         for name in names:
-            assert statuses[name] == dict.fromkeys(backfilled.partitions, "SUCCEEDED"), (asset, name)
+            expected = dict.fromkeys(backfilled.partitions, "SUCCEEDED")
+            if name == "unattributed_share":
+                expected = {k: "SUCCEEDED" if ok else "FAILED" for k, ok in unattributed_passes.items()}
+            assert statuses[name] == expected, (asset, name)
 
 
 def test_a_tampered_partition_fails_its_check_and_blocks_only_its_own_emission(

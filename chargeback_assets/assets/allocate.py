@@ -67,6 +67,7 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
                         **money("billed", result.billed, result.currency),
                         **money("allocated", result.allocated, result.currency),
                         **money("unallocated", result.unallocated, result.currency),
+                        **money("unattributed", result.unattributed, result.currency),
                         "currency": result.currency,
                         "lines_failed_after_retries": result.failed_lines,
                         "top_identities": identity_costs(result.top_identities(TOP_IDENTITIES)),

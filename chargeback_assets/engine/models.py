@@ -18,9 +18,14 @@ UNALLOCATED = "UNALLOCATED"
 
 SYSTEM_IDENTITY_TYPE = "system"
 OWNER_IDENTITY_TYPES = ("service_account", "user", "identity_pool", "principal")
+"""Identity types a tenant-wide fallback tier may charge; api keys and system identities never qualify."""
+PAYER_IDENTITY_TYPES = (*OWNER_IDENTITY_TYPES, "team")
+"""Identity types that name someone who can be sent the bill: a service account, user, identity pool or
+principal (a self-managed cluster's user), and a team (a configured static identity). Cost charged to
+anything else (a resource, a stand-in for an id the inventory lacks, an API key, UNALLOCATED) is
+unattributed, and so is cost charged to an id of these types that the inventory does not hold."""
 DEFAULT_CURRENCY = "USD"
 """Confluent Cloud bills in USD, and the cost models price in it."""
-"""Identity types a tenant-wide fallback tier may charge; api keys and system identities never qualify."""
 
 
 class CostType(StrEnum):

@@ -27,8 +27,8 @@ from chargeback_assets.storage.billing import (
     billing_for_day,
     increment_allocation_attempts,
 )
-from chargeback_assets.storage.chargeback import replace_chargeback_day
-from chargeback_assets.storage.pipeline import update_state
+from chargeback_assets.storage.chargeback import replace_chargeback_day, unattributed_amounts_for_day
+from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.resolutions import resolutions_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day, usage_for_day
 
@@ -40,6 +40,8 @@ class ChargebackDay:
     billed: Decimal = ZERO
     allocated: Decimal = ZERO
     unallocated: Decimal = ZERO
+    unattributed: Decimal = ZERO
+    """Charged to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED included."""
     failed_lines: int = 0
     currency: str = DEFAULT_CURRENCY
     unknown_product_types: tuple[str, ...] = ()
@@ -88,6 +90,7 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
     """Allocate and write one day; lines that keep failing are retried here and booked to UNALLOCATED.
 
     The failed attempts are committed on their own before the rows, so they count even if the write fails.
+    The calculation remembers what failed in the inventory gather it used, which holds back its publication.
     """
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     attempts = allocation_attempts(scope.db, scope.ecosystem, scope.tenant_id, day)
@@ -102,11 +105,13 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
             increment_allocation_attempts(tx, scope.ecosystem, scope.tenant_id, outcome.failed_attempts)
     with scope.db.transaction() as tx:
         written = replace_chargeback_day(tx, scope.ecosystem, scope.tenant_id, day, outcome.rows)
+        gathered = get_state(tx, scope.ecosystem, scope.tenant_id, day)
         update_state(
             tx,
             scope.ecosystem,
             scope.tenant_id,
             day,
+            calculation_inventory_errors=gathered.inventory_errors,
             chargeback_calculated=True,
             calculation_id=str(uuid.uuid4()),
             calculation_completed_at=datetime.now(UTC),
@@ -132,6 +137,7 @@ def summarize(
         billed=sum((line.total_cost for line in lines), ZERO),
         allocated=sum((row.amount for row in rows), ZERO),
         unallocated=by_identity.get(UNALLOCATED, ZERO),
+        unattributed=sum(unattributed_amounts_for_day(scope.db, scope.ecosystem, scope.tenant_id, day), ZERO),
         failed_lines=failed,
         currency=currency_of(lines),
         unknown_product_types=tuple(

@@ -1,4 +1,5 @@
-"""What the asset checks verify, computed from storage: reconciliation, UNALLOCATED share, data quality."""
+"""What the asset checks verify, computed from storage: reconciliation, the shares of the bill charged to
+UNALLOCATED and to no payer, the inventory a calculation used, data quality."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from chargeback_assets.storage.chargeback import (
     FactAmount,
     chargeback_amounts_for_day,
     identity_amounts_for_day,
+    unattributed_amounts_for_day,
 )
 from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.usage import usage_failures_for_day
@@ -90,21 +92,33 @@ def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
 
 
 @dataclass(frozen=True, slots=True)
-class DayUnallocated:
+class DayShare:
+    """A part of a day's bill (UNALLOCATED's, or the unattributed) and the bill it is a part of."""
+
     billed: Decimal
-    unallocated: Decimal
+    amount: Decimal
 
     @property
     def fraction(self) -> Decimal:
-        return self.unallocated / self.billed if self.billed > 0 else ZERO
+        return self.amount / self.billed if self.billed > 0 else ZERO
 
 
-def unallocated_day(data: TenantData, day: date) -> DayUnallocated:
+def unallocated_day(data: TenantData, day: date) -> DayShare:
     """What UNALLOCATED got of the day's bill: reads the bill and UNALLOCATED's facts only, since a large day
     has tens of thousands of facts and the reconciliation check has just read them all."""
-    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
     amounts = identity_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day, UNALLOCATED)
-    return DayUnallocated(sum((line.total_cost for line in lines), ZERO), sum(amounts, ZERO))
+    return _share(data, day, amounts)
+
+
+def unattributed_day(data: TenantData, day: date) -> DayShare:
+    """What went to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED's part included: like UNALLOCATED's
+    share, read from the bill and those facts only."""
+    return _share(data, day, unattributed_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day))
+
+
+def _share(data: TenantData, day: date, amounts: list[Decimal]) -> DayShare:
+    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    return DayShare(sum((line.total_cost for line in lines), ZERO), sum(amounts, ZERO))
 
 
 def check_reconciliation(data: TenantData, day: date) -> DayReconciliation:
@@ -130,6 +144,16 @@ def reconciles(data: TenantData, day: date) -> bool:
     if state.reconciliation_current:
         return state.reconciliation_passed
     return check_reconciliation(data, day).passed
+
+
+def inventory_gaps(data: TenantData, day: date) -> list[str]:
+    """What failed in the inventory gather the day's current chargeback was calculated from.
+
+    A missing endpoint moves money silently: without the API keys, usage and key owners fall through to the
+    tenant-wide tiers; without the service accounts, their charges go to stand-ins. Such a day is not
+    published until a calculation from a complete gather.
+    """
+    return list(get_state(data.db, data.ecosystem, data.tenant_id, day).calculation_inventory_errors)
 
 
 def malformed_lines(data: TenantData, day: date) -> list[str]:

@@ -6,15 +6,15 @@ emitter's `lookback_days` are skipped unless they were published before (a publi
 the database). A calculated day without chargeback rows (its bill was emptied at the source) has whatever
 was published for it withdrawn and is recorded as `withdrawn` (`skipped` when nothing was out there); a day
 with nothing stored (never calculated, or removed by retention) is skipped and its outputs are left alone.
-Days whose current chargeback did not reconcile with its bill, or whose bill holds a malformed line, are
-recorded as blocked, with the reason, and never published (per day: one bad day never holds back the
-others). Monthly aggregation emits each touched month once, from all of its stored days, and records the
-outcome on every requested day of that month; a month with a blocked day is blocked as a whole. Each
-(tenant, emitter, date) gets an `emission_records` row with its status and attempt count, and every place an
-output was published is remembered (`published_outputs`, for purging a removed tenant); when any emission
-failed, the failures are recorded first and then raised, so the partition fails; `pending_emissions` lists
-what is still owed (failed, or never emitted since the day's calculation), which the emission-retry sensor
-materializes again (each try counts another attempt).
+Days whose current chargeback did not reconcile with its bill, whose bill holds a malformed line, or that
+were calculated from an incomplete inventory are recorded as blocked, with the reason, and never published
+(per day: one bad day never holds back the others). Monthly aggregation emits each touched month once, from
+all of its stored days, and records the outcome on every requested day of that month; a month with a
+blocked day is blocked as a whole. Each (tenant, emitter, date) gets an `emission_records` row with its
+status and attempt count, and every place an output was published is remembered (`published_outputs`, for
+purging a removed tenant); when any emission failed, the failures are recorded first and then raised, so
+the partition fails; `pending_emissions` lists what is still owed (failed, or never emitted since the day's
+calculation), which the emission-retry sensor materializes again (each try counts another attempt).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from chargeback_assets.emitters.base import EmitRow, Emitter, EmitterError, Labe
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
-from chargeback_assets.stages.checks import malformed_lines, reconciles
+from chargeback_assets.stages.checks import inventory_gaps, malformed_lines, reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
@@ -49,6 +49,7 @@ PIPELINE = "chargeback"
 NO_ROWS = "no chargeback rows"
 NOT_RECONCILED = "not published: the chargeback does not reconcile with the bill (see chargeback_reconciles)"
 MALFORMED_BILL = "not published until the row parses: malformed billing line (see billing_well_formed)"
+INVENTORY_INCOMPLETE = "not published: calculated from an incomplete inventory (see inventory_complete)"
 MAX_NAMED = 5
 """Malformed lines named in one day's block reason (the check lists them all)."""
 
@@ -193,6 +194,8 @@ class Verdicts:
             reasons.append(f"{MALFORMED_BILL}: {'; '.join(malformed[:MAX_NAMED])}{more}")
         if not reconciles(self._data, day):
             reasons.append(NOT_RECONCILED)
+        if gaps := inventory_gaps(self._data, day):
+            reasons.append(f"{INVENTORY_INCOMPLETE}: {'; '.join(gaps)}")
         return reasons
 
 

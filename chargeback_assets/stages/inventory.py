@@ -4,6 +4,10 @@ An entity missing from a gather is marked deleted only when the gather of its ki
 returns nothing at all while entities are active is treated as suspect (an API hiccup looks exactly like
 that): deletion then waits for `zero_gather_deletion_threshold` consecutive empty gathers (-1: never).
 Counters live in the database because every Dagster run is a fresh process.
+
+A gather that saw something but not everything (an endpoint still failing after the retries) is kept, and
+what failed is recorded on each of the run's days: a chargeback calculated from it is not published until a
+complete gather (see the `inventory_complete` check).
 """
 
 from __future__ import annotations
@@ -72,7 +76,14 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
             summary.deleted_identities = _deletion_scan(tx, scope, "identity", "identities", seen, now, None)
         set_counter(tx, scope.ecosystem, scope.tenant_id, GATHER_FAILURES_KEY, GatherCounter())
         for day in days:
-            update_state(tx, scope.ecosystem, scope.tenant_id, day, resources_gathered=gathered.complete)
+            update_state(
+                tx,
+                scope.ecosystem,
+                scope.tenant_id,
+                day,
+                resources_gathered=gathered.complete,
+                inventory_errors=tuple(gathered.errors),
+            )
     return summary
 
 

@@ -12,7 +12,7 @@ from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.checks import reconcile_day
 from chargeback_assets.stages.scope import TenantData
-from chargeback_assets.storage.chargeback import chargeback_amounts_for_day
+from chargeback_assets.storage.chargeback import chargeback_amounts_for_day, unattributed_amounts_for_day
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
 
 
@@ -31,12 +31,14 @@ class TenantReport:
     billed: Decimal
     allocated: Decimal
     unallocated: Decimal
+    unattributed: Decimal
+    """Charged to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED included."""
     mismatched_lines: int
     top: tuple[IdentityCost, ...]
 
 
 def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> TenantReport:
-    billed = allocated = unallocated = ZERO
+    billed = allocated = unallocated = unattributed = ZERO
     mismatched = 0
     by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for day in days:
@@ -44,6 +46,7 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
         billed += check.billed
         allocated += check.allocated
         unallocated += check.unallocated
+        unattributed += sum(unattributed_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day), ZERO)
         mismatched += len(check.mismatches)
         for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
             by_identity[fact.identity_id] += fact.amount
@@ -63,6 +66,7 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
         billed=billed,
         allocated=allocated,
         unallocated=unallocated,
+        unattributed=unattributed,
         mismatched_lines=mismatched,
         top=tuple(
             IdentityCost(identity_id, *names.get(identity_id, ("", "sentinel")), amount)

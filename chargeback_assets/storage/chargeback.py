@@ -14,7 +14,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, NamedTuple
 
-from chargeback_assets.engine.models import ChargebackRow, CostType
+from chargeback_assets.engine.models import PAYER_IDENTITY_TYPES, ChargebackRow, CostType
 from chargeback_assets.storage.codec import (
     day_bounds,
     decode_json,
@@ -235,13 +235,34 @@ def identity_amounts_for_day(
     source: Source, ecosystem: str, tenant_id: str, day: date, identity_id: str
 ) -> list[Decimal]:
     """The amounts of the day's facts charged to one identity (UNALLOCATED, say), without reading the rest."""
+    return _amounts_for_day(source, ecosystem, tenant_id, day, "d.identity_id = ?", (identity_id,))
+
+
+def unattributed_amounts_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[Decimal]:
+    """The amounts of the day's facts charged to no payer: to an id that is not a gathered identity of a
+    `PAYER_IDENTITY_TYPES` type (a resource, a stand-in, UNALLOCATED, an API key), read without the rest."""
+    payer_types = ", ".join("?" * len(PAYER_IDENTITY_TYPES))
+    return _amounts_for_day(
+        source,
+        ecosystem,
+        tenant_id,
+        day,
+        "d.identity_id NOT IN (SELECT identity_id FROM identities "
+        f"WHERE ecosystem = ? AND tenant_id = ? AND identity_type IN ({payer_types}))",
+        (ecosystem, tenant_id, *PAYER_IDENTITY_TYPES),
+    )
+
+
+def _amounts_for_day(
+    source: Source, ecosystem: str, tenant_id: str, day: date, condition: str, params: tuple[str, ...]
+) -> list[Decimal]:
     start, end = day_bounds(day)
     cursor = source.conn.execute(
         "SELECT f.amount FROM chargeback_facts f "
         "JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
         "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ? "
-        "AND d.identity_id = ?",
-        (ecosystem, tenant_id, start, end, identity_id),
+        f"AND {condition}",
+        (ecosystem, tenant_id, start, end, *params),
     )
     return [Decimal(amount) for (amount,) in cursor]
 

@@ -13,7 +13,8 @@ from chargeback_assets.storage.codec import day_text, parse_day, parse_timestamp
 from chargeback_assets.storage.database import Source, Transaction
 
 EmissionStatus = Literal["emitted", "failed", "skipped", "blocked", "withdrawn"]
-"""`blocked`: the day's chargeback did not reconcile with its bill, so nothing was published for it.
+"""`blocked`: the day's chargeback may not be published (it does not reconcile with its bill, its bill holds a
+malformed line, or it was calculated from an incomplete inventory), so nothing was; `last_error` says why.
 `withdrawn`: the day has no chargeback rows any more, so what an earlier emission published was removed."""
 _STATUSES = get_args(EmissionStatus)
 

@@ -370,6 +370,16 @@ def _billing_strays(db: sqlite_utils.Database) -> None:
     )
 
 
+def _inventory_gaps(db: sqlite_utils.Database) -> None:
+    """The endpoints that failed in the day's last inventory gather, and in the gather its current chargeback
+    was calculated from (JSON lists, NULL when none): a day calculated from an incomplete inventory is not
+    published (DESIGN §3.12). Days calculated before this migration count as calculated from a complete
+    one."""
+    state = db.table("pipeline_state")
+    state.add_column("inventory_errors", str)
+    state.add_column("calculation_inventory_errors", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -377,6 +387,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "run leases", _run_leases),
     Migration(5, "published outputs", _published_outputs),
     Migration(6, "billing strays", _billing_strays),
+    Migration(7, "inventory gaps per day and per calculation", _inventory_gaps),
 )
 
 

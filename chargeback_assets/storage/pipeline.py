@@ -42,6 +42,11 @@ class PipelineState:
     reconciled_calculation_id: str | None = None
     """The calculation the reconciliation check last verified; `reconciliation_passed` is its verdict."""
     reconciliation_passed: bool = False
+    inventory_errors: tuple[str, ...] = ()
+    """What failed in the day's last inventory gather (empty when it was complete or never ran)."""
+    calculation_inventory_errors: tuple[str, ...] = ()
+    """What failed in the gather the day's current chargeback was calculated from: its `inventory_errors`
+    when it was calculated."""
 
     @property
     def reconciliation_current(self) -> bool:
@@ -58,7 +63,8 @@ _FLAGS = (
 )
 _TIMES = ("billing_fingerprint_at", "calculation_completed_at")
 _TEXTS = ("billing_fingerprint", "calculation_id", "calculation_run_id", "reconciled_calculation_id")
-_STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS)
+_LISTS = ("inventory_errors", "calculation_inventory_errors")
+_STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS, *_LISTS)
 _STATE_COLUMNS = ", ".join(_STATE_FIELDS)
 
 
@@ -254,6 +260,10 @@ def _to_column(name: str, value: Any) -> Any:
         return int(value)
     if name in _TIMES:
         return optional_timestamp_text(value, f"pipeline state {name}")
+    if name in _LISTS:
+        if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+            raise TypeError(f"pipeline state {name} must be a tuple of strings, got {value!r}")
+        return json.dumps(value) if value else None
     if value is not None and not isinstance(value, str):
         raise TypeError(f"pipeline state {name} must be a string or None, got {value!r}")
     return value
@@ -264,4 +274,6 @@ def _from_column(name: str, value: Any) -> Any:
         return bool(value)
     if name in _TIMES:
         return parse_timestamp(value)
+    if name in _LISTS:
+        return tuple(json.loads(value)) if value else ()
     return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -10,18 +11,20 @@ from pathlib import Path
 import pytest
 
 from chargeback_assets.config import parse_config
-from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, CostType
+from chargeback_assets.engine.models import UNALLOCATED, BillingLine, ChargebackRow, CostType, Identity
 from chargeback_assets.stages.checks import (
     DayReconciliation,
     check_reconciliation,
     reconcile_day,
     reconciles,
     unallocated_day,
+    unattributed_day,
 )
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.inventory import upsert_identities
 from chargeback_assets.storage.pipeline import get_state, update_state
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
@@ -121,12 +124,55 @@ def test_a_day_is_compared_line_by_line_with_exact_totals(data: TenantData) -> N
         rows=6,
     )
     share = unallocated_day(data, DAY)
-    assert (share.billed, share.unallocated) == (Decimal("18.5000"), Decimal("4.2501"))
+    assert (share.billed, share.amount) == (Decimal("18.5000"), Decimal("4.2501"))
     assert share.fraction == Decimal("4.2501") / Decimal("18.5000")
+
+
+def test_unattributed_is_what_no_gathered_payer_was_charged(data: TenantData) -> None:
+    """Payers are the inventory's service accounts, users, pools, principals and teams, even deleted ones;
+    a resource, UNALLOCATED, an API key, a stand-in for an unknown `sa-` id and another tenant's service
+    account are not."""
+    kinds = {
+        "sa-1": "service_account",
+        "u-1": "user",
+        "pool-1": "identity_pool",
+        "alice": "principal",
+        "payments": "team",
+        "key-1": "api_key",
+        "sa-gone": "service_account",
+    }
+    gathered = [Identity(ECOSYSTEM, TENANT_ID, i, kind) for i, kind in kinds.items()]
+    gathered[-1] = replace(gathered[-1], deleted_at=MIDNIGHT - timedelta(days=30))
+    charges = {
+        **dict.fromkeys(["sa-1", "u-1", "pool-1", "alice", "payments", "sa-gone"], "1.0000"),
+        "lkc-1": "2.0000",
+        UNALLOCATED: "0.5000",
+        "key-1": "0.2500",
+        "sa-unknown": "0.1250",
+        "sa-other": "0.0625",
+    }
+    with data.db.transaction() as tx:
+        upsert_identities(tx, ECOSYSTEM, TENANT_ID, gathered, MIDNIGHT)
+        upsert_identities(
+            tx, ECOSYSTEM, "t2", [Identity(ECOSYSTEM, "t2", "sa-other", "service_account")], MIDNIGHT
+        )
+        replace_billing_day(tx, ECOSYSTEM, TENANT_ID, DAY, [line("lkc-1", "KAFKA_NUM_CKU", "8.9375")])
+        replace_chargeback_day(
+            tx,
+            ECOSYSTEM,
+            TENANT_ID,
+            DAY,
+            [row("lkc-1", "KAFKA_NUM_CKU", who, amount) for who, amount in charges.items()],
+        )
+    share = unattributed_day(data, DAY)
+    assert (share.billed, share.amount) == (Decimal("8.9375"), Decimal("2.9375"))
+    assert share.fraction == Decimal("2.9375") / Decimal("8.9375")
+    assert unallocated_day(data, DAY).amount == Decimal("0.5000")
 
 
 def test_a_day_without_bill_or_rows_reconciles_to_zero(data: TenantData) -> None:
     assert unallocated_day(data, DAY).fraction == 0
+    assert unattributed_day(data, DAY).fraction == 0
     assert reconcile_day(data, DAY) == DayReconciliation(DAY, Decimal(0), Decimal(0), Decimal(0), (), "USD")
 
 

@@ -83,7 +83,13 @@ def test_a_failing_endpoint_makes_the_gather_incomplete_and_deletes_nothing(tmp_
         assert any("/iam/v2/users" in error for error in summary.errors)
         assert summary.deleted_identities == []
         assert active_identities(scope) == before
-        assert not get_state(scope.db, "confluent_cloud", "t1", DAYS[0]).resources_gathered
+        state = get_state(scope.db, "confluent_cloud", "t1", DAYS[0])
+        assert not state.resources_gathered
+        assert state.inventory_errors == tuple(summary.errors)
+
+        sandbox.faults.clear()
+        assert gather_inventory(scope, DAYS).complete
+        assert get_state(scope.db, "confluent_cloud", "t1", DAYS[0]).inventory_errors == ()
 
 
 def test_by_default_an_empty_gather_never_deletes(tmp_path, sandbox) -> None:

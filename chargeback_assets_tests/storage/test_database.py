@@ -93,6 +93,7 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (4, "run leases"),
         (5, "published outputs"),
         (6, "billing strays"),
+        (7, "inventory gaps per day and per calculation"),
     ]
     assert _versions(path)[0][2] == first_applied
 

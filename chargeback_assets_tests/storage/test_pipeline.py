@@ -45,6 +45,19 @@ def test_bad_state_updates_are_refused(db):
             update_state(tx, ECO, TENANT, DAY, billing_gatherd=True)
         with pytest.raises(TypeError, match="billing_gathered must be a bool, got 1"):
             update_state(tx, ECO, TENANT, DAY, billing_gathered=1)
+        with pytest.raises(TypeError, match="inventory_errors must be a tuple of strings, got 'down'"):
+            update_state(tx, ECO, TENANT, DAY, inventory_errors="down")
+
+
+def test_inventory_errors_are_kept_as_lists(db):
+    errors = ("/iam/v2/api-keys: status 503", 'unreadable response (KeyError: "id")\nline two')
+    with db.transaction() as tx:
+        update_state(tx, ECO, TENANT, DAY, inventory_errors=errors)
+        update_state(tx, ECO, TENANT, DAY, calculation_inventory_errors=errors)
+        assert get_state(tx, ECO, TENANT, DAY).calculation_inventory_errors == errors
+        update_state(tx, ECO, TENANT, DAY, inventory_errors=())
+    state = get_state(db, ECO, TENANT, DAY)
+    assert (state.inventory_errors, state.calculation_inventory_errors) == ((), errors)
 
 
 def test_fingerprints_are_recorded_per_day(db):
