@@ -31,6 +31,10 @@ class Graph:
     _defs: dg.Definitions | None = field(default=None, repr=False)
 
     @property
+    def resource(self) -> ChargebackResource:
+        return ChargebackResource(config_path=str(self.config_path))
+
+    @property
     def defs(self) -> dg.Definitions:
         if self._defs is None:
             self._defs = build_definitions(str(self.config_path))
@@ -72,9 +76,51 @@ class Graph:
             dagster_event=event.dagster_event,
             dagster_instance=instance,
             dagster_run=run,
-            resources={"chargeback": ChargebackResource(config_path=str(self.config_path))},
+            resources={"chargeback": self.resource},
         ) as context:
             self.defs.resolve_sensor_def(name)(context.for_run_failure() if failed else context)
+
+    def check(
+        self, asset: str, name: str, tenant: str, day: date, *, instance: dg.DagsterInstance
+    ) -> dg.AssetCheckEvaluation:
+        """Evaluate one asset check on one partition in a run of its own, as the UI's Execute does."""
+        key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+        job = self.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(
+            asset_selection=set(), asset_check_selection={key}
+        )
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=f"{day.isoformat()}|{tenant}",
+            tags={TENANT_TAG: tenant},
+            run_config=QUIET,
+        )
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+
+class SensorTicks:
+    """Evaluates the billing-change sensor tick after tick, carrying its cursor like the daemon does."""
+
+    def __init__(self, graph: Graph, instance: dg.DagsterInstance) -> None:
+        self.graph, self.instance = graph, instance
+        self.cursor: str | None = None
+        self.requests: list[dg.RunRequest] = []
+        self.skipped: str | None = None
+        self.sensor = graph.defs.resolve_sensor_def("billing_change_sensor")
+
+    def tick(self) -> list[str]:
+        """The partitions this tick requests; `requests` and `skipped` keep the rest of its result."""
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"chargeback": self.graph.resource},
+            definitions=self.graph.defs,
+        ) as context:
+            result = self.sensor(context)
+        self.cursor = result.cursor
+        self.requests = list(result.run_requests or ())
+        self.skipped = result.skip_reason.skip_message if result.skip_reason else None
+        return sorted(request.partition_key for request in self.requests)
 
 
 @contextmanager
