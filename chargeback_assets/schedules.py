@@ -8,7 +8,7 @@ from chargeback_assets.config import AppConfig
 from chargeback_assets.constants import TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.partitions import partition_key
 from chargeback_assets.resources import ChargebackResource
-from chargeback_assets.stages.suspension import suspension
+from chargeback_assets.sensors import SuspendedTenants
 
 
 def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.ScheduleDefinition:
@@ -24,16 +24,11 @@ def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.
         context: dg.ScheduleEvaluationContext, chargeback: ChargebackResource
     ) -> list[dg.RunRequest] | dg.SkipReason:
         today = context.scheduled_execution_time.date()
-        requests, skipped = [], []
+        suspended = SuspendedTenants(chargeback, context.log)
+        requests = []
         for name, tenant in sorted(chargeback.config.tenants.items()):
             day = today - timedelta(days=1 + tenant.settle_days)
-            if day < tenant.start_date:
-                continue
-            with chargeback.data(name) as data:
-                held = suspension(data)
-            if held is not None:
-                context.log.warning(str(held))
-                skipped.append(str(held))
+            if day < tenant.start_date or suspended.holds(name):
                 continue
             requests.append(
                 dg.RunRequest(
@@ -42,8 +37,6 @@ def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.
                     tags={TENANT_TAG: name, TRIGGER_TAG: "schedule"},
                 )
             )
-        if skipped and not requests:  # Dagster takes a skip reason only from a tick that requests nothing
-            return dg.SkipReason("\n".join(skipped))
-        return requests
+        return suspended.skip_reason(requests) or requests
 
     return daily_chargeback_schedule

@@ -8,8 +8,8 @@ pending request is not repeated on every tick, while a new bill, a revert to an 
 failed since is requested again. Run keys are not used: Dagster deduplicates them forever, which would
 swallow exactly those repeats.
 
-The billing-change and continuation sensors never launch a suspended tenant (stages/suspension.py); they
-say so instead, naming it and how to resume. The audit sensors record every run.
+No sensor launches a suspended tenant (stages/suspension.py): it says so instead, naming the tenant and how
+to resume (`SuspendedTenants`). The audit sensors record every run.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from logging import Logger
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -48,6 +49,29 @@ def watched_days(tenant: TenantConfig, newest: date) -> list[date]:
     return sorted(day for day in days if day >= tenant.start_date)
 
 
+class SuspendedTenants:
+    """What a schedule or sensor tick does about suspended tenants: skip them, log each once, and give the
+    skip reason the tick needs when it requests nothing else (Dagster takes none from a tick that does)."""
+
+    def __init__(self, chargeback: ChargebackResource, log: Logger) -> None:
+        self._chargeback, self._log = chargeback, log
+        self._messages: dict[str, str | None] = {}
+
+    def holds(self, tenant: str) -> bool:
+        """Whether `tenant` is suspended, and so must not be launched by this tick."""
+        if tenant not in self._messages:
+            with self._chargeback.data(tenant) as data:
+                held = suspension(data)
+            self._messages[tenant] = None if held is None else str(held)
+            if held is not None:
+                self._log.warning(str(held))
+        return self._messages[tenant] is not None
+
+    def skip_reason(self, requests: Sequence[dg.RunRequest]) -> dg.SkipReason | None:
+        messages = [message for message in self._messages.values() if message is not None]
+        return dg.SkipReason("\n".join(messages)) if messages and not requests else None
+
+
 def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection) -> dg.SensorDefinition:
     @dg.sensor(
         name="billing_change_sensor",
@@ -62,20 +86,16 @@ def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection)
     ) -> dg.SensorResult:
         requested: dict[str, list[str | None]] = json.loads(context.cursor) if context.cursor else {}
         newest = newest_day(datetime.now(UTC))
-        run_requests, skipped = [], []
+        run_requests = []
+        suspended = SuspendedTenants(chargeback, context.log)
         watched_keys = set()
         for name, tenant in sorted(chargeback.config.tenants.items()):
             days = watched_days(tenant, newest)
             watched_keys.update(f"{name}|{day.isoformat()}" for day in days)
-            if not days:
+            if not days or suspended.holds(name):
                 continue
             try:
                 with chargeback.scope(name) as scope:
-                    held = suspension(scope)
-                    if held is not None:
-                        context.log.warning(str(held))
-                        skipped.append(str(held))
-                        continue
                     needs = recalculation_needs(scope, days)
             except StageError as exc:
                 context.log.warning(f"{name}: not checked this tick: {exc}")
@@ -100,7 +120,7 @@ def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection)
         return dg.SensorResult(
             run_requests=run_requests,
             cursor=json.dumps(cursor, sort_keys=True),
-            skip_reason=None if run_requests or not skipped else "\n".join(skipped),
+            skip_reason=suspended.skip_reason(run_requests),
         )
 
     return billing_change_sensor
@@ -318,14 +338,11 @@ def build_continuation_sensor(
         context: dg.RunFailureSensorContext, chargeback: ChargebackResource
     ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         run = context.dagster_run
-        requests, skipped = [], []
+        suspended = SuspendedTenants(chargeback, context.log)
+        requests = []
         for request in continuation_requests(context.instance, run, partitions, pipeline, checks):
             tenant = request.tags[TENANT_TAG]
-            with chargeback.data(tenant) as data:
-                held = suspension(data)
-            if held is not None:
-                context.log.warning(str(held))
-                skipped.append(str(held))
+            if suspended.holds(tenant):
                 continue
             context.log.info(
                 f"run {run.run_id[:8]}: {tenant} succeeded where others failed; continuing "
@@ -333,8 +350,9 @@ def build_continuation_sensor(
             )
             requests.append(request)
         yield from requests
-        if skipped and not requests:  # Dagster takes a skip reason only from a tick that requests nothing
-            yield dg.SkipReason("\n".join(skipped))
+        skip = suspended.skip_reason(requests)
+        if skip is not None:
+            yield skip
 
     return tenant_continuation_sensor
 
@@ -402,15 +420,18 @@ def build_emission_retry_sensor(config: AppConfig, job: UnresolvedAssetJobDefini
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Materializes again the emitter partitions still owed within each emitter's "
         "lookback_days: a failed CSV or push, or a calculated day never emitted since. Attempts are counted "
-        "in emission_records.",
+        "in emission_records. Skips suspended tenants.",
     )
     def emission_retry_sensor(
         context: dg.SensorEvaluationContext, chargeback: ChargebackResource
     ) -> dg.SensorResult:
+        suspended = SuspendedTenants(chargeback, context.log)
         requests = []
         for request, line in emission_retry_requests(context.instance, chargeback, datetime.now(UTC)):
+            if suspended.holds(request.tags[TENANT_TAG]):
+                continue
             context.log.info(f"{line}; requesting its emission again")
             requests.append(request)
-        return dg.SensorResult(run_requests=requests)
+        return dg.SensorResult(run_requests=requests, skip_reason=suspended.skip_reason(requests))
 
     return emission_retry_sensor

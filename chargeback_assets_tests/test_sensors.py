@@ -304,14 +304,18 @@ def emissions(graph: Graph, emitter: str = "metrics") -> list[tuple]:
     return [(r.date, r.status, r.attempt_count) for r in records]
 
 
-def retry_requests(graph: Graph, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+def emission_retry_tick(graph: Graph, instance: dg.DagsterInstance) -> dg.SensorResult:
     sensor = graph.defs.resolve_sensor_def("emission_retry_sensor")
     with dg.build_sensor_context(
         instance=instance,
         resources={"chargeback": graph.resource},
         definitions=graph.defs,
     ) as context:
-        return list(sensor(context).run_requests)
+        return sensor(context)
+
+
+def retry_requests(graph: Graph, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    return list(emission_retry_tick(graph, instance).run_requests)
 
 
 def launch(graph: Graph, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
@@ -408,3 +412,40 @@ def test_days_calculated_but_never_emitted_are_owed_in_one_ranged_run(tmp_path: 
         assert launch(graph, instance, request).success
         assert emissions(graph, "files") == [(first + timedelta(days=n), "emitted", 1) for n in range(3)]
         assert retry_requests(graph, instance) == []
+
+
+def test_emissions_owed_by_a_suspended_tenant_wait_until_a_manual_run_lifts_the_suspension(
+    tmp_path: Path,
+) -> None:
+    emitter = {"type": "csv", "name": "files", "params": {"output_dir": str(tmp_path / "csv")}}
+    settings = {
+        "acme-prod": {"emitters": [emitter], "gather_failure_threshold": 1, "http": {"max_retries": 0}}
+    }
+    with (
+        running_graph(tmp_path, days=10, tenant_settings=settings) as graph,
+        dg.instance_for_test() as instance,
+    ):
+        day, prod = graph.newest, graph.sandboxes["acme-prod"]
+        upstream = [
+            dg.AssetKey(name)
+            for name in PARTITIONED
+            if name not in ("chargeback_csv", "chargeback_prometheus")
+        ]
+        assert graph.run("acme-prod", day, instance=instance, asset_selection=upstream).success
+        assert len(retry_requests(graph, instance)) == 1, "calculated, never emitted: owed"
+
+        billing = [dg.AssetKey("billing_lines")]
+        prod.faults.set("server_error", times=None, path_prefix="/billing/", status=500)
+        assert not graph.run(
+            "acme-prod", day, instance=instance, asset_selection=billing, raise_on_error=False
+        ).success
+        skipped = emission_retry_tick(graph, instance)
+        assert not skipped.run_requests
+        assert skipped.skip_reason.skip_message.startswith(
+            "acme-prod is suspended: its last 1 billing gathers"
+        )
+
+        prod.faults.clear()
+        assert graph.run("acme-prod", day, instance=instance, asset_selection=billing).success
+        [request] = retry_requests(graph, instance)
+        assert request.tags[TENANT_TAG] == "acme-prod"
