@@ -63,21 +63,27 @@ class Graph:
             instance=instance, tags=tags, run_config=QUIET, raise_on_error=raise_on_error, **kwargs
         )
 
+    def run_end_context(
+        self, instance: dg.DagsterInstance, run: dg.DagsterRun, sensor_name: str
+    ) -> dg.RunStatusSensorContext:
+        """What the daemon hands a run-status sensor about a run that ended."""
+        ends = {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE}
+        [end] = instance.all_logs(run.run_id, of_type=ends)
+        return dg.build_run_status_sensor_context(
+            sensor_name=sensor_name,
+            dagster_event=end.dagster_event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"chargeback": self.resource},
+        )
+
     def audit(self, instance: dg.DagsterInstance, run_id: str) -> None:
         """Evaluate the run-audit sensor on a finished run, as the daemon would: it writes `pipeline_runs`."""
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.is_finished, f"run {run_id} has not finished"
         failed = run.status == dg.DagsterRunStatus.FAILURE
-        event_type = dg.DagsterEventType.RUN_FAILURE if failed else dg.DagsterEventType.RUN_SUCCESS
-        [event] = instance.all_logs(run_id, of_type=event_type)
         name = "run_audit_failure" if failed else "run_audit_success"
-        with dg.build_run_status_sensor_context(
-            sensor_name=name,
-            dagster_event=event.dagster_event,
-            dagster_instance=instance,
-            dagster_run=run,
-            resources={"chargeback": self.resource},
-        ) as context:
+        with self.run_end_context(instance, run, name) as context:
             self.defs.resolve_sensor_def(name)(context.for_run_failure() if failed else context)
 
     def check(

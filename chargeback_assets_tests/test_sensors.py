@@ -93,14 +93,14 @@ def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_
     prod.faults.set("server_error", times=None, path_prefix="/billing/", status=500)
     outage = graph.run("acme-prod", day, instance=instance, raise_on_error=False)
     assert not outage.success
-    audit(graph, instance, outage.run_id)
+    graph.audit(instance, outage.run_id)
     prod.faults.clear()
 
     assert ticks.tick() == [key], "the source is at x1.5, the stored bill still x1.25, the last run failed"
     assert ticks.requests[0].tags[TRIGGER_TAG] == "billing_changed"
     assert ticks.tick() == [], "requested once for this state, not on every tick"
     healed = graph.run("acme-prod", day, instance=instance)
-    audit(graph, instance, healed.run_id)
+    graph.audit(instance, healed.run_id)
     assert ticks.tick() == []
     assert json.loads(ticks.cursor) == {}, "nothing is pending any more"
 
@@ -151,7 +151,7 @@ def test_suspended_tenants_are_skipped_by_the_sensors_until_a_manual_run_gathers
         failed_run = run_over_both_tenants_failing_one(graph, instance, selection)
 
         continuation = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
-        with run_end_context(graph, instance, failed_run, continuation.name) as context:
+        with graph.run_end_context(instance, failed_run, continuation.name) as context:
             [skip] = list(continuation(context.for_run_failure()))
         assert isinstance(skip, dg.SkipReason)
         assert skip.skip_message.startswith("acme-staging is suspended: its last 1 inventory gathers failed")
@@ -174,7 +174,7 @@ def test_run_audit_sensor_writes_a_pipeline_runs_row(graph: Graph, instance) -> 
     day = graph.newest
     result = graph.run("acme-staging", day, instance=instance)
     assert result.success
-    audit(graph, instance, result.run_id)
+    graph.audit(instance, result.run_id)
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-staging")
@@ -191,7 +191,7 @@ def test_run_audit_failure_sensor_records_the_step_error(graph: Graph, instance)
     graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/billing/", status=500)
     result = graph.run("acme-prod", day, instance=instance, raise_on_error=False)
     assert not result.success
-    audit(graph, instance, result.run_id)
+    graph.audit(instance, result.run_id)
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-prod")
@@ -220,32 +220,10 @@ def run_over_both_tenants_failing_one(
     return instance.get_run_by_id(result.run_id)
 
 
-def run_end_context(graph: Graph, instance: dg.DagsterInstance, run: dg.DagsterRun, sensor_name: str):
-    """What the daemon hands a run-status sensor about a run that ended."""
-    ends = {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE}
-    [end] = instance.all_logs(run.run_id, of_type=ends)
-    return dg.build_run_status_sensor_context(
-        sensor_name=sensor_name,
-        dagster_event=end.dagster_event,
-        dagster_instance=instance,
-        dagster_run=run,
-        resources={"chargeback": graph.resource},
-    )
-
-
-def audit(graph: Graph, instance: dg.DagsterInstance, run_id: str) -> None:
-    """What the daemon's run-audit sensors do when a run ends: write its pipeline_runs rows."""
-    run = instance.get_run_by_id(run_id)
-    failed = run.status == dg.DagsterRunStatus.FAILURE
-    name = "run_audit_failure" if failed else "run_audit_success"
-    with run_end_context(graph, instance, run, name) as context:
-        graph.defs.resolve_sensor_def(name)(context.for_run_failure() if failed else context)
-
-
 def test_continuation_sensor_finishes_the_tenants_a_failed_run_left_healthy(graph: Graph, instance) -> None:
     failed_run = run_over_both_tenants_failing_one(graph, instance)
     sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
-    with run_end_context(graph, instance, failed_run, sensor.name) as context:
+    with graph.run_end_context(instance, failed_run, sensor.name) as context:
         [request] = list(sensor(context.for_run_failure()))
     day = graph.newest.isoformat()
     assert request.tags[TENANT_TAG] == "acme-staging"
@@ -280,7 +258,7 @@ def test_continuation_sensor_ignores_a_run_whose_only_tenant_failed(graph: Graph
     result = graph.run("acme-prod", graph.newest, instance=instance, raise_on_error=False)
     run = instance.get_run_by_id(result.run_id)
     sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
-    with run_end_context(graph, instance, run, sensor.name) as context:
+    with graph.run_end_context(instance, run, sensor.name) as context:
         assert list(sensor(context.for_run_failure())) == []
 
 
@@ -288,7 +266,7 @@ def test_run_audit_of_a_run_some_tenants_failed_gives_each_tenant_its_own_outcom
     graph: Graph, instance
 ) -> None:
     failed_run = run_over_both_tenants_failing_one(graph, instance)
-    audit(graph, instance, failed_run.run_id)
+    graph.audit(instance, failed_run.run_id)
     with ChargebackDatabase.open(graph.db_path) as db:
         [prod] = recent_runs(db, "confluent_cloud", "acme-prod")
         [staging] = recent_runs(db, "confluent_cloud", "acme-staging")
