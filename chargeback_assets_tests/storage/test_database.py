@@ -148,11 +148,13 @@ def test_a_file_from_newer_code_is_refused(tmp_path):
     path = tmp_path / "new.db"
     ChargebackDatabase.open(path).close()
     conn = sqlite3.connect(path)
-    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (9, 'future', '2030-01-01')")
+    future = latest_version() + 1
+    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ({future}, 'future', '2030-01-01')")
     conn.commit()
     conn.close()
     with pytest.raises(
-        SchemaTooNewError, match=rf"schema version 9 is newer than this code knows \({latest_version()}\)"
+        SchemaTooNewError,
+        match=rf"schema version {future} is newer than this code knows \({latest_version()}\)",
     ):
         ChargebackDatabase.open(path)
 
