@@ -36,6 +36,7 @@ from chargeback_assets.stages.checks import (
     check_reconciliation,
     inventory_gaps,
     metrics_failures,
+    stale_stages,
     unallocated_day,
     unattributed_day,
 )
@@ -192,6 +193,16 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             _problems(inventory_gaps),
             severity=dg.AssetCheckSeverity.ERROR,
             blocking=True,
+        ),
+        _partitioned_check(
+            partitions,
+            "chargeback_facts",
+            "stages_consistent",
+            "Usage metrics, identity resolutions and chargeback were all built from the bill billing_lines "
+            "holds. A run that stopped between two stages leaves a day whose later stages are older than its "
+            "bill; the billing-change sensor recalculates such days within recalculation_days.",
+            _problems(stale_stages),
+            severity=dg.AssetCheckSeverity.ERROR,
         ),
         _partitioned_check(
             partitions,

@@ -1,4 +1,4 @@
-"""The daily schedule: the newest settled day, for every tenant, one run per tenant."""
+"""The daily schedule: the newest settled day, for every tenant not suspended, one run per tenant."""
 
 from datetime import timedelta
 
@@ -7,6 +7,8 @@ import dagster as dg
 from chargeback_assets.config import AppConfig
 from chargeback_assets.constants import TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.partitions import partition_key
+from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.sensors import SuspendedTenants
 
 
 def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.ScheduleDefinition:
@@ -15,14 +17,18 @@ def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.
         cron_schedule=config.orchestration.schedule_cron,
         execution_timezone="UTC",
         target=selection,
-        description="Materializes each tenant's newest settled day (yesterday minus settle_days).",
+        description="Materializes each tenant's newest settled day (yesterday minus settle_days); skips "
+        "suspended tenants.",
     )
-    def daily_chargeback_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
+    def daily_chargeback_schedule(
+        context: dg.ScheduleEvaluationContext, chargeback: ChargebackResource
+    ) -> list[dg.RunRequest] | dg.SkipReason:
         today = context.scheduled_execution_time.date()
+        suspended = SuspendedTenants(chargeback, context.log)
         requests = []
-        for name, tenant in sorted(config.tenants.items()):
+        for name, tenant in sorted(chargeback.config.tenants.items()):
             day = today - timedelta(days=1 + tenant.settle_days)
-            if day < tenant.start_date:
+            if day < tenant.start_date or suspended.holds(name):
                 continue
             requests.append(
                 dg.RunRequest(
@@ -31,6 +37,6 @@ def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.
                     tags={TENANT_TAG: name, TRIGGER_TAG: "schedule"},
                 )
             )
-        return requests
+        return suspended.skip_reason(requests) or requests
 
     return daily_chargeback_schedule

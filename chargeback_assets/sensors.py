@@ -1,11 +1,15 @@
-"""Sensors: re-materialize recent days whose bill changed, finish the healthy tenants of a run another tenant
+"""Sensors: recalculate the recent days that need it, finish the healthy tenants of a run another tenant
 failed, retry the emissions still owed, and keep an audit row per run.
 
-The billing-change sensor compares each recent day's fingerprint at the source with the fingerprint recorded
-when the partition was built. Its cursor remembers what it already asked for, so a pending request is not
-repeated on every tick, while a revert to an older bill (a fingerprint seen before) still differs from what
-was recorded and is requested again. Run keys are not used: Dagster deduplicates them forever, which would
-swallow exactly that revert.
+The billing-change sensor decides what each recent day needs (stages/recalculation.py): a bill at the source
+that is not the stored one, a later stage older than the stored bill, or a last run that failed. Its cursor
+remembers the state each request answered (the source's bill and the last audited run of the day), so a
+pending request is not repeated on every tick, while a new bill, a revert to an older one, or a run that
+failed since is requested again. Run keys are not used: Dagster deduplicates them forever, which would
+swallow exactly those repeats.
+
+No sensor launches a suspended tenant (stages/suspension.py): it says so instead, naming the tenant and how
+to resume (`SuspendedTenants`). The audit sensors record every run.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
+from logging import Logger
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -24,11 +29,11 @@ from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TA
 from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
 from chargeback_assets.redaction import scrub
 from chargeback_assets.resources import ChargebackResource
-from chargeback_assets.stages.billing import current_fingerprints
 from chargeback_assets.stages.emission import pending_emissions
-from chargeback_assets.stages.inventory import gather_suspended
+from chargeback_assets.stages.recalculation import recalculation_needs
 from chargeback_assets.stages.scope import StageError, describe_days
-from chargeback_assets.storage.pipeline import PipelineRun, record_run, recorded_fingerprints
+from chargeback_assets.stages.suspension import suspension
+from chargeback_assets.storage.pipeline import FAILED, PipelineRun, record_run
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the class
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -44,55 +49,79 @@ def watched_days(tenant: TenantConfig, newest: date) -> list[date]:
     return sorted(day for day in days if day >= tenant.start_date)
 
 
+class SuspendedTenants:
+    """What a schedule or sensor tick does about suspended tenants: skip them, log each once, and give the
+    skip reason the tick needs when it requests nothing else (Dagster takes none from a tick that does)."""
+
+    def __init__(self, chargeback: ChargebackResource, log: Logger) -> None:
+        self._chargeback, self._log = chargeback, log
+        self._messages: dict[str, str | None] = {}
+
+    def holds(self, tenant: str) -> bool:
+        """Whether `tenant` is suspended, and so must not be launched by this tick."""
+        if tenant not in self._messages:
+            with self._chargeback.data(tenant) as data:
+                held = suspension(data)
+            self._messages[tenant] = None if held is None else str(held)
+            if held is not None:
+                self._log.warning(str(held))
+        return self._messages[tenant] is not None
+
+    def skip_reason(self, requests: Sequence[dg.RunRequest]) -> dg.SkipReason | None:
+        messages = [message for message in self._messages.values() if message is not None]
+        return dg.SkipReason("\n".join(messages)) if messages and not requests else None
+
+
 def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection) -> dg.SensorDefinition:
     @dg.sensor(
         name="billing_change_sensor",
         asset_selection=selection,
         minimum_interval_seconds=config.orchestration.billing_sensor_interval_seconds,
-        description="Requests the recent (date, tenant) partitions whose bill changed at the source, or that "
-        "were never materialized, within each tenant's recalculation_days.",
+        description="Requests the recent (date, tenant) partitions, within each tenant's recalculation_days, "
+        "whose bill changed at the source or was never materialized, whose later stages are older than "
+        "their bill, or whose last run failed; once per state. Skips suspended tenants.",
     )
     def billing_change_sensor(
         context: dg.SensorEvaluationContext, chargeback: ChargebackResource
     ) -> dg.SensorResult:
-        requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        requested: dict[str, list[str | None]] = json.loads(context.cursor) if context.cursor else {}
         newest = newest_day(datetime.now(UTC))
         run_requests = []
+        suspended = SuspendedTenants(chargeback, context.log)
         watched_keys = set()
         for name, tenant in sorted(chargeback.config.tenants.items()):
             days = watched_days(tenant, newest)
-            if not days:
+            watched_keys.update(f"{name}|{day.isoformat()}" for day in days)
+            if not days or suspended.holds(name):
                 continue
             try:
                 with chargeback.scope(name) as scope:
-                    if gather_suspended(scope):
-                        context.log.warning(f"{name}: suspended after repeated gather failures; not watched")
-                        continue
-                    current = current_fingerprints(scope, days)
-                    recorded = recorded_fingerprints(scope.db, scope.ecosystem, scope.tenant_id, days)
+                    needs = recalculation_needs(scope, days)
             except StageError as exc:
-                context.log.warning(f"{name}: billing not checked this tick: {exc}")
+                context.log.warning(f"{name}: not checked this tick: {exc}")
                 continue
-            for day in sorted(current):
-                key = f"{name}|{day.isoformat()}"
-                watched_keys.add(key)
-                fingerprint = current[day]
-                if recorded.get(day) == fingerprint:
+            for need in needs:
+                key = f"{name}|{need.day.isoformat()}"
+                if not need.reasons:
                     requested.pop(key, None)
                     continue
-                if requested.get(key) == fingerprint:
+                state = list(need.state)
+                if requested.get(key) == state:
                     continue
-                requested[key] = fingerprint
-                reason = "never materialized" if day not in recorded else "billing changed"
-                context.log.info(f"{name} {day}: {reason}; requesting a recalculation")
+                requested[key] = state
+                context.log.info(f"{name} {need.day}: {'; '.join(need.reasons)}; requesting a recalculation")
                 run_requests.append(
                     dg.RunRequest(
-                        partition_key=partition_key(day, name),
-                        tags={TENANT_TAG: name, TRIGGER_TAG: "billing_changed"},
+                        partition_key=partition_key(need.day, name),
+                        tags={TENANT_TAG: name, TRIGGER_TAG: need.trigger},
                     )
                 )
-        cursor = {key: fp for key, fp in requested.items() if key in watched_keys}
-        return dg.SensorResult(run_requests=run_requests, cursor=json.dumps(cursor, sort_keys=True))
+        cursor = {key: state for key, state in requested.items() if key in watched_keys}
+        return dg.SensorResult(
+            run_requests=run_requests,
+            cursor=json.dumps(cursor, sort_keys=True),
+            skip_reason=suspended.skip_reason(run_requests),
+        )
 
     return billing_change_sensor
 
@@ -241,14 +270,14 @@ def record_audit(
     ended = datetime.fromtimestamp(stats.end_time, UTC) if stats.end_time else datetime.now(UTC)
     rows = _rows_written_by_tenant(context.instance, run.run_id, partitions)
     error = scrub("; ".join(_step_errors(context.instance, run.run_id)))[:2000] or None  # scrubbed before cut
-    failed = failed_tenants(context.instance, run.run_id) if status == "failed" else {}
+    failed = failed_tenants(context.instance, run.run_id) if status == FAILED else {}
     for tenant_name, days in run_partitions(run, partitions).items():
         if tenant_name not in chargeback.config.tenants:
             continue
-        outcome, message = status, error if status == "failed" else None
+        outcome, message = status, error if status == FAILED else None
         if failed:  # the step failed some tenants only: each row says what happened to its own tenant
             outcome, message = (
-                ("failed", scrub(failed[tenant_name])[:2000])
+                (FAILED, scrub(failed[tenant_name])[:2000])
                 if tenant_name in failed
                 else (INTERRUPTED, f"stopped because {', '.join(sorted(failed))} failed in the same run")
             )
@@ -286,7 +315,7 @@ def build_audit_sensors(partitions: dg.MultiPartitionsDefinition) -> list[dg.Sen
         description="Writes a pipeline_runs row, with the step errors, for every failed run.",
     )
     def run_audit_failure(context: dg.RunFailureSensorContext, chargeback: ChargebackResource) -> None:
-        record_audit(context, chargeback, partitions, "failed")
+        record_audit(context, chargeback, partitions, FAILED)
 
     return [run_audit_success, run_audit_failure]
 
@@ -305,14 +334,25 @@ def build_continuation_sensor(
         description="When some tenants fail a run that covers several, launches a run per other tenant for "
         "the assets the failed run left undone.",
     )
-    def tenant_continuation_sensor(context: dg.RunFailureSensorContext) -> Iterator[dg.RunRequest]:
+    def tenant_continuation_sensor(
+        context: dg.RunFailureSensorContext, chargeback: ChargebackResource
+    ) -> Iterator[dg.RunRequest | dg.SkipReason]:
         run = context.dagster_run
+        suspended = SuspendedTenants(chargeback, context.log)
+        requests = []
         for request in continuation_requests(context.instance, run, partitions, pipeline, checks):
+            tenant = request.tags[TENANT_TAG]
+            if suspended.holds(tenant):
+                continue
             context.log.info(
-                f"run {run.run_id[:8]}: {request.tags[TENANT_TAG]} succeeded where others failed; continuing "
+                f"run {run.run_id[:8]}: {tenant} succeeded where others failed; continuing "
                 f"{len(request.asset_selection or ())} asset(s) in a run of its own"
             )
-            yield request
+            requests.append(request)
+        yield from requests
+        skip = suspended.skip_reason(requests)
+        if skip is not None:
+            yield skip
 
     return tenant_continuation_sensor
 
@@ -380,15 +420,18 @@ def build_emission_retry_sensor(config: AppConfig, job: UnresolvedAssetJobDefini
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Materializes again the emitter partitions still owed within each emitter's "
         "lookback_days: a failed CSV or push, or a calculated day never emitted since. Attempts are counted "
-        "in emission_records.",
+        "in emission_records. Skips suspended tenants.",
     )
     def emission_retry_sensor(
         context: dg.SensorEvaluationContext, chargeback: ChargebackResource
     ) -> dg.SensorResult:
+        suspended = SuspendedTenants(chargeback, context.log)
         requests = []
         for request, line in emission_retry_requests(context.instance, chargeback, datetime.now(UTC)):
+            if suspended.holds(request.tags[TENANT_TAG]):
+                continue
             context.log.info(f"{line}; requesting its emission again")
             requests.append(request)
-        return dg.SensorResult(run_requests=requests)
+        return dg.SensorResult(run_requests=requests, skip_reason=suspended.skip_reason(requests))
 
     return emission_retry_sensor

@@ -1,10 +1,11 @@
-"""A chargeback_facts run that stops inside its write transaction, for the crash-safety test to SIGKILL.
+"""A run that stops inside its chargeback_facts write transaction, for the crash-safety tests to SIGKILL.
 
-Run as `python -m chargeback_assets_tests.crash_writer CONFIG DAY TENANT SIGNAL_FILE`. It materializes
-chargeback_facts of one partition with the real job, storage and SQLite file; the only addition is a pause
-right after `replace_chargeback_day` has deleted the day's facts and before it inserts the new ones and
-commits. At that point it writes SIGNAL_FILE (JSON: facts deleted, facts the transaction still sees for the
-day) and sleeps until killed.
+Run as `python -m chargeback_assets_tests.crash_writer CONFIG DAY TENANT SIGNAL_FILE [all]`. It materializes
+chargeback_facts of one partition (with `all`: every asset of the job, so billing_lines and the other
+stages commit first) with the real job, storage and SQLite file; the only addition is a pause right after
+`replace_chargeback_day` has deleted the day's facts and before it inserts the new ones and commits. At
+that point it writes SIGNAL_FILE (JSON: facts deleted, facts the transaction still sees for the day) and
+sleeps until killed.
 
 Why a pause point rather than a slow allocator override: allocation finishes before the write transaction
 begins, so a slow allocator is killed with nothing written yet. And the pause must come after the DELETE
@@ -50,12 +51,13 @@ def pause_after_delete(signal_file: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    config, day, tenant, signal_file = argv
+    config, day, tenant, signal_file, *scope = argv
     pause_after_delete(Path(signal_file))
     db_path = load_config(config).storage.path
     graph = Graph(Path(config).parent, Path(config), db_path, {}, date.fromisoformat(day))
+    selection = None if scope == ["all"] else [dg.AssetKey("chargeback_facts")]
     with dg.instance_for_test() as instance:
-        graph.run(tenant, graph.newest, instance=instance, asset_selection=[dg.AssetKey("chargeback_facts")])
+        graph.run(tenant, graph.newest, instance=instance, asset_selection=selection)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,10 @@ class Graph:
     _defs: dg.Definitions | None = field(default=None, repr=False)
 
     @property
+    def resource(self) -> ChargebackResource:
+        return ChargebackResource(config_path=str(self.config_path))
+
+    @property
     def defs(self) -> dg.Definitions:
         if self._defs is None:
             self._defs = build_definitions(str(self.config_path))
@@ -59,22 +63,70 @@ class Graph:
             instance=instance, tags=tags, run_config=QUIET, raise_on_error=raise_on_error, **kwargs
         )
 
+    def run_end_context(
+        self, instance: dg.DagsterInstance, run: dg.DagsterRun, sensor_name: str
+    ) -> dg.RunStatusSensorContext:
+        """What the daemon hands a run-status sensor about a run that ended."""
+        ends = {dg.DagsterEventType.RUN_SUCCESS, dg.DagsterEventType.RUN_FAILURE}
+        [end] = instance.all_logs(run.run_id, of_type=ends)
+        return dg.build_run_status_sensor_context(
+            sensor_name=sensor_name,
+            dagster_event=end.dagster_event,
+            dagster_instance=instance,
+            dagster_run=run,
+            resources={"chargeback": self.resource},
+        )
+
     def audit(self, instance: dg.DagsterInstance, run_id: str) -> None:
         """Evaluate the run-audit sensor on a finished run, as the daemon would: it writes `pipeline_runs`."""
         run = instance.get_run_by_id(run_id)
         assert run is not None and run.is_finished, f"run {run_id} has not finished"
         failed = run.status == dg.DagsterRunStatus.FAILURE
-        event_type = dg.DagsterEventType.RUN_FAILURE if failed else dg.DagsterEventType.RUN_SUCCESS
-        [event] = instance.all_logs(run_id, of_type=event_type)
         name = "run_audit_failure" if failed else "run_audit_success"
-        with dg.build_run_status_sensor_context(
-            sensor_name=name,
-            dagster_event=event.dagster_event,
-            dagster_instance=instance,
-            dagster_run=run,
-            resources={"chargeback": ChargebackResource(config_path=str(self.config_path))},
-        ) as context:
+        with self.run_end_context(instance, run, name) as context:
             self.defs.resolve_sensor_def(name)(context.for_run_failure() if failed else context)
+
+    def check(
+        self, asset: str, name: str, tenant: str, day: date, *, instance: dg.DagsterInstance
+    ) -> dg.AssetCheckEvaluation:
+        """Evaluate one asset check on one partition in a run of its own, as the UI's Execute does."""
+        key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+        job = self.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(
+            asset_selection=set(), asset_check_selection={key}
+        )
+        result = job.execute_in_process(
+            instance=instance,
+            partition_key=f"{day.isoformat()}|{tenant}",
+            tags={TENANT_TAG: tenant},
+            run_config=QUIET,
+        )
+        [evaluation] = result.get_asset_check_evaluations()
+        return evaluation
+
+
+class SensorTicks:
+    """Evaluates the billing-change sensor tick after tick, carrying its cursor like the daemon does."""
+
+    def __init__(self, graph: Graph, instance: dg.DagsterInstance) -> None:
+        self.graph, self.instance = graph, instance
+        self.cursor: str | None = None
+        self.requests: list[dg.RunRequest] = []
+        self.skipped: str | None = None
+        self.sensor = graph.defs.resolve_sensor_def("billing_change_sensor")
+
+    def tick(self) -> list[str]:
+        """The partitions this tick requests; `requests` and `skipped` keep the rest of its result."""
+        with dg.build_sensor_context(
+            instance=self.instance,
+            cursor=self.cursor,
+            resources={"chargeback": self.graph.resource},
+            definitions=self.graph.defs,
+        ) as context:
+            result = self.sensor(context)
+        self.cursor = result.cursor
+        self.requests = list(result.run_requests or ())
+        self.skipped = result.skip_reason.skip_message if result.skip_reason else None
+        return sorted(request.partition_key for request in self.requests)
 
 
 @contextmanager

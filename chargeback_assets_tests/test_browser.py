@@ -168,8 +168,8 @@ def test_the_readme_tour_of_the_ui_holds(tampered: Tampered, page: Page) -> None
         page.keyboard.press("Alt+e")
         for name in PARTITIONED:
             page.get_by_text(name, exact=True).first.wait_for()
-        # The node of chargeback_facts counts the check that failed on one partition (of its four).
-        expect(page.get_by_text("3 / 4 Passed", exact=True)).to_be_visible()
+        # The node of chargeback_facts counts the check that failed on one partition (of its five).
+        expect(page.get_by_text("4 / 5 Passed", exact=True)).to_be_visible()
         page.get_by_text(f"{DAYS * 2} partitions", exact=True).first.wait_for()
         page.screenshot(path=ARTIFACTS / "lineage.png", full_page=True)
 

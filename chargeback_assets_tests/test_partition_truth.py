@@ -54,6 +54,7 @@ CHECKS = {
         "unallocated_share",
         "unattributed_share",
         "inventory_complete",
+        "stages_consistent",
     ),
     "usage_metrics": ("metrics_fetched",),
     "billing_lines": ("billing_well_formed",),

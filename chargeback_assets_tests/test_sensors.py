@@ -11,7 +11,6 @@ import pytest
 
 from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB
-from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
 from chargeback_assets.stages.emission import PIPELINE
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
@@ -19,7 +18,7 @@ from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.pipeline import recent_runs, update_state
 from chargeback_assets_tests.assets.test_graph import PARTITIONED
-from chargeback_assets_tests.graph import QUIET, Graph, running_graph
+from chargeback_assets_tests.graph import QUIET, Graph, SensorTicks, running_graph
 from chargeback_assets_tests.real_prometheus import free_port
 from chargeback_assets_tests.real_pushgateway import pushed, running_pushgateway
 
@@ -40,25 +39,6 @@ def graph(tmp_path: Path) -> Iterator[Graph]:
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:
         yield test_instance
-
-
-class SensorTicks:
-    """Evaluates the billing-change sensor tick after tick, carrying its cursor like the daemon does."""
-
-    def __init__(self, graph: Graph, instance: dg.DagsterInstance) -> None:
-        self.graph, self.instance, self.cursor = graph, instance, None
-        self.sensor = graph.defs.resolve_sensor_def("billing_change_sensor")
-
-    def tick(self) -> list[str]:
-        with dg.build_sensor_context(
-            instance=self.instance,
-            cursor=self.cursor,
-            resources={"chargeback": ChargebackResource(config_path=str(self.graph.config_path))},
-            definitions=self.graph.defs,
-        ) as context:
-            result = self.sensor(context)
-        self.cursor = result.cursor
-        return sorted(request.partition_key for request in result.run_requests)
 
 
 def watched_days(graph: Graph) -> list:
@@ -95,21 +75,106 @@ def test_changed_bill_requests_exactly_that_day_and_a_revert_requests_it_again(
     assert set(requested) == {f"acme-prod|{revised}"}
 
 
+def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_once(
+    graph: Graph, instance
+) -> None:
+    days = watched_days(graph)
+    for tenant in graph.sandboxes:
+        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    ticks = SensorTicks(graph, instance)
+    day, prod = days[1], graph.sandboxes["acme-prod"]
+    key = f"{day}|acme-prod"
+    prod.revise_bill(day, Decimal("1.25"))
+    assert ticks.tick() == [key]
+    assert graph.run("acme-prod", day, instance=instance).success  # the stored bill is x1.25
+
+    prod.revise_bill(day, Decimal("1.5"))
+    assert ticks.tick() == [key]
+    prod.faults.set("server_error", times=None, path_prefix="/billing/", status=500)
+    outage = graph.run("acme-prod", day, instance=instance, raise_on_error=False)
+    assert not outage.success
+    graph.audit(instance, outage.run_id)
+    prod.faults.clear()
+
+    assert ticks.tick() == [key], "the source is at x1.5, the stored bill still x1.25, the last run failed"
+    assert ticks.requests[0].tags[TRIGGER_TAG] == "billing_changed"
+    assert ticks.tick() == [], "requested once for this state, not on every tick"
+    healed = graph.run("acme-prod", day, instance=instance)
+    graph.audit(instance, healed.run_id)
+    assert ticks.tick() == []
+    assert json.loads(ticks.cursor) == {}, "nothing is pending any more"
+
+
+def test_a_day_whose_later_stages_are_older_than_its_bill_fails_its_check_and_is_requested(
+    graph: Graph, instance
+) -> None:
+    days = watched_days(graph)
+    for tenant in graph.sandboxes:
+        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    ticks = SensorTicks(graph, instance)
+    day = days[0]
+    graph.sandboxes["acme-staging"].revise_bill(day, Decimal("0.8"))
+    billing_only = [dg.AssetKey("billing_lines")]  # an operator materializes the bill alone
+    assert graph.run("acme-staging", day, instance=instance, asset_selection=billing_only).success
+
+    check = graph.check("chargeback_facts", "stages_consistent", "acme-staging", day, instance=instance)
+    assert not check.passed
+    problems = check.metadata["problems"].value.splitlines()
+    assert [problem.split(":")[0] for problem in problems] == [
+        f"{day} usage_metrics",
+        f"{day} identity_resolutions",
+        f"{day} chargeback_facts",
+    ]
+    assert ticks.tick() == [f"{day}|acme-staging"]
+    assert ticks.requests[0].tags[TRIGGER_TAG] == "stages_stale"
+    assert ticks.tick() == []
+
+    assert graph.run("acme-staging", day, instance=instance).success
+    assert graph.check("chargeback_facts", "stages_consistent", "acme-staging", day, instance=instance).passed
+    assert ticks.tick() == []
+
+
+def test_suspended_tenants_are_skipped_by_the_sensors_until_a_manual_run_gathers(tmp_path: Path) -> None:
+    settings = {
+        name: {"recalculation_days": WATCHED, "gather_failure_threshold": 1, "http": {"max_retries": 0}}
+        for name in ("acme-prod", "acme-staging")
+    }
+    with running_graph(tmp_path, tenant_settings=settings) as graph, dg.instance_for_test() as instance:
+        staging = graph.sandboxes["acme-staging"]
+        for inventory in ("/org/", "/iam/"):  # environments (and so every cluster) and identities
+            staging.faults.set("server_error", times=None, path_prefix=inventory, status=500)
+        assert not graph.run("acme-staging", graph.newest, instance=instance, raise_on_error=False).success
+        staging.faults.clear()
+        # acme-staging is suspended by its inventory; acme-prod's bill fails in a run over both tenants whose
+        # selection has no inventory, so acme-staging's healthy billing leaves it suspended.
+        selection = [dg.AssetKey(n) for n in ("billing_lines", "identity_resolutions", "chargeback_facts")]
+        failed_run = run_over_both_tenants_failing_one(graph, instance, selection)
+
+        continuation = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
+        with graph.run_end_context(instance, failed_run, continuation.name) as context:
+            [skip] = list(continuation(context.for_run_failure()))
+        assert isinstance(skip, dg.SkipReason)
+        assert skip.skip_message.startswith("acme-staging is suspended: its last 1 inventory gathers failed")
+
+        ticks = SensorTicks(graph, instance)
+        assert ticks.tick() == []
+        assert ticks.skipped is not None
+        prod_held, staging_held = ticks.skipped.splitlines()
+        assert prod_held.startswith("acme-prod is suspended: its last 1 billing gathers failed")
+        assert "To resume, fix the billing source, then launch acme-prod by hand" in prod_held
+        assert staging_held.startswith("acme-staging is suspended")
+
+        graph.sandboxes["acme-prod"].faults.clear()
+        assert graph.run("acme-prod", graph.newest, instance=instance).success, "a manual launch proceeds"
+        others = [f"{day}|acme-prod" for day in watched_days(graph)[:-1]]
+        assert ticks.tick() == others, "the gather that succeeded lifted acme-prod's suspension only"
+
+
 def test_run_audit_sensor_writes_a_pipeline_runs_row(graph: Graph, instance) -> None:
     day = graph.newest
     result = graph.run("acme-staging", day, instance=instance)
     assert result.success
-    run = instance.get_run_by_id(result.run_id)
-    success_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
-    sensor = graph.defs.resolve_sensor_def("run_audit_success")
-    with dg.build_run_status_sensor_context(
-        sensor_name="run_audit_success",
-        dagster_event=success_event,
-        dagster_instance=instance,
-        dagster_run=run,
-        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
-    ) as context:
-        sensor(context)
+    graph.audit(instance, result.run_id)
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-staging")
@@ -126,16 +191,7 @@ def test_run_audit_failure_sensor_records_the_step_error(graph: Graph, instance)
     graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/billing/", status=500)
     result = graph.run("acme-prod", day, instance=instance, raise_on_error=False)
     assert not result.success
-    run = instance.get_run_by_id(result.run_id)
-    failure_event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    with dg.build_run_status_sensor_context(
-        sensor_name="run_audit_failure",
-        dagster_event=failure_event,
-        dagster_instance=instance,
-        dagster_run=run,
-        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
-    ) as context:
-        graph.defs.resolve_sensor_def("run_audit_failure")(context.for_run_failure())
+    graph.audit(instance, result.run_id)
     db = ChargebackDatabase.open(graph.db_path)
     try:
         [row] = recent_runs(db, "confluent_cloud", "acme-prod")
@@ -147,7 +203,9 @@ def test_run_audit_failure_sensor_records_the_step_error(graph: Graph, instance)
     assert "sandbox-secret" not in row.error_message
 
 
-def run_over_both_tenants_failing_one(graph: Graph, instance: dg.DagsterInstance) -> dg.DagsterRun:
+def run_over_both_tenants_failing_one(
+    graph: Graph, instance: dg.DagsterInstance, asset_selection: list[dg.AssetKey] | None = None
+) -> dg.DagsterRun:
     """The shape of a UI backfill of one date over both tenants, with acme-prod's billing API down."""
     day = graph.newest.isoformat()
     graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/billing/", status=500)
@@ -156,26 +214,16 @@ def run_over_both_tenants_failing_one(graph: Graph, instance: dg.DagsterInstance
         tags={RANGE_START: f"{day}|acme-prod", RANGE_END: f"{day}|acme-staging"},
         run_config=QUIET,
         raise_on_error=False,
+        asset_selection=asset_selection,
     )
     assert not result.success
     return instance.get_run_by_id(result.run_id)
 
 
-def failure_context(graph: Graph, instance: dg.DagsterInstance, run: dg.DagsterRun, sensor_name: str):
-    [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
-    return dg.build_run_status_sensor_context(
-        sensor_name=sensor_name,
-        dagster_event=failure.dagster_event,
-        dagster_instance=instance,
-        dagster_run=run,
-        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
-    )
-
-
 def test_continuation_sensor_finishes_the_tenants_a_failed_run_left_healthy(graph: Graph, instance) -> None:
     failed_run = run_over_both_tenants_failing_one(graph, instance)
     sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
-    with failure_context(graph, instance, failed_run, sensor.name) as context:
+    with graph.run_end_context(instance, failed_run, sensor.name) as context:
         [request] = list(sensor(context.for_run_failure()))
     day = graph.newest.isoformat()
     assert request.tags[TENANT_TAG] == "acme-staging"
@@ -210,7 +258,7 @@ def test_continuation_sensor_ignores_a_run_whose_only_tenant_failed(graph: Graph
     result = graph.run("acme-prod", graph.newest, instance=instance, raise_on_error=False)
     run = instance.get_run_by_id(result.run_id)
     sensor = graph.defs.resolve_sensor_def("tenant_continuation_sensor")
-    with failure_context(graph, instance, run, sensor.name) as context:
+    with graph.run_end_context(instance, run, sensor.name) as context:
         assert list(sensor(context.for_run_failure())) == []
 
 
@@ -218,8 +266,7 @@ def test_run_audit_of_a_run_some_tenants_failed_gives_each_tenant_its_own_outcom
     graph: Graph, instance
 ) -> None:
     failed_run = run_over_both_tenants_failing_one(graph, instance)
-    with failure_context(graph, instance, failed_run, "run_audit_failure") as context:
-        graph.defs.resolve_sensor_def("run_audit_failure")(context.for_run_failure())
+    graph.audit(instance, failed_run.run_id)
     with ChargebackDatabase.open(graph.db_path) as db:
         [prod] = recent_runs(db, "confluent_cloud", "acme-prod")
         [staging] = recent_runs(db, "confluent_cloud", "acme-staging")
@@ -235,14 +282,18 @@ def emissions(graph: Graph, emitter: str = "metrics") -> list[tuple]:
     return [(r.date, r.status, r.attempt_count) for r in records]
 
 
-def retry_requests(graph: Graph, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+def emission_retry_tick(graph: Graph, instance: dg.DagsterInstance) -> dg.SensorResult:
     sensor = graph.defs.resolve_sensor_def("emission_retry_sensor")
     with dg.build_sensor_context(
         instance=instance,
-        resources={"chargeback": ChargebackResource(config_path=str(graph.config_path))},
+        resources={"chargeback": graph.resource},
         definitions=graph.defs,
     ) as context:
-        return list(sensor(context).run_requests)
+        return sensor(context)
+
+
+def retry_requests(graph: Graph, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    return list(emission_retry_tick(graph, instance).run_requests)
 
 
 def launch(graph: Graph, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
@@ -339,3 +390,40 @@ def test_days_calculated_but_never_emitted_are_owed_in_one_ranged_run(tmp_path: 
         assert launch(graph, instance, request).success
         assert emissions(graph, "files") == [(first + timedelta(days=n), "emitted", 1) for n in range(3)]
         assert retry_requests(graph, instance) == []
+
+
+def test_emissions_owed_by_a_suspended_tenant_wait_until_a_manual_run_lifts_the_suspension(
+    tmp_path: Path,
+) -> None:
+    emitter = {"type": "csv", "name": "files", "params": {"output_dir": str(tmp_path / "csv")}}
+    settings = {
+        "acme-prod": {"emitters": [emitter], "gather_failure_threshold": 1, "http": {"max_retries": 0}}
+    }
+    with (
+        running_graph(tmp_path, days=10, tenant_settings=settings) as graph,
+        dg.instance_for_test() as instance,
+    ):
+        day, prod = graph.newest, graph.sandboxes["acme-prod"]
+        upstream = [
+            dg.AssetKey(name)
+            for name in PARTITIONED
+            if name not in ("chargeback_csv", "chargeback_prometheus")
+        ]
+        assert graph.run("acme-prod", day, instance=instance, asset_selection=upstream).success
+        assert len(retry_requests(graph, instance)) == 1, "calculated, never emitted: owed"
+
+        billing = [dg.AssetKey("billing_lines")]
+        prod.faults.set("server_error", times=None, path_prefix="/billing/", status=500)
+        assert not graph.run(
+            "acme-prod", day, instance=instance, asset_selection=billing, raise_on_error=False
+        ).success
+        skipped = emission_retry_tick(graph, instance)
+        assert not skipped.run_requests
+        assert skipped.skip_reason.skip_message.startswith(
+            "acme-prod is suspended: its last 1 billing gathers"
+        )
+
+        prod.faults.clear()
+        assert graph.run("acme-prod", day, instance=instance, asset_selection=billing).success
+        [request] = retry_requests(graph, instance)
+        assert request.tags[TENANT_TAG] == "acme-prod"

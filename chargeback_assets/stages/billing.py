@@ -23,6 +23,7 @@ from chargeback_assets.engine.models import BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.stages.suspension import gather_failed, gather_succeeded
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.pipeline import record_fingerprint, update_state
 
@@ -55,7 +56,8 @@ def fetch_bill(scope: TenantScope, days: Sequence[date]) -> FetchedBill:
     """The source's current lines of each requested day (one request range covering them all), each
     screened by the tenant's `max_line_amount`.
 
-    A source that could price only some days reports the rest as failed; the good days are still used.
+    A source that could price only some days reports the rest as failed; the good days are still used. A
+    source that answered nothing raises its `SourceError`.
     """
     ordered = sorted(set(days))
     start, end = ordered[0], ordered[-1] + timedelta(days=1)
@@ -65,8 +67,6 @@ def fetch_bill(scope: TenantScope, days: Sequence[date]) -> FetchedBill:
     except IncompleteBilling as exc:
         lines = exc.lines
         failed = {day: str(exc) for day in exc.failed_days if day in ordered}
-    except SourceError as exc:
-        raise scope.fail("billing source", ordered, exc) from exc
     by_day: dict[date, list[BillingLine]] = defaultdict(list)
     strays: list[BillingLine] = []
     for line in lines:
@@ -94,15 +94,27 @@ def fetch_bill(scope: TenantScope, days: Sequence[date]) -> FetchedBill:
 
 def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date, str]:
     """What each day's bill looks like at the source right now (for the billing-change sensor)."""
-    return {day: billing_fingerprint(lines) for day, lines in fetch_bill(scope, days).by_day.items()}
+    try:
+        fetched = fetch_bill(scope, days)
+    except SourceError as exc:
+        raise scope.fail("billing source", days, exc) from exc
+    return {day: billing_fingerprint(lines) for day, lines in fetched.by_day.items()}
 
 
 @collector_paused()
 def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]:
-    """Replace each day's billing lines and record the fingerprint they were built from."""
+    """Replace each day's billing lines and record the fingerprint they were built from.
+
+    A gather that got no day at all counts towards the tenant's suspension; one that got any day lifts it.
+    """
     now = datetime.now(UTC)
     result = []
-    fetched = fetch_bill(scope, days)
+    try:
+        fetched = fetch_bill(scope, days)
+    except SourceError as exc:
+        raise gather_failed(scope, "billing", days, exc) from exc
+    if not fetched.by_day:
+        raise gather_failed(scope, "billing", fetched.failed, fetched.failed[min(fetched.failed)])
     for day, lines in fetched.by_day.items():
         fingerprint = billing_fingerprint(lines)
         strays = fetched.strays.get(day, [])
@@ -110,6 +122,7 @@ def gather_billing(scope: TenantScope, days: Sequence[date]) -> list[BillingDay]
             replace_billing_day(tx, scope.ecosystem, scope.tenant_id, day, lines, strays)
             record_fingerprint(tx, scope.ecosystem, scope.tenant_id, day, fingerprint, now)
             update_state(tx, scope.ecosystem, scope.tenant_id, day, billing_gathered=True)
+            gather_succeeded(tx, scope, "billing")
         result.append(
             BillingDay(
                 day=day,

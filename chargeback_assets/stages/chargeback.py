@@ -92,6 +92,7 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
     The failed attempts are committed on their own before the rows, so they count even if the write fails.
     The calculation remembers what failed in the inventory gather it used, which holds back its publication.
     """
+    built_from = get_state(scope.db, scope.ecosystem, scope.tenant_id, day).billing_fingerprint
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     attempts = allocation_attempts(scope.db, scope.ecosystem, scope.tenant_id, day)
     outcome = allocate_day(
@@ -116,6 +117,7 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
             calculation_id=str(uuid.uuid4()),
             calculation_completed_at=datetime.now(UTC),
             calculation_run_id=run_id,
+            calculation_fingerprint=built_from,
         )
     return summarize(day, lines, outcome.rows, written, len(outcome.exhausted), scope)
 

@@ -1,9 +1,11 @@
 """What the asset checks verify, computed from storage: reconciliation, the shares of the bill charged to
-UNALLOCATED and to no payer, the inventory a calculation used, data quality."""
+UNALLOCATED and to no payer, the inventory a calculation used, data quality, and whether every stage of a
+day reflects the same bill."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -183,3 +185,50 @@ def metrics_failures(data: TenantData, day: date) -> list[str]:
         f"{day} {resource}: {error}"
         for resource, error in usage_failures_for_day(data.db, data.ecosystem, data.tenant_id, day).items()
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class DayStages:
+    """Which bill each stage of a day reflects: the stored bill's fingerprint and, per later stage, the
+    fingerprint of the bill it was built from (None: never built since fingerprints were recorded)."""
+
+    day: date
+    billing: str | None
+    built_from: Mapping[str, str | None]
+
+    @property
+    def stale(self) -> tuple[str, ...]:
+        """The stages older than the stored bill; none while no bill was ever gathered for the day.
+
+        Each table write is atomic, but a run that dies between two of them (or an operator who
+        materializes billing_lines alone) leaves a day whose later stages still reflect the bill before.
+        """
+        if self.billing is None:
+            return ()
+        return tuple(stage for stage, built in self.built_from.items() if built != self.billing)
+
+
+def day_stages(data: TenantData, day: date) -> DayStages:
+    state = get_state(data.db, data.ecosystem, data.tenant_id, day)
+    return DayStages(
+        day,
+        state.billing_fingerprint,
+        {
+            "usage_metrics": state.usage_fingerprint,
+            "identity_resolutions": state.resolution_fingerprint,
+            "chargeback_facts": state.calculation_fingerprint,
+        },
+    )
+
+
+def stale_stages(data: TenantData, day: date) -> list[str]:
+    stages = day_stages(data, day)
+    return [
+        f"{day} {stage}: built from bill {_short(stages.built_from[stage])}, "
+        f"billing_lines holds bill {_short(stages.billing)}"
+        for stage in stages.stale
+    ]
+
+
+def _short(fingerprint: str | None) -> str:
+    return fingerprint[:12] if fingerprint else "(none recorded)"

@@ -3,7 +3,8 @@
 An entity missing from a gather is marked deleted only when the gather of its kind succeeded. A gather that
 returns nothing at all while entities are active is treated as suspect (an API hiccup looks exactly like
 that): deletion then waits for `zero_gather_deletion_threshold` consecutive empty gathers (-1: never).
-Counters live in the database because every Dagster run is a fresh process.
+Counters live in the database because every Dagster run is a fresh process. A gather that saw nothing at all
+counts towards the tenant's suspension (stages/suspension.py).
 
 A gather that saw something but not everything (an endpoint still failing after the retries) is kept, and
 what failed is recorded on each of the run's days: a chargeback calculated from it is not published until a
@@ -20,6 +21,7 @@ from chargeback_assets.ecosystems.base import SourceError
 from chargeback_assets.engine.models import SYSTEM_IDENTITY_TYPE, UNALLOCATED, Identity
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.stages.suspension import gather_failed, gather_succeeded
 from chargeback_assets.storage.database import Transaction
 from chargeback_assets.storage.inventory import (
     EntityKind,
@@ -29,8 +31,6 @@ from chargeback_assets.storage.inventory import (
     upsert_resources,
 )
 from chargeback_assets.storage.pipeline import GatherCounter, get_counter, set_counter, update_state
-
-GATHER_FAILURES_KEY = "gather"
 
 
 @dataclass(slots=True)
@@ -53,9 +53,10 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
     try:
         gathered = scope.runtime.inventory.gather()
     except SourceError as exc:
-        raise _gather_failed(scope, days, exc) from exc
+        raise gather_failed(scope, "inventory", days, exc) from exc
     if not gathered.observed_types:
-        raise _gather_failed(scope, days, "; ".join(gathered.errors) or "nothing could be gathered")
+        cause = "; ".join(gathered.errors) or "nothing could be gathered"
+        raise gather_failed(scope, "inventory", days, cause)
     identities = [*gathered.identities, unallocated_identity(scope.ecosystem, scope.tenant_id)]
     summary = InventorySummary(
         resources=len(gathered.resources),
@@ -74,7 +75,7 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
         if gathered.complete and "identities" in gathered.observed_types:
             seen = {i.identity_id for i in gathered.identities}
             summary.deleted_identities = _deletion_scan(tx, scope, "identity", "identities", seen, now, None)
-        set_counter(tx, scope.ecosystem, scope.tenant_id, GATHER_FAILURES_KEY, GatherCounter())
+        gather_succeeded(tx, scope, "inventory")
         for day in days:
             update_state(
                 tx,
@@ -85,35 +86,6 @@ def gather_inventory(scope: TenantScope, days: Sequence[date]) -> InventorySumma
                 inventory_errors=tuple(gathered.errors),
             )
     return summary
-
-
-def _gather_failed(scope: TenantScope, days: Sequence[date], cause: object) -> Exception:
-    """A gather that saw nothing at all: counted, so repeated failures suspend the tenant's scheduled runs."""
-    failures = _count_gather_failure(scope)
-    threshold = scope.tenant.gather_failure_threshold
-    return scope.fail(
-        "inventory source", days, f"{cause} ({failures} consecutive failed gathers, threshold {threshold})"
-    )
-
-
-def _count_gather_failure(scope: TenantScope) -> int:
-    with scope.db.transaction() as tx:
-        counter = get_counter(tx, scope.ecosystem, scope.tenant_id, GATHER_FAILURES_KEY)
-        failures = counter.consecutive_failures + 1
-        set_counter(
-            tx,
-            scope.ecosystem,
-            scope.tenant_id,
-            GATHER_FAILURES_KEY,
-            GatherCounter(counter.consecutive_empty, failures),
-        )
-    return failures
-
-
-def gather_suspended(scope: TenantScope) -> bool:
-    """Whether consecutive gather failures reached the tenant's threshold (scheduled runs then pause)."""
-    counter = get_counter(scope.db, scope.ecosystem, scope.tenant_id, GATHER_FAILURES_KEY)
-    return counter.consecutive_failures >= scope.tenant.gather_failure_threshold
 
 
 def _deletion_scan(

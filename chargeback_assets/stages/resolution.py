@@ -12,6 +12,7 @@ from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.billing import billing_for_day
+from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.resolutions import replace_resolutions_day
 from chargeback_assets.storage.usage import usage_for_day
 
@@ -27,6 +28,7 @@ class ResolutionDay:
 
 @collector_paused()
 def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
+    built_from = get_state(scope.db, scope.ecosystem, scope.tenant_id, day).billing_fingerprint
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     views = InventoryViews(scope)
@@ -39,6 +41,7 @@ def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
         resolutions[line_id(line)] = handler.resolve(line, view, usage.get(line.resource_id))
     with scope.db.transaction() as tx:
         replace_resolutions_day(tx, scope.ecosystem, scope.tenant_id, day, resolutions)
+        update_state(tx, scope.ecosystem, scope.tenant_id, day, resolution_fingerprint=built_from)
     return ResolutionDay(
         day=day,
         lines=len(lines),

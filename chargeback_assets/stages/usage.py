@@ -23,7 +23,7 @@ from chargeback_assets.engine.models import MetricQuery, MetricRow, UsageRecord,
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day
-from chargeback_assets.storage.pipeline import update_state
+from chargeback_assets.storage.pipeline import recorded_fingerprints, update_state
 from chargeback_assets.storage.usage import replace_usage_day
 
 METRICS_WORKERS = 4
@@ -68,6 +68,8 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
     outcome = {day: UsageDay(day) for day in ordered}
     records: dict[date, list[UsageRecord]] = defaultdict(list)
     metrics = scope.runtime.metrics
+    # Read before the lines, so a bill replaced in between shows as this stage being older than the bill.
+    built_from = recorded_fingerprints(scope.db, scope.ecosystem, scope.tenant_id, ordered)
     needs = needed_queries(scope, ordered) if metrics is not None else {}
     step = scope.runtime.metrics_step_seconds
 
@@ -122,6 +124,11 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
         with scope.db.transaction() as tx:
             replace_usage_day(tx, scope.ecosystem, scope.tenant_id, day, day_records, outcome[day].failures)
             update_state(
-                tx, scope.ecosystem, scope.tenant_id, day, metrics_fetch_failed=bool(outcome[day].failures)
+                tx,
+                scope.ecosystem,
+                scope.tenant_id,
+                day,
+                metrics_fetch_failed=bool(outcome[day].failures),
+                usage_fingerprint=built_from.get(day),
             )
     return list(outcome.values())

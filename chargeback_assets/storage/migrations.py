@@ -380,6 +380,29 @@ def _inventory_gaps(db: sqlite_utils.Database) -> None:
     state.add_column("calculation_inventory_errors", str)
 
 
+def _stage_fingerprints(db: sqlite_utils.Database) -> None:
+    """The billing fingerprint each later stage of a day was built from, so a stage older than the stored
+    bill shows (the `stages_consistent` check) and is recalculated (the billing-change sensor).
+
+    A day calculated after its bill was last gathered was built from that bill in one run; its stages are
+    taken to reflect it. Any other day keeps no fingerprint and is judged stale until it is recalculated.
+    """
+    state = db.table("pipeline_state")
+    for column in ("usage_fingerprint", "resolution_fingerprint", "calculation_fingerprint"):
+        state.add_column(column, str)
+    db.execute(
+        "UPDATE pipeline_state SET usage_fingerprint = billing_fingerprint, "
+        "resolution_fingerprint = billing_fingerprint, calculation_fingerprint = billing_fingerprint "
+        "WHERE calculation_completed_at >= billing_fingerprint_at"
+    )
+
+
+def _gather_failures_per_source(db: sqlite_utils.Database) -> None:
+    """Billing and inventory gathers count their consecutive failures apart (stages/suspension.py): one
+    shared counter would be reset by whichever source still answers. The old counter was the inventory's."""
+    db.execute("UPDATE gather_counters SET scan_key = 'gather:inventory' WHERE scan_key = 'gather'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -388,6 +411,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "published outputs", _published_outputs),
     Migration(6, "billing strays", _billing_strays),
     Migration(7, "inventory gaps per day and per calculation", _inventory_gaps),
+    Migration(8, "billing fingerprint per stage", _stage_fingerprints),
+    Migration(9, "gather failures per source", _gather_failures_per_source),
 )
 
 

@@ -47,11 +47,21 @@ class PipelineState:
     calculation_inventory_errors: tuple[str, ...] = ()
     """What failed in the gather the day's current chargeback was calculated from: its `inventory_errors`
     when it was calculated."""
+    usage_fingerprint: str | None = None
+    resolution_fingerprint: str | None = None
+    calculation_fingerprint: str | None = None
+    """The billing fingerprint the day's usage metrics, identity resolutions and chargeback were built from:
+    a stage whose fingerprint differs from `billing_fingerprint` is older than the stored bill."""
 
     @property
     def reconciliation_current(self) -> bool:
-        """Whether the stored verdict is about the day's current chargeback (not an older calculation)."""
-        return self.calculation_id is not None and self.reconciled_calculation_id == self.calculation_id
+        """Whether the stored verdict is about the day's current chargeback and bill: a calculation built
+        from an older bill than the stored one must be judged again, against that bill."""
+        return (
+            self.calculation_id is not None
+            and self.reconciled_calculation_id == self.calculation_id
+            and self.calculation_fingerprint == self.billing_fingerprint
+        )
 
 
 _FLAGS = (
@@ -62,7 +72,15 @@ _FLAGS = (
     "reconciliation_passed",
 )
 _TIMES = ("billing_fingerprint_at", "calculation_completed_at")
-_TEXTS = ("billing_fingerprint", "calculation_id", "calculation_run_id", "reconciled_calculation_id")
+_TEXTS = (
+    "billing_fingerprint",
+    "calculation_id",
+    "calculation_run_id",
+    "reconciled_calculation_id",
+    "usage_fingerprint",
+    "resolution_fingerprint",
+    "calculation_fingerprint",
+)
 _LISTS = ("inventory_errors", "calculation_inventory_errors")
 _STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS, *_LISTS)
 _STATE_COLUMNS = ", ".join(_STATE_FIELDS)
@@ -154,6 +172,9 @@ class PipelineRun:
     error_message: str | None = None
 
 
+FAILED = "failed"
+"""The status of a tenant's work that failed in a run (the billing-change sensor requests its days again)."""
+
 _RUN_COLUMNS = (
     "run_id, ecosystem, tenant_id, tenant_name, dates_json, status, started_at, ended_at, rows_written, "
     "error_message"
@@ -191,6 +212,25 @@ def recent_runs(source: Source, ecosystem: str, tenant_id: str, limit: int = 100
     return _runs(source, ecosystem, tenant_id, "ORDER BY started_at DESC, run_id LIMIT ?", (limit,))
 
 
+def last_runs(
+    source: Source, ecosystem: str, tenant_id: str, days: Iterable[date]
+) -> dict[date, PipelineRun]:
+    """day -> the latest audited run that covered it, for the days some run covered.
+
+    No run covers a day before the day has begun, so only runs started since the first day are read.
+    """
+    wanted = sorted({day_text(d) for d in days})
+    if not wanted:
+        return {}
+    cursor = source.conn.execute(
+        f"SELECT {_RUN_COLUMNS}, covered.value FROM pipeline_runs, json_each(dates_json) AS covered "
+        f"WHERE ecosystem = ? AND tenant_id = ? AND started_at >= ? "
+        f"AND covered.value IN ({', '.join('?' * len(wanted))}) ORDER BY started_at, run_id",
+        (ecosystem, tenant_id, wanted[0], *wanted),
+    )
+    return {parse_day(row[-1]): _run(row[:-1]) for row in cursor}
+
+
 def _runs(
     source: Source, ecosystem: str, tenant_id: str, tail: str, params: tuple[Any, ...]
 ) -> list[PipelineRun]:
@@ -198,32 +238,34 @@ def _runs(
         f"SELECT {_RUN_COLUMNS} FROM pipeline_runs WHERE ecosystem = ? AND tenant_id = ? {tail}",
         (ecosystem, tenant_id, *params),
     )
-    return [
-        PipelineRun(
-            run_id=run_id,
-            ecosystem=ecosystem,
-            tenant_id=tenant_id,
-            tenant_name=tenant_name,
-            dates=tuple(parse_day(d) for d in json.loads(dates_json)),
-            status=status,
-            started_at=parse_timestamp(started_at),
-            ended_at=parse_timestamp(ended_at),
-            rows_written=rows_written,
-            error_message=error_message,
-        )
-        for (
-            run_id,
-            _eco,
-            _tenant,
-            tenant_name,
-            dates_json,
-            status,
-            started_at,
-            ended_at,
-            rows_written,
-            error_message,
-        ) in cursor
-    ]
+    return [_run(row) for row in cursor]
+
+
+def _run(row: tuple[Any, ...]) -> PipelineRun:
+    (
+        run_id,
+        ecosystem,
+        tenant_id,
+        tenant_name,
+        dates_json,
+        status,
+        started_at,
+        ended_at,
+        rows_written,
+        error_message,
+    ) = row
+    return PipelineRun(
+        run_id=run_id,
+        ecosystem=ecosystem,
+        tenant_id=tenant_id,
+        tenant_name=tenant_name,
+        dates=tuple(parse_day(d) for d in json.loads(dates_json)),
+        status=status,
+        started_at=parse_timestamp(started_at),
+        ended_at=parse_timestamp(ended_at),
+        rows_written=rows_written,
+        error_message=error_message,
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,9 @@ from chargeback_assets.engine.models import UNALLOCATED
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sandbox import SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
-from chargeback_assets.stages.inventory import gather_inventory, gather_suspended
+from chargeback_assets.stages.inventory import gather_inventory
 from chargeback_assets.stages.scope import StageError, TenantScope
+from chargeback_assets.stages.suspension import Suspension, suspension
 from chargeback_assets.storage.inventory import active_ids
 from chargeback_assets.storage.pipeline import get_state
 
@@ -127,10 +128,10 @@ def test_consecutive_failed_gathers_suspend_the_tenant_until_a_success(tmp_path,
             StageError, match=r"tenant t1, dates .*: inventory source failed: .*1 consecutive"
         ):
             gather_inventory(scope, DAYS)
-        assert not gather_suspended(scope)
+        assert suspension(scope) is None
         with pytest.raises(StageError, match="2 consecutive failed gathers, threshold 2"):
             gather_inventory(scope, DAYS)
-        assert gather_suspended(scope)
+        assert suspension(scope) == Suspension("t1", "inventory", failures=2, threshold=2)
         sandbox.faults.clear()
         assert gather_inventory(scope, DAYS).complete
-        assert not gather_suspended(scope)
+        assert suspension(scope) is None

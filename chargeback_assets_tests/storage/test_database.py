@@ -1,5 +1,6 @@
 import multiprocessing
 import sqlite3
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,7 @@ from chargeback_assets.storage.migrations import (
     apply_migrations,
     latest_version,
 )
+from chargeback_assets.storage.pipeline import get_state
 from chargeback_assets_tests.storage.conftest import DAY, ECO, TENANT, at
 
 
@@ -94,6 +96,8 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (5, "published outputs"),
         (6, "billing strays"),
         (7, "inventory gaps per day and per calculation"),
+        (8, "billing fingerprint per stage"),
+        (9, "gather failures per source"),
     ]
     assert _versions(path)[0][2] == first_applied
 
@@ -108,15 +112,49 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
     assert calls == [(1,)]  # ran once, on the existing data
 
 
+def test_stages_of_a_day_calculated_after_its_bill_are_taken_to_reflect_it_and_others_are_not(tmp_path):
+    """Migrations 8 and 9 on a file of version 7: which bill each stage of an existing day was built from,
+    and the inventory's gather failures keep counting."""
+    path = tmp_path / "v7.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    old = sqlite_utils.Database(conn)
+    apply_migrations(old, MIGRATIONS[:7])
+    scope = {"ecosystem": ECO, "tenant_id": TENANT}
+    old.table("pipeline_state").insert_all(
+        [
+            {**scope, "tracking_date": "2024-03-10", "billing_fingerprint": "fp-1",
+             "billing_fingerprint_at": "2024-03-11T01:00:00.000000Z",
+             "calculation_completed_at": "2024-03-11T01:05:00.000000Z"},
+            {**scope, "tracking_date": "2024-03-11", "billing_fingerprint": "fp-2",
+             "billing_fingerprint_at": "2024-03-12T01:00:00.000000Z",
+             "calculation_completed_at": "2024-03-11T23:00:00.000000Z"},
+        ]
+    )  # fmt: skip
+    old.table("gather_counters").insert({**scope, "scan_key": "gather", "consecutive_failures": 3})
+    conn.execute("COMMIT")
+    conn.close()
+    with ChargebackDatabase.open(path) as db:
+        consistent = get_state(db, ECO, TENANT, DAY)
+        stale = get_state(db, ECO, TENANT, DAY + timedelta(days=1))
+        counters = db.conn.execute("SELECT scan_key, consecutive_failures FROM gather_counters").fetchall()
+    built_from = ("usage_fingerprint", "resolution_fingerprint", "calculation_fingerprint")
+    assert [getattr(consistent, name) for name in built_from] == ["fp-1"] * 3
+    assert [getattr(stale, name) for name in built_from] == [None] * 3, "billed after its calculation"
+    assert counters == [("gather:inventory", 3)]
+
+
 def test_a_file_from_newer_code_is_refused(tmp_path):
     path = tmp_path / "new.db"
     ChargebackDatabase.open(path).close()
     conn = sqlite3.connect(path)
-    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES (9, 'future', '2030-01-01')")
+    future = latest_version() + 1
+    conn.execute(f"INSERT INTO {VERSION_TABLE} VALUES ({future}, 'future', '2030-01-01')")
     conn.commit()
     conn.close()
     with pytest.raises(
-        SchemaTooNewError, match=rf"schema version 9 is newer than this code knows \({latest_version()}\)"
+        SchemaTooNewError,
+        match=rf"schema version {future} is newer than this code knows \({latest_version()}\)",
     ):
         ChargebackDatabase.open(path)
 

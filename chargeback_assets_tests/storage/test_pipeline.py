@@ -9,6 +9,7 @@ from chargeback_assets.storage.pipeline import (
     get_counter,
     get_run,
     get_state,
+    last_runs,
     recent_runs,
     record_fingerprint,
     record_run,
@@ -89,6 +90,32 @@ def test_runs_are_upserted_and_listed_newest_first(db):
     assert recent_runs(db, ECO, TENANT) == [other, finished]
     assert recent_runs(db, ECO, TENANT, limit=1) == [other]
     assert get_run(db, ECO, TENANT, "run-9") is None
+
+
+def test_the_last_audited_run_of_each_day_is_the_latest_started_that_covered_it(db):
+    before = DAY - timedelta(days=1)
+    with db.transaction() as tx:
+        record_run(tx, PipelineRun("range", ECO, TENANT, "Acme", (before, DAY), "success", at(1, day=DAY)))
+        record_run(tx, PipelineRun("retry", ECO, TENANT, "Acme", (DAY,), "failed", at(3, day=DAY)))
+        record_run(tx, PipelineRun("other", ECO, OTHER_TENANT, "Globex", (DAY,), "success", at(5, day=DAY)))
+    last = last_runs(db, ECO, TENANT, [before, DAY, DAY + timedelta(days=1)])
+    assert {day: (run.run_id, run.status) for day, run in last.items()} == {
+        before: ("range", "success"),
+        DAY: ("retry", "failed"),
+    }
+    assert last_runs(db, ECO, TENANT, []) == {}
+
+
+def test_a_reconciliation_verdict_is_current_only_for_the_calculation_and_bill_it_judged(db):
+    with db.transaction() as tx:
+        record_fingerprint(tx, ECO, TENANT, DAY, "bill-1", at(1))
+        update_state(tx, ECO, TENANT, DAY, calculation_id="calc-1", calculation_fingerprint="bill-1")
+        judged = update_state(
+            tx, ECO, TENANT, DAY, reconciled_calculation_id="calc-1", reconciliation_passed=True
+        )
+        rebilled = record_fingerprint(tx, ECO, TENANT, DAY, "bill-2", at(2))
+    assert judged.reconciliation_current
+    assert not rebilled.reconciliation_current, "the verdict is about the chargeback of the older bill"
 
 
 def test_gather_counters_persist_per_scan_key(db):
