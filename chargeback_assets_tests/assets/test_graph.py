@@ -29,6 +29,8 @@ PARTITIONED = [
     "chargeback_facts",
     "chargeback_csv",
     "chargeback_prometheus",
+    "topic_metrics",
+    "topic_attribution",
 ]
 
 
