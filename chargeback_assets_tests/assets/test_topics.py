@@ -1,5 +1,6 @@
 """Topic attribution end to end: the sandbox's topic metrics, real runs, the blocking check, recalculation."""
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,7 @@ from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.topics import topic_lines_for_day, topic_rows_for_day
 from chargeback_assets_tests.graph import Graph, running_graph
+from chargeback_assets_tests.test_partition_truth import readme_contract
 
 ECO = "confluent_cloud"
 CLUSTER_LINES = {
@@ -104,6 +106,17 @@ def test_every_cluster_line_is_split_over_its_topics_to_the_ten_thousandth(graph
         for key in {(r.resource_id, r.topic) for r in rows}
     )
     assert metadata["attributed_exact"].value == f"{sum(sums.values())} USD"
+
+    # What each partition shows is what the README's queries give (the slow webserver test checks all).
+    contract = readme_contract()
+    params = {"ecosystem": ECO, "tenant_id": "acme-prod", "day": day.isoformat()}
+    with sqlite3.connect(graph.db_path) as db:
+        for asset in ("topic_metrics", "topic_attribution"):
+            shown = result.asset_materializations_for_node(asset)[0].metadata
+            for key, sql in contract[asset].items():
+                if sql is not None:
+                    [(expected,)] = db.execute(sql, params).fetchall()
+                    assert shown[key].value == pytest.approx(expected), (asset, key)
 
 
 def test_a_tenant_without_the_overlay_gets_empty_topic_partitions(graph: Graph, instance) -> None:
