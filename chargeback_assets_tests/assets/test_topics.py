@@ -166,3 +166,30 @@ def test_a_billing_revision_rematerializes_the_topic_rows(graph: Graph, instance
     revised = [line for line in lines if line.product_type in CLUSTER_LINES - {"KAFKA_PARTITION"}]
     assert all(sums[line_id(line)] == line.total_cost for line in revised)
     assert sum(r.amount for r in rows) != sum(r.amount for r in first)
+
+
+def test_skip_leaves_silent_and_unreachable_clusters_unattributed_and_says_why(
+    tmp_path: Path, instance
+) -> None:
+    overlay = {"enabled": True, "missing_metrics_behavior": "skip"}
+    settings = {"acme-prod": {"topic_attribution": overlay, "metrics": {"max_attempts": 1}}}
+    with running_graph(tmp_path, days=5, tenant_settings=settings) as graph:
+        day = graph.newest
+        result = graph.run("acme-prod", day, instance=instance)
+        assert result.success
+        _, recorded, rows = stored(graph, "acme-prod", day)
+        skipped = {r.resource_id for r in recorded if r.status == "skipped"}
+        attributed = {r.resource_id for r in recorded if r.status == "attributed"}
+        assert len(skipped) == 1 and attributed and not skipped & attributed
+        assert {r.detail for r in recorded if r.status == "skipped"} == {"no_topics_located"}
+        assert not {row.resource_id for row in rows} & skipped
+
+        graph.sandboxes["acme-prod"].faults.set("server_error", times=None, path_prefix="/api/v1/query_range")
+        result = graph.run("acme-prod", day, instance=instance)
+        assert result.success
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks["topic_metrics_fetched"] is False
+        assert checks["topic_attribution_reconciles"] is True
+        _, recorded, rows = stored(graph, "acme-prod", day)
+        assert {(r.status, r.detail) for r in recorded} == {("skipped", "metrics_fetch_failed")}
+        assert rows == []
