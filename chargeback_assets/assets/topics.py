@@ -1,7 +1,7 @@
 """Topics: the optional overlay that splits each Kafka cluster's cost lines over its topics."""
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 
 import dagster as dg
 
@@ -9,6 +9,7 @@ from chargeback_assets.assets.runs import TenantWork, money
 from chargeback_assets.constants import TOPICS
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.scope import TenantScope
+from chargeback_assets.stages.topic_outputs import TopicOutputsNotPublished, publish_topic_days
 from chargeback_assets.stages.topics import attribute_topics_day, fetch_topic_metrics
 
 TOP_TOPICS = 10
@@ -98,7 +99,49 @@ def build_topic_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Asse
         work.run(attribute)
         yield from work.results()
 
-    return [topic_metrics, topic_attribution]
+    @dg.asset(
+        name="topic_outputs",
+        group_name=TOPICS,
+        partitions_def=partitions,
+        deps=["topic_attribution"],
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds={"csv", "prometheus"},
+        description="The topic attribution published: topic_attr_{tenant_id}_{date}.csv in each csv "
+        "emitter's directory and chargeback_topic_amount series in each prometheus emitter's OpenMetrics "
+        "file. Only days whose topic rows reconcile are published (blocking per partition); recorded in "
+        "emission_records with pipeline topic_attribution.",
+    )
+    def topic_outputs(
+        context: dg.AssetExecutionContext, chargeback: ChargebackResource
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
+        work = TenantWork(context, partitions, chargeback)
+        now = datetime.now(UTC)
+
+        def publish(scope: TenantScope, wanted: list[date]) -> None:
+            failure: TopicOutputsNotPublished | None = None
+            try:
+                published = publish_topic_days(scope, wanted, now=now)
+            except TopicOutputsNotPublished as exc:
+                published, failure = exc.days, exc
+            for day in published:
+                if day.status in ("blocked", "failed"):
+                    continue
+                work.record(
+                    scope.tenant.name,
+                    day.day,
+                    {
+                        "status": day.status + (f" ({day.note})" if day.note else ""),
+                        "dagster/row_count": day.rows,
+                        "outputs": "\n".join(day.outputs) or "none",
+                    },
+                )
+            if failure is not None:
+                raise failure
+
+        work.run(publish)
+        yield from work.results()
+
+    return [topic_metrics, topic_attribution, topic_outputs]
 
 
 def topic_costs(costs: list[tuple[str, str, object]]) -> dg.MetadataValue:

@@ -31,6 +31,7 @@ PARTITIONED = [
     "chargeback_prometheus",
     "topic_metrics",
     "topic_attribution",
+    "topic_outputs",
 ]
 
 

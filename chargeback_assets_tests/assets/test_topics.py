@@ -1,5 +1,6 @@
 """Topic attribution end to end: the sandbox's topic metrics, real runs, the blocking check, recalculation."""
 
+import csv
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -10,14 +11,18 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from chargeback_assets.constants import TENANT_TAG
+from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.topics import UNATTRIBUTED_TOPIC
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sandbox.generator import INTERNAL_TOPICS, TOPIC_RECEIVED_BYTES
+from chargeback_assets.stages.topic_outputs import PIPELINE
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.topics import topic_lines_for_day, topic_rows_for_day
-from chargeback_assets_tests.graph import Graph, running_graph
+from chargeback_assets_tests.graph import QUIET, Graph, running_graph
 from chargeback_assets_tests.test_partition_truth import readme_contract
 
 ECO = "confluent_cloud"
@@ -37,7 +42,11 @@ OVERLAY = {
 
 @pytest.fixture
 def graph(tmp_path: Path) -> Iterator[Graph]:
-    settings = {"acme-prod": {"topic_attribution": OVERLAY, "recalculation_days": 3}}
+    emitters = [
+        {"type": "csv", "params": {"output_dir": str(tmp_path / "csv")}},
+        {"type": "prometheus", "params": {"output_dir": str(tmp_path / "om")}},
+    ]
+    settings = {"acme-prod": {"topic_attribution": OVERLAY, "recalculation_days": 3, "emitters": emitters}}
     with running_graph(tmp_path, tenant_settings=settings) as running:
         yield running
 
@@ -107,11 +116,25 @@ def test_every_cluster_line_is_split_over_its_topics_to_the_ten_thousandth(graph
     )
     assert metadata["attributed_exact"].value == f"{sum(sums.values())} USD"
 
+    # Published: the topic CSV holds every topic row, the OpenMetrics file the per-topic series.
+    with (graph.workdir / "csv" / f"topic_attr_acme-prod_{day}.csv").open(newline="") as handle:
+        published = list(csv.DictReader(handle))
+    assert sorted(
+        (r["resource_id"], r["topic"], r["product_type"], Decimal(r["amount"])) for r in published
+    ) == sorted((row.resource_id, row.topic, row.product_type, row.amount) for row in rows)
+    series = [
+        line
+        for line in (graph.workdir / "om" / "acme-prod.om").read_text().splitlines()
+        if line.startswith("chargeback_topic_amount{")
+    ]
+    assert len(series) == len({(r.resource_id, r.topic, r.product_type) for r in rows})
+    assert sum(Decimal(line.rsplit(" ", 2)[1]) for line in series) == sum(sums.values())
+
     # What each partition shows is what the README's queries give (the slow webserver test checks all).
     contract = readme_contract()
     params = {"ecosystem": ECO, "tenant_id": "acme-prod", "day": day.isoformat()}
     with sqlite3.connect(graph.db_path) as db:
-        for asset in ("topic_metrics", "topic_attribution"):
+        for asset in ("topic_metrics", "topic_attribution", "topic_outputs"):
             shown = result.asset_materializations_for_node(asset)[0].metadata
             for key, sql in contract[asset].items():
                 if sql is not None:
@@ -193,3 +216,29 @@ def test_skip_leaves_silent_and_unreachable_clusters_unattributed_and_says_why(
         _, recorded, rows = stored(graph, "acme-prod", day)
         assert {(r.status, r.detail) for r in recorded} == {("skipped", "metrics_fetch_failed")}
         assert rows == []
+
+
+def test_topic_outputs_of_a_day_computed_from_an_older_bill_are_withdrawn_not_published(
+    graph: Graph, instance
+) -> None:
+    day = graph.newest - timedelta(days=1)
+    assert graph.run("acme-prod", day, instance=instance).success
+    published = graph.workdir / "csv" / f"topic_attr_acme-prod_{day}.csv"
+    assert published.exists()
+
+    graph.sandboxes["acme-prod"].revise_bill(day, Decimal("1.10"))
+    job = graph.defs.resolve_job_def(CHARGEBACK_JOB)
+    result = job.execute_in_process(
+        instance=instance,
+        partition_key=f"{day}|acme-prod",
+        asset_selection=[dg.AssetKey("billing_lines"), dg.AssetKey("topic_outputs")],
+        run_config=QUIET,
+        tags={TENANT_TAG: "acme-prod"},
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert not published.exists()
+    assert "no longer current" in str(result.get_step_failure_events()[0].event_specific_data.error)
+    with ChargebackDatabase.open(graph.db_path) as db:
+        records = emission_records(db, ECO, "acme-prod", "csv", PIPELINE)
+    assert [(r.date, r.status) for r in records] == [(day, "blocked")]
