@@ -91,7 +91,9 @@ def test_a_disabled_mapping_is_recorded_with_no_rows_and_even_split_is_even():
 
 def test_a_topic_created_mid_day_gets_its_part_of_an_even_split():
     late = cluster(topic_active_steps={"orders": 24, "new-topic": 12})
-    assert amounts(attribute("KAFKA_PARTITION", "3.00", late)) == {"new-topic": D("1"), "orders": D("2")}
+    result = attribute("KAFKA_PARTITION", "3.00", late)
+    assert amounts(result) == {"new-topic": D("1"), "orders": D("2")}
+    assert {(row.method, row.detail) for row in result.rows} == {("even_split", None)}
 
 
 @pytest.mark.parametrize(
