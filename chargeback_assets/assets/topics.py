@@ -81,7 +81,7 @@ def build_topic_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Asse
 
         def attribute(scope: TenantScope, wanted: list[date]) -> None:
             for day in wanted:
-                result = attribute_topics_day(scope, day, context.run.run_id)
+                result = attribute_topics_day(scope, day)
                 work.record(
                     scope.tenant.name,
                     day,

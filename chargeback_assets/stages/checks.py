@@ -277,8 +277,8 @@ def reconcile_topics_day(data: TenantData, day: date) -> TopicReconciliation:
         if got != expected:
             mismatches.append(f"{where} ({stored.status}): billed {stored.total_cost}, topic rows sum {got}")
     mismatches += [f"{day} topic rows of no recorded line {lid}: {got}" for lid, got in sums.items()]
+    seen = {stored.line_id for stored in recorded}
     if overlay is not None:
-        seen = {stored.line_id for stored in recorded}
         mismatches += [
             f"{day} {line.product_type} {line.resource_id}: not attributed to topics"
             for lid, line in bill.items()
@@ -290,7 +290,7 @@ def reconcile_topics_day(data: TenantData, day: date) -> TopicReconciliation:
         cluster_cost=sum((stored.total_cost for stored in recorded), ZERO),
         attributed=sum((stored.total_cost for stored in attributed), ZERO),
         mismatches=tuple(mismatches),
-        currency=currency_of(line for lid, line in bill.items() if lid in {s.line_id for s in recorded}),
+        currency=currency_of(line for lid, line in bill.items() if lid in seen),
     )
 
 

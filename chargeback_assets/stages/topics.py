@@ -133,7 +133,7 @@ class TopicDay:
 
 
 @collector_paused()
-def attribute_topics_day(scope: TenantScope, day: date, run_id: str | None = None) -> TopicDay:
+def attribute_topics_day(scope: TenantScope, day: date) -> TopicDay:
     """Split the day's cluster lines over topics and replace the day's topic rows in one transaction.
 
     Failed attempts are committed on their own first, so they count even if the write fails; a line that
