@@ -15,6 +15,7 @@ BENCHMARKS = {
     "backfill": "bench.backfill",
     "emit": "bench.emit",
     "partition_metadata": "bench.partition_metadata",
+    "topics": "bench.topics",
 }
 """Name -> module with `run() -> dict`. `emit` is optional: listed only when its module exists."""
 

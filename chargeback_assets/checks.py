@@ -36,7 +36,9 @@ from chargeback_assets.stages.checks import (
     check_reconciliation,
     inventory_gaps,
     metrics_failures,
+    reconcile_topics_day,
     stale_stages,
+    topic_metrics_failures,
     unallocated_day,
     unattributed_day,
 )
@@ -144,6 +146,17 @@ def _share_within(
     return evaluate
 
 
+def _topics_reconcile(data: TenantData, day: date) -> Verdict:
+    result = reconcile_topics_day(data, day)
+    return result.passed, {
+        "cluster_lines": result.lines,
+        **money("cluster_cost", result.cluster_cost, result.currency),
+        **money("attributed_lines_cost", result.attributed, result.currency),
+        "mismatched_lines": len(result.mismatches),
+        "mismatches": "\n".join(result.mismatches[:MAX_LISTED]) or "none",
+    }
+
+
 def _problems(find: Callable[[TenantData, date], list[str]]) -> Callable[[TenantData, date], Verdict]:
     def evaluate(data: TenantData, day: date) -> Verdict:
         problems = find(data, day)
@@ -221,5 +234,22 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             "the request) is charged to no day. Both are named here.",
             _problems(billing_problems),
             severity=dg.AssetCheckSeverity.ERROR,
+        ),
+        _partitioned_check(
+            partitions,
+            "topic_attribution",
+            "topic_attribution_reconciles",
+            "Each Kafka cluster line's topic rows sum exactly to the line, or to zero when it is recorded as "
+            "disabled or skipped. Blocking, per partition: the topic CSV publishes only the days that pass.",
+            _topics_reconcile,
+            severity=dg.AssetCheckSeverity.ERROR,
+            blocking=True,
+        ),
+        _partitioned_check(
+            partitions,
+            "topic_metrics",
+            "topic_metrics_fetched",
+            "Topic metrics were reachable; otherwise the cluster's lines followed missing_metrics_behavior.",
+            _problems(topic_metrics_failures),
         ),
     ]

@@ -299,6 +299,7 @@ class TenantConfig:
     retention_days: Annotated[Integer, Field(ge=1, le=730)] = 250
     retention_max_days_per_run: Annotated[Integer, Field(ge=1)] = 7
     allocation_retry_limit: Annotated[Integer, Field(ge=1, le=10)] = 3
+    topic_attribution_retry_limit: Annotated[Integer, Field(ge=1, le=10)] = 3
     zero_gather_deletion_threshold: Annotated[Integer, Field(ge=-1)] = -1
     gather_failure_threshold: Annotated[Integer, Field(gt=0)] = 5
     unallocated_warn_fraction: Fraction = Decimal("0.25")

@@ -4,6 +4,7 @@ GATHER = "gather"
 RESOLVE = "resolve"
 ALLOCATE = "allocate"
 EMIT = "emit"
+TOPICS = "topics"
 
 TENANT_TAG = "chargeback/tenant"
 """Set on every run we launch; the run queue allows one run per value (see .dagster_home/dagster.yaml)."""

@@ -13,7 +13,7 @@ import dagster as dg
 from chargeback_assets.assets import build_assets
 from chargeback_assets.checks import build_checks
 from chargeback_assets.config import CONFIG_ENV_VAR, DEFAULT_CONFIG_FILE, load_config
-from chargeback_assets.constants import ALLOCATE, EMIT, GATHER, RESOLVE
+from chargeback_assets.constants import ALLOCATE, EMIT, GATHER, RESOLVE, TOPICS
 from chargeback_assets.partitions import build_partitions
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.schedules import build_daily_schedule
@@ -30,7 +30,7 @@ CHARGEBACK_JOB = "chargeback_job"
 def build_definitions(config_path: str) -> dg.Definitions:
     config = load_config(config_path)
     partitions = build_partitions(config)
-    pipeline = dg.AssetSelection.groups(GATHER, RESOLVE, ALLOCATE, EMIT)
+    pipeline = dg.AssetSelection.groups(GATHER, RESOLVE, ALLOCATE, EMIT, TOPICS)
     assets = build_assets(partitions, config)
     checks = build_checks(partitions)
     job = dg.define_asset_job(CHARGEBACK_JOB, selection=pipeline)

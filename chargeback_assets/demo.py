@@ -33,6 +33,8 @@ from chargeback_assets.sandbox import SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
 
 TENANTS = {"acme-prod": 7, "acme-staging": 11}
+TOPIC_TENANT = "acme-prod"
+"""The tenant the demo turns topic attribution on for (the other shows a tenant without it)."""
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = REPO / "out" / "demo"
 UI_HOST = "127.0.0.1"
@@ -63,7 +65,12 @@ def demo_environment(workdir: Path, days: int) -> Iterator[tuple[Path, date]]:
             server = stack.enter_context(SandboxServer(org, port=0))
             print(f"sandbox {name}: {server.url}", flush=True)
             tenants[name] = sandbox_tenant(
-                org, server, tenant_id=name, start_date=first, emitters=emitters_for(workdir / "outputs")
+                org,
+                server,
+                tenant_id=name,
+                start_date=first,
+                emitters=emitters_for(workdir / "outputs"),
+                topic_attribution={"enabled": True} if name == TOPIC_TENANT else None,
             )
         config = write_config(workdir / "chargeback.yaml", tenants, workdir / "chargeback.db")
         yield config, newest
@@ -107,7 +114,7 @@ def run_demo(workdir: Path, days: int) -> int:
     from chargeback_assets.constants import TENANT_TAG
     from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
     from chargeback_assets.resources import ChargebackResource
-    from chargeback_assets.stages.report import tenant_report
+    from chargeback_assets.stages.report import tenant_report, topic_report
 
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -165,6 +172,16 @@ def run_demo(workdir: Path, days: int) -> int:
             print(
                 f"  checks: {passed}/{len(checks[tenant])} passed" + (f"; failed: {failed}" if failed else "")
             )
+            if tenant == TOPIC_TENANT:
+                with chargeback.data(tenant) as data:
+                    topics = topic_report(data, day_list)
+                ok &= topics.mismatched_lines == 0
+                print(
+                    f"  topic attribution: Kafka cluster cost {topics.cluster_cost}, attributed "
+                    f"{topics.attributed}; top topics:"
+                )
+                for cluster, topic, amount in topics.top:
+                    print(f"    {cluster:<14} {topic:<40} {amount:>14}")
         outputs = workdir / "outputs"
         print(f"\noutputs: CSV in {outputs / 'csv'}, OpenMetrics in {outputs / 'prometheus'}")
         print(f"database: {workdir / 'chargeback.db'}   config: {config}")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -68,6 +69,11 @@ def test_the_demo_prints_no_dagster_notices_and_keeps_its_runs_in_its_own_instan
     assert result.returncode == 0, output
     assert "BetaWarning" not in output, output
     assert "PreviewWarning" not in output, output
+    topics = output.split("topic attribution: Kafka cluster cost ", 1)[1].split("\n\n", 1)[0].splitlines()
+    cost, attributed = topics[0].split(", attributed ")
+    assert Decimal(cost) == Decimal(attributed.split(";")[0]) > 0, output
+    amounts = [Decimal(line.split()[2]) for line in topics[1:]]  # cluster, topic, amount: costliest first
+    assert len(amounts) > 2 and amounts == sorted(amounts, reverse=True), output
     home = workdir / "dagster_home"
     assert f"dagster instance: {home}" in output, output
     assert (home / "dagster.yaml").read_text() == REPO_DAGSTER_YAML.read_text()

@@ -58,6 +58,8 @@ CHECKS = {
     ),
     "usage_metrics": ("metrics_fetched",),
     "billing_lines": ("billing_well_formed",),
+    "topic_attribution": ("topic_attribution_reconciles",),
+    "topic_metrics": ("topic_metrics_fetched",),
 }
 MONEY = ("billed", "allocated", "unallocated", "unattributed")
 CONTRACT_ROW = re.compile(r"^\| `(?P<asset>[a-z_]+)` \| `(?P<key>[a-z_/]+)` \| (?P<definition>.*) \|$")

@@ -12,6 +12,7 @@ from chargeback_assets.assets.allocate import build_allocate_assets
 from chargeback_assets.assets.emit import build_emit_assets
 from chargeback_assets.assets.gather import build_gather_assets
 from chargeback_assets.assets.resolve import build_resolve_assets
+from chargeback_assets.assets.topics import build_topic_assets
 from chargeback_assets.config import AppConfig
 
 
@@ -26,6 +27,7 @@ def build_assets(partitions: dg.MultiPartitionsDefinition, config: AppConfig) ->
         *build_resolve_assets(partitions),
         *build_allocate_assets(partitions),
         *build_emit_assets(partitions),
+        *build_topic_assets(partitions),
     ]
     owners = list(config.orchestration.asset_owners)
     described = dg.map_asset_specs(

@@ -140,6 +140,21 @@ class ProductHandler(Protocol):
     def allocator(self, product_type: str) -> Allocator: ...
 
 
+@dataclass(frozen=True, slots=True)
+class TopicOverlay:
+    """A tenant's topic attribution, when its ecosystem offers one and the tenant enabled it.
+
+    `queries` are by topic metric key (engine/topics.py: topic_bytes_in, ...); each groups by the cluster
+    (`resource_label`) and the topic (`subject_label`). `mapping(product_type)` is how a line of that type is
+    split over topics, None for lines that are not a Kafka cluster's.
+    """
+
+    queries: Sequence[MetricQuery]
+    mapping: Callable[[str], str | None]
+    excluded: Callable[[str], bool]
+    missing_metrics_behavior: str
+
+
 @dataclass(slots=True)
 class EcosystemRuntime:
     """Everything one tenant needs at run time, built from its validated settings.
@@ -154,6 +169,7 @@ class EcosystemRuntime:
     fallback_allocator: Allocator | None
     budget: RetryBudget
     metrics_step_seconds: int = 3600
+    topics: TopicOverlay | None = None
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def handler_for(self, product_type: str) -> ProductHandler | None:

@@ -128,7 +128,7 @@ class CsvEmitter:
         tenant = neutralize(tenant_id)
         write_atomically(
             teams_path,
-            lambda out: _write_table(
+            lambda out: write_table(
                 out,
                 TEAM_COLUMNS,
                 [
@@ -151,7 +151,7 @@ class CsvEmitter:
         return path.with_name(f"{path.stem}_teams.csv")
 
     def _write_rows(self, out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
-        _write_table(out, COLUMNS, ())
+        write_table(out, COLUMNS, ())
         out.writelines(self._lines.lines(day, rows))
 
 
@@ -195,7 +195,7 @@ def csv_cell(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+def write_table(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
     writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180; also quotes cells holding \r or \n
     writer.writerow(header)
     writer.writerows(rows)

@@ -13,6 +13,9 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
 - `chargeback_tags_info{tenant_id, ecosystem, identity_id, resource_id, tag_<key>...}` = 1 for each charged
   (identity, resource) pair with tags; `.` and `-` in tag keys become `_`. Join it in PromQL:
   `chargeback_amount * on(tenant_id, identity_id, resource_id) group_left(tag_team) chargeback_tags_info`.
+- `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type}`: a Kafka cluster's
+  cost of the day per topic (the topic-attribution overlay), kept under `<tenant_id>.om.topics.d/<date>/`
+  by `emit_topics`, since the chargeback's own emission replaces its period fragments whole. Not pushed.
 
 Each period is kept as a fragment under `<output_dir>/<tenant_id>.om.d/<date>/`, so re-emitting a period
 replaces its samples and `publish` rebuilds the file from all fragments (every emitted date stays exposed).
@@ -51,6 +54,7 @@ from chargeback_assets.emitters.base import (
     team_totals,
     write_atomically,
 )
+from chargeback_assets.emitters.topics import TopicCharge
 from chargeback_assets.engine.models import day_start
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.validation import Text, Url, settings
@@ -59,11 +63,13 @@ AMOUNT = "chargeback_amount"
 TEAM_AMOUNT = "chargeback_team_amount"
 IDENTITY_INFO = "chargeback_identity_info"
 TAGS_INFO = "chargeback_tags_info"
+TOPIC_AMOUNT = "chargeback_topic_amount"
 METRICS = {
     AMOUNT: "Chargeback amount of the period per identity, resource, product type, cost type and method.",
     TEAM_AMOUNT: "Chargeback amount of the period per team tag and cost type.",
     IDENTITY_INFO: "Display name and type of each charged identity (value 1).",
     TAGS_INFO: "Custom tags of each charged identity and resource pair (value 1).",
+    TOPIC_AMOUNT: "Kafka cluster cost of the period per topic and product type (topic attribution).",
 }
 DEFAULT_JOB = "chargeback"
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
@@ -124,14 +130,42 @@ class PrometheusEmitter:
     def _fragments(self, tenant_id: str) -> Path:
         return fragments_of(self.file_for(tenant_id))
 
+    def _topic_fragments(self, tenant_id: str) -> Path:
+        path = self.file_for(tenant_id)
+        return path.with_name(f"{path.name}.topics.d")
+
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
         fragments are working state, not something a reader opens)."""
         by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp())))
-        target = self._fragments(tenant_id) / period.isoformat()
+        return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), by_metric)
+
+    def emit_topics(
+        self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge]
+    ) -> list[str]:
+        """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
+        timestamp = int(day_start(period).timestamp())
+        amounts: dict[tuple[str, str, str], Decimal] = {}
+        for r in rows:
+            key = (r.resource_id, r.topic, r.product_type)
+            amounts[key] = amounts.get(key, ZERO) + r.amount
+        e = self._samples.escaped
+        lines = [
+            f'{TOPIC_AMOUNT}{{tenant_id="{e[tenant_id]}",ecosystem="{e[ecosystem]}",resource_id="{e[resource]}",'
+            f'topic="{e[topic]}",product_type="{e[product]}"}} {amount:f} {timestamp}\n'
+            for (resource, topic, product), amount in sorted(amounts.items())
+        ]
+        target = self._topic_fragments(tenant_id) / period.isoformat()
+        return self._replace_fragment(target, {TOPIC_AMOUNT: lines} if lines else {})
+
+    def retract_topics(self, tenant_id: str, period: date) -> list[str]:
+        return self._drop_fragment(tenant_id, self._topic_fragments(tenant_id) / period.isoformat(), "topic")
+
+    def _replace_fragment(self, target: Path, by_metric: Mapping[str, list[str]]) -> list[str]:
+        period = target.name
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{period.isoformat()}.", dir=target.parent))
+            staging = Path(tempfile.mkdtemp(prefix=f".{period}.", dir=target.parent))
             for metric, lines in by_metric.items():
                 (staging / metric).write_bytes("".join(lines).encode("utf-8"))
             if target.exists():
@@ -148,24 +182,30 @@ class PrometheusEmitter:
 
     def retract(self, tenant_id: str, period: date) -> list[str]:
         """Drop the period's fragment; the file loses its samples at the next `publish`."""
-        fragment = self._fragments(tenant_id) / period.isoformat()
+        return self._drop_fragment(tenant_id, self._fragments(tenant_id) / period.isoformat(), "")
+
+    def _drop_fragment(self, tenant_id: str, fragment: Path, kind: str) -> list[str]:
         if not fragment.exists():
             return []
         try:
             shutil.rmtree(fragment)
         except OSError as exc:
-            raise EmitterError(f"cannot remove the samples of {period} in {fragment.parent}: {exc}") from exc
-        return [f"{self.file_for(tenant_id)} ({period.isoformat()} samples)"]
+            raise EmitterError(
+                f"cannot remove the samples of {fragment.name} in {fragment.parent}: {exc}"
+            ) from exc
+        return [f"{self.file_for(tenant_id)} ({fragment.name} {kind + ' ' if kind else ''}samples)"]
 
     def publish(self, tenant_id: str) -> list[str]:
         """Rebuild `<tenant_id>.om` from every period's fragment; push the newest period if configured (or
         delete the tenant's group when no period is left)."""
         path = self.file_for(tenant_id)
         periods = self._periods(tenant_id)
+        topic_periods = self._periods(tenant_id, self._topic_fragments(tenant_id))
 
         def write(out: IO[bytes]) -> None:
             for metric, help_text in METRICS.items():
-                files = [p / metric for p in periods if (p / metric).exists()]
+                sources = topic_periods if metric == TOPIC_AMOUNT else periods
+                files = [p / metric for p in sources if (p / metric).exists()]
                 if not files:
                     continue
                 out.write(f"# HELP {metric} {help_text}\n# TYPE {metric} gauge\n".encode())
@@ -185,8 +225,8 @@ class PrometheusEmitter:
             )
         return published
 
-    def _periods(self, tenant_id: str) -> list[Path]:
-        root = self._fragments(tenant_id)
+    def _periods(self, tenant_id: str, root: Path | None = None) -> list[Path]:
+        root = root or self._fragments(tenant_id)
         try:
             return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         except FileNotFoundError:
@@ -214,11 +254,11 @@ class SampleRenderer:
     """
 
     def __init__(self) -> None:
-        self._escaped: Memo[str, str] = Memo(label_value)
+        self.escaped: Memo[str, str] = Memo(label_value)
         self._tag_labels: Memo[Labels, str] = Memo(self._render_tags)
 
     def _render_tags(self, labels: Labels) -> str:
-        return "".join(f',{name}="{self._escaped[value]}"' for name, value in _tag_labels(labels.tags))
+        return "".join(f',{name}="{self.escaped[value]}"' for name, value in _tag_labels(labels.tags))
 
     def period_samples(self, rows: Sequence[EmitRow], timestamp: int) -> Iterator[tuple[str, list[str]]]:
         """(metric, its sample lines) for one period, every list sorted so the file is reproducible."""
@@ -240,7 +280,7 @@ class SampleRenderer:
             identities[key[:3]] = labels
             if labels.tags:
                 tagged[key[:4]] = labels
-        e = self._escaped
+        e = self.escaped
         yield (
             AMOUNT,
             [

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from chargeback_assets.engine.allocation import Allocator, line_row, make_row
 from chargeback_assets.engine.fingerprint import line_id
@@ -31,6 +31,8 @@ from chargeback_assets.engine.models import (
     Window,
 )
 from chargeback_assets.engine.money import ZERO, quantize
+
+T = TypeVar("T")
 
 Resolver = Callable[[BillingLine, InventoryView, ResourceUsage | None], IdentityResolution]
 
@@ -183,32 +185,45 @@ def allocate_day(
     outcome = DayAllocation()
     for plan in plans:
         lid = line_id(plan.line)
-        prior = attempts = prior_attempts.get(lid, 0)
-        error = ""
-        for _ in range(max(1, retry_limit - prior)):
-            try:
-                outcome.rows.extend(
-                    allocate_line(
-                        plan.line,
-                        plan.allocator,
-                        plan.resolution,
-                        window=plan.window,
-                        resource=plan.resource,
-                        usage=plan.usage,
-                        metrics_fetch_failed=plan.metrics_fetch_failed,
-                        params=params,
-                    )
-                )
-                break
-            except Exception as exc:  # any allocator bug must go through the retry path, never lose cost
-                attempts += 1
-                error = f"{type(exc).__name__}: {exc}"
-        else:
+        prior = prior_attempts.get(lid, 0)
+        rows, attempts, error = with_retries(
+            lambda plan=plan: allocate_line(  # type: ignore[misc]
+                plan.line,
+                plan.allocator,
+                plan.resolution,
+                window=plan.window,
+                resource=plan.resource,
+                usage=plan.usage,
+                metrics_fetch_failed=plan.metrics_fetch_failed,
+                params=params,
+            ),
+            prior,
+            retry_limit,
+        )
+        if rows is None:
             outcome.exhausted.append(LineFailure(plan.line, attempts, error))
-            outcome.rows.append(failed_allocation_row(plan.line, attempts, error))
+            rows = [failed_allocation_row(plan.line, attempts, error)]
+        outcome.rows.extend(rows)
         if attempts > prior:
             outcome.failed_attempts[lid] = attempts - prior
     return outcome
+
+
+def with_retries(attempt: Callable[[], T], prior: int, retry_limit: int) -> tuple[T | None, int, str]:
+    """Run `attempt` until it succeeds or the attempts (counting `prior` ones) reach `retry_limit`.
+
+    Returns the result (None when every attempt failed), the attempt count now and the last error. A line
+    that already used its attempts on this bill gets one more try, not a fresh set. Any exception counts:
+    an allocator bug must go through the retry path and end as a recorded failure, never lose cost.
+    """
+    attempts, error = prior, ""
+    for _ in range(max(1, retry_limit - prior)):
+        try:
+            return attempt(), attempts, ""
+        except Exception as exc:
+            attempts += 1
+            error = f"{type(exc).__name__}: {exc}"
+    return None, attempts, error
 
 
 def with_tenant_period(resolution: IdentityResolution, tenant_period: IdentitySet) -> IdentityResolution:

@@ -27,6 +27,12 @@ CENT4 = Decimal("0.0001")
 REQUEST_BYTES = "confluent_kafka_server_request_bytes"
 RESPONSE_BYTES = "confluent_kafka_server_response_bytes"
 FLINK_CFU = "confluent_flink_num_cfu"
+TOPIC_RECEIVED_BYTES = "confluent_kafka_server_received_bytes"
+TOPIC_SENT_BYTES = "confluent_kafka_server_sent_bytes"
+TOPIC_RETAINED_BYTES = "confluent_kafka_server_retained_bytes"
+INTERNAL_TOPICS = ("__consumer_offsets", "_confluent-command")
+"""Served with traffic, as Confluent exports them; the default `exclude_topic_patterns` leave them out."""
+TOPIC_NAMES = ("orders", "payments", "clicks", "inventory", "shipments", "audit", "users", "sessions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +47,13 @@ class SizeSpec:
     pools_per_environment: tuple[int, int]
     statements_per_pool: tuple[int, int]
     identity_providers: int
+    topics_per_cluster: int = 5
 
 
 SIZES: dict[str, SizeSpec] = {
     "small": SizeSpec(2, 2, 12, 4, 22, (10, 10), (3, 3), (1, 1), (3, 4), 1),
-    "medium": SizeSpec(3, 10, 200, 20, 500, (10, 60), (2, 4), (1, 2), (3, 6), 2),
-    "large": SizeSpec(10, 50, 2000, 100, 4000, (10, 60), (1, 4), (1, 2), (3, 6), 3),
+    "medium": SizeSpec(3, 10, 200, 20, 500, (10, 60), (2, 4), (1, 2), (3, 6), 2, 10),
+    "large": SizeSpec(10, 50, 2000, 100, 4000, (10, 60), (1, 4), (1, 2), (3, 6), 3, 20),
 }
 
 REGIONS = (("AWS", "us-east-1"), ("GCP", "us-central1"), ("AZURE", "eastus"), ("AWS", "eu-west-1"))
@@ -115,6 +122,7 @@ class _Builder:
         self.profiles: dict[Series, Profile] = {}
         self.keys_by_cluster: dict[str, list[JsonObject]] = {}
         self.principals_by_cluster: dict[str, list[JsonObject]] = {}
+        self.traffic_by_cluster: dict[str, dict[str, list[Series]]] = {}
 
     # ids and times --------------------------------------------------------------------------------
 
@@ -182,8 +190,10 @@ class _Builder:
         identity_pools = {
             p["id"]: [self.identity_pool(p, j) for j in range(2 + i % 2)] for i, p in enumerate(providers)
         }
-        for cluster in clusters:
+        for index, cluster in enumerate(clusters):
             self.kafka_usage(cluster)
+            if index < len(clusters) - 1:  # the last cluster exports no topic metrics at all
+                self.topic_usage(cluster)
         objects = {
             "organizations": [organization],
             "environments": environments,
@@ -645,9 +655,49 @@ class _Builder:
                     ("type", type_label),
                 )
                 level = float(int(10 ** self.rng.uniform(3.5, 6.5) * scale))
-                self.profiles[Series(metric, labels)] = Profile(
-                    kind, level, step_ms, active_from, _ms(self.end_dt)
+                series = Series(metric, labels)
+                self.profiles[series] = Profile(kind, level, step_ms, active_from, _ms(self.end_dt))
+                self.traffic_by_cluster.setdefault(cluster["id"], {}).setdefault(metric, []).append(series)
+
+    def topic_usage(self, cluster: JsonObject) -> None:
+        """Per-topic bytes that add up to the cluster's per-principal traffic, and retained bytes.
+
+        Each topic takes a fixed share of every step's produce (and fetch) bytes of all principals, so the
+        topics' received bytes sum to the principals' request bytes (less rounding down), internal topics
+        included. The topics of the cluster: `topics_per_cluster` named ones, one created at noon of the
+        middle day, one idle topic holding data but with no traffic, and the internal topics. Drawn from a
+        generator of their own, so the organization's other objects and series are unchanged.
+        """
+        rng = random.Random(stable_int("sandbox-topics", self.seed, cluster["id"]))
+        names = [
+            TOPIC_NAMES[i % len(TOPIC_NAMES)] + ("" if i < len(TOPIC_NAMES) else f"-{i // len(TOPIC_NAMES)}")
+            for i in range(self.spec.topics_per_cluster)
+        ]
+        late, idle = "events-late", "archive-idle"
+        busy = [*INTERNAL_TOPICS, *names, late]
+        middle = self.start_dt + (self.end_dt - self.start_dt) // 2
+        born = {late: _ms(middle.replace(hour=12, minute=0, second=0, microsecond=0))}
+        until = _ms(self.end_dt)
+        traffic = self.traffic_by_cluster[cluster["id"]]
+        for metric, sources in ((TOPIC_RECEIVED_BYTES, REQUEST_BYTES), (TOPIC_SENT_BYTES, RESPONSE_BYTES)):
+            weights = [rng.uniform(0.05, 1.0) ** 2 for _ in busy]
+            total = sum(weights)
+            source_series = tuple(traffic[sources])
+            step_ms = self.profiles[source_series[0]].step_ms
+            for topic, weight in zip(busy, weights, strict=True):
+                self.profiles[Series(metric, (("kafka_id", cluster["id"]), ("topic", topic)))] = Profile(
+                    "share",
+                    weight / total,
+                    step_ms,
+                    born.get(topic, _ms(self.start_dt)),
+                    until,
+                    sources=source_series,
                 )
+        for topic in [*busy, idle]:
+            level = float(int(10 ** rng.uniform(6, 9)))
+            self.profiles[Series(TOPIC_RETAINED_BYTES, (("kafka_id", cluster["id"]), ("topic", topic)))] = (
+                Profile("bytes", level, 300_000, born.get(topic, _ms(self.start_dt)), until)
+            )
 
 
 def _ceil_minute_ms(moment: datetime) -> int:

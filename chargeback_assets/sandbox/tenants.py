@@ -22,12 +22,13 @@ def sandbox_tenant(
     emitters: Sequence[Mapping[str, Any]] = (),
     http: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    topic_attribution: Mapping[str, Any] | None = None,
     **tenant_settings: Any,
 ) -> dict[str, Any]:
     """A confluent_cloud tenant whose every endpoint (REST, Flink regions, Prometheus) is the sandbox.
 
     `http` and `metrics` override the REST client and Prometheus settings (by default the only change is no
-    pause between requests).
+    pause between requests); `topic_attribution`, when given, is the tenant's topic overlay settings.
     """
     regions = sorted({pool["spec"]["region"] for pool in org.objects.get("compute_pools", [])})
     return {
@@ -48,6 +49,7 @@ def sandbox_tenant(
                 }
                 for region in regions
             ],
+            **({"topic_attribution": dict(topic_attribution)} if topic_attribution is not None else {}),
         },
         "emitters": [dict(e) for e in emitters],
     }

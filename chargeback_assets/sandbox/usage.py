@@ -30,11 +30,13 @@ def stable_int(*parts: object) -> int:
 class Profile:
     """How a generated series behaves: its level, shape and lifetime."""
 
-    kind: str  # "bytes" (integer deltas), "bursty" (one busy hour a day) or "cfu" (multiples of 0.5)
+    kind: str  # "bytes" (integer deltas), "bursty" (one busy hour a day), "cfu" (multiples of 0.5), "share"
     level: float
     step_ms: int
     active_from_ms: int
     active_until_ms: int
+    sources: tuple[Series, ...] = ()
+    """For "share": the series whose per-step sum this one takes `level` (a fraction) of, rounded down."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,9 @@ class GeneratedUsage(UsageStore):
         self._profiles = profiles
         self._cache: OrderedDict[tuple[Series, int], Samples] = OrderedDict()
         self._cache_days = cache_days
+        self._sums: OrderedDict[tuple[tuple[Series, ...], int], tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+            OrderedDict()
+        )
         self._lock = Lock()
 
     def extent_ms(self, series: Series) -> tuple[int, int]:
@@ -121,12 +126,47 @@ class GeneratedUsage(UsageStore):
             if hit is not None:
                 self._cache.move_to_end(key)
                 return hit
-        day_samples = _draw_day(self._seed, series.key, profile, day)
+        if profile.kind == "share":
+            day_samples = self._share_of_day(profile, day)
+        else:
+            day_samples = _draw_day(self._seed, series.key, profile, day)
         with self._lock:
             self._cache[key] = day_samples
             if len(self._cache) > self._cache_days:
                 self._cache.popitem(last=False)
         return day_samples
+
+    def _share_of_day(self, profile: Profile, day: int) -> Samples:
+        """`level` of the sources' per-step sum, on their common step grid, while this series is active."""
+        grid, total, seen = self._sources_day(profile.sources, profile.step_ms, day)
+        keep = seen & (grid >= profile.active_from_ms) & (grid < profile.active_until_ms)
+        return grid[keep], np.floor(total[keep] * profile.level)
+
+    def _sources_day(
+        self, sources: tuple[Series, ...], step_ms: int, day: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The per-step sum of `sources` over one day (and which steps had a sample), computed once for all
+        the topics that take a share of it."""
+        key = (sources, day)
+        with self._lock:
+            hit = self._sums.get(key)
+            if hit is not None:
+                self._sums.move_to_end(key)
+                return hit
+        start = day * DAY_MS
+        grid = np.arange(start, start + DAY_MS, step_ms, dtype=np.int64)
+        total = np.zeros(grid.size)
+        seen = np.zeros(grid.size, dtype=bool)
+        for source in sources:
+            ts, vs = self._day(source, self._profiles[source], day)
+            at = np.searchsorted(grid, ts)
+            np.add.at(total, at, vs)
+            seen[at] = True
+        with self._lock:
+            self._sums[key] = (grid, total, seen)
+            if len(self._sums) > self._cache_days:
+                self._sums.popitem(last=False)
+        return grid, total, seen
 
 
 def _draw_day(seed: int, series_key: str, profile: Profile, day: int) -> Samples:

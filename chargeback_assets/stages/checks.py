@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from chargeback_assets.ecosystems.confluent_cloud.settings import TopicAttributionSettings
 from chargeback_assets.engine.bill_quality import PARSE_ERROR, RAW_AMOUNT, ROW_ID
+from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import UNALLOCATED, BillingLine, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
@@ -26,6 +28,7 @@ from chargeback_assets.storage.chargeback import (
     unattributed_amounts_for_day,
 )
 from chargeback_assets.storage.pipeline import get_state, update_state
+from chargeback_assets.storage.topics import topic_lines_for_day, topic_metric_failures, topic_rows_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day
 
 
@@ -232,3 +235,67 @@ def stale_stages(data: TenantData, day: date) -> list[str]:
 
 def _short(fingerprint: str | None) -> str:
     return fingerprint[:12] if fingerprint else "(none recorded)"
+
+
+def topic_overlay_settings(data: TenantData) -> TopicAttributionSettings | None:
+    """The tenant's topic attribution settings when it enabled the overlay (only Confluent Cloud has one)."""
+    overlay = getattr(data.tenant.plugin_settings, "topic_attribution", None)
+    return overlay if isinstance(overlay, TopicAttributionSettings) and overlay.enabled else None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReconciliation:
+    lines: int
+    cluster_cost: Decimal
+    attributed: Decimal
+    mismatches: tuple[str, ...]
+    currency: str
+
+    @property
+    def passed(self) -> bool:
+        return not self.mismatches
+
+
+def reconcile_topics_day(data: TenantData, day: date) -> TopicReconciliation:
+    """Each cluster line's topic rows sum to the line's current bill, or to zero when it is recorded as
+    disabled or skipped; with the overlay on, every cluster line of the bill has been attributed."""
+    overlay = topic_overlay_settings(data)
+    bill = {line_id(line): line for line in billing_for_day(data.db, data.ecosystem, data.tenant_id, day)}
+    sums: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for row in topic_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
+        sums[row.line_id] += row.amount
+    recorded = topic_lines_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    mismatches = []
+    for stored in recorded:
+        where = f"{day} {stored.product_type} {stored.resource_id}"
+        line = bill.get(stored.line_id)
+        if line is None or line.total_cost != stored.total_cost:
+            mismatches.append(f"{where}: attributed a bill of {stored.total_cost} that is no longer current")
+            continue
+        expected = ZERO if stored.status in ("disabled", "skipped") else stored.total_cost
+        got = sums.pop(stored.line_id, ZERO)
+        if got != expected:
+            mismatches.append(f"{where} ({stored.status}): billed {stored.total_cost}, topic rows sum {got}")
+    mismatches += [f"{day} topic rows of no recorded line {lid}: {got}" for lid, got in sums.items()]
+    seen = {stored.line_id for stored in recorded}
+    if overlay is not None:
+        mismatches += [
+            f"{day} {line.product_type} {line.resource_id}: not attributed to topics"
+            for lid, line in bill.items()
+            if overlay.mapping(line.product_type) is not None and lid not in seen
+        ]
+    attributed = [stored for stored in recorded if stored.status not in ("disabled", "skipped")]
+    return TopicReconciliation(
+        lines=len(recorded),
+        cluster_cost=sum((stored.total_cost for stored in recorded), ZERO),
+        attributed=sum((stored.total_cost for stored in attributed), ZERO),
+        mismatches=tuple(mismatches),
+        currency=currency_of(line for lid, line in bill.items() if lid in seen),
+    )
+
+
+def topic_metrics_failures(data: TenantData, day: date) -> list[str]:
+    return [
+        f"{day} {cluster}: {error}"
+        for cluster, error in topic_metric_failures(data.db, data.ecosystem, data.tenant_id, day).items()
+    ]

@@ -1,4 +1,5 @@
-"""A tenant's totals over some days, read back from storage: what the demo and operators print."""
+"""A tenant's totals over some days (and its topics' costs), read back from storage: what the demo and
+operators print."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from decimal import Decimal
 
 from chargeback_assets.engine.models import Window, day_start
 from chargeback_assets.engine.money import ZERO
-from chargeback_assets.stages.checks import reconcile_day
+from chargeback_assets.stages.checks import reconcile_day, reconcile_topics_day
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.chargeback import chargeback_amounts_for_day, unattributed_amounts_for_day
 from chargeback_assets.storage.inventory import all_resources, identities_overlapping
+from chargeback_assets.storage.topics import topic_rows_for_day
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,4 +74,31 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
             IdentityCost(identity_id, *names.get(identity_id, ("", "sentinel")), amount)
             for identity_id, amount in ranked
         ),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class TopicReport:
+    cluster_cost: Decimal
+    attributed: Decimal
+    mismatched_lines: int
+    top: tuple[tuple[str, str, Decimal], ...]
+    """(cluster, topic, amount), most expensive first."""
+
+
+def topic_report(data: TenantData, days: Sequence[date], top: int = 10) -> TopicReport:
+    """Which topics cost the most over `days`, from the stored topic attribution."""
+    cluster_cost = attributed = ZERO
+    mismatched = 0
+    by_topic: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for day in days:
+        check = reconcile_topics_day(data, day)
+        cluster_cost += check.cluster_cost
+        attributed += check.attributed
+        mismatched += len(check.mismatches)
+        for row in topic_rows_for_day(data.db, data.ecosystem, data.tenant_id, day):
+            by_topic[(row.resource_id, row.topic)] += row.amount
+    ranked = sorted(by_topic.items(), key=lambda item: (-item[1], item[0]))[:top]
+    return TopicReport(
+        cluster_cost, attributed, mismatched, tuple((c, t, amount) for (c, t), amount in ranked)
     )

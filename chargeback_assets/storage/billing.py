@@ -174,12 +174,24 @@ def _lines(
     ]
 
 
-def allocation_attempts(source: Source, ecosystem: str, tenant_id: str, day: date) -> dict[str, int]:
-    """line_id -> how many times the allocator has tried that line of the day."""
+ATTEMPT_COUNTERS = ("allocation_attempts", "topic_attribution_attempts")
+"""The per-line retry counters: the chargeback allocation's and the topic attribution's."""
+
+
+def _counter(name: str) -> str:
+    if name not in ATTEMPT_COUNTERS:
+        raise ValueError(f"unknown attempt counter {name!r}; known: {ATTEMPT_COUNTERS}")
+    return name
+
+
+def allocation_attempts(
+    source: Source, ecosystem: str, tenant_id: str, day: date, counter: str = "allocation_attempts"
+) -> dict[str, int]:
+    """line_id -> how many times the allocator (or the topic attribution: `counter`) has tried that line."""
     start, end = day_bounds(day)
     return dict(
         source.conn.execute(
-            "SELECT line_id, allocation_attempts FROM billing "
+            f"SELECT line_id, {_counter(counter)} FROM billing "
             "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY line_id",
             (ecosystem, tenant_id, start, end),
         )
@@ -187,22 +199,26 @@ def allocation_attempts(source: Source, ecosystem: str, tenant_id: str, day: dat
 
 
 def increment_allocation_attempts(
-    tx: Transaction, ecosystem: str, tenant_id: str, failed: Mapping[str, int]
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    failed: Mapping[str, int],
+    counter: str = "allocation_attempts",
 ) -> dict[str, int]:
-    """Add each line's failed attempts (line id -> count) to its stored count; returns the new counts.
+    """Add each line's failed attempts (line id -> count) to its stored `counter`; returns the new counts.
 
     Unknown line ids are refused.
     """
+    column = _counter(counter)
     wanted = sorted(failed)
     tx.conn.executemany(
-        "UPDATE billing SET allocation_attempts = allocation_attempts + ? "
-        "WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
+        f"UPDATE billing SET {column} = {column} + ? WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
         [(failed[lid], ecosystem, tenant_id, lid) for lid in wanted],
     )
     counts = {}
     for lid in wanted:
         found = tx.conn.execute(
-            "SELECT allocation_attempts FROM billing WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
+            f"SELECT {column} FROM billing WHERE ecosystem = ? AND tenant_id = ? AND line_id = ?",
             (ecosystem, tenant_id, lid),
         ).fetchone()
         if found is None:

@@ -403,6 +403,59 @@ def _gather_failures_per_source(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE gather_counters SET scan_key = 'gather:inventory' WHERE scan_key = 'gather'")
 
 
+def _topic_attribution(db: sqlite_utils.Database) -> None:
+    """The topic-attribution overlay: each cluster's topic metrics per day, each cluster line's attribution
+    (or why it has none) and its topic rows, and the per-line retry counter beside `allocation_attempts`."""
+    scope = {"ecosystem": str, "tenant_id": str}
+    _table(
+        db,
+        "topic_metrics",
+        {**scope, "date": str, "resource_id": str, "metric_key": str, "topic": str, "value": str},
+        pk=("ecosystem", "tenant_id", "date", "resource_id", "metric_key", "topic"),
+    )
+    _table(
+        db,
+        "topic_metrics_failures",
+        {**scope, "date": str, "resource_id": str, "error": str},
+        pk=("ecosystem", "tenant_id", "date", "resource_id"),
+    )
+    _table(
+        db,
+        "topic_attribution_lines",
+        {
+            **scope,
+            "date": str,
+            "line_id": str,
+            "resource_id": str,
+            "product_type": str,
+            "total_cost": str,
+            "currency": str,
+            "mapping": str,
+            "status": str,
+            "detail": str,
+        },
+        pk=("ecosystem", "tenant_id", "date", "line_id"),
+        nullable=("detail",),
+    )
+    _table(
+        db,
+        "topic_attribution_facts",
+        {
+            **scope,
+            "date": str,
+            "line_id": str,
+            "topic": str,
+            "amount": str,
+            "method": str,
+            "detail": str,
+        },
+        pk=("ecosystem", "tenant_id", "date", "line_id", "topic"),
+        nullable=("detail",),
+    )
+    db.table("billing").add_column("topic_attribution_attempts", int, not_null_default=0)
+    db.table("pipeline_state").add_column("topic_attribution_calculated", int, not_null_default=0)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -413,6 +466,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "inventory gaps per day and per calculation", _inventory_gaps),
     Migration(8, "billing fingerprint per stage", _stage_fingerprints),
     Migration(9, "gather failures per source", _gather_failures_per_source),
+    Migration(10, "topic attribution", _topic_attribution),
 )
 
 

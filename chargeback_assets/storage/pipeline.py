@@ -52,6 +52,7 @@ class PipelineState:
     calculation_fingerprint: str | None = None
     """The billing fingerprint the day's usage metrics, identity resolutions and chargeback were built from:
     a stage whose fingerprint differs from `billing_fingerprint` is older than the stored bill."""
+    topic_attribution_calculated: bool = False
 
     @property
     def reconciliation_current(self) -> bool:
@@ -70,6 +71,7 @@ _FLAGS = (
     "chargeback_calculated",
     "metrics_fetch_failed",
     "reconciliation_passed",
+    "topic_attribution_calculated",
 )
 _TIMES = ("billing_fingerprint_at", "calculation_completed_at")
 _TEXTS = (

@@ -18,6 +18,10 @@ _DAY_PARTITIONED = (
     ("usage_fetch_failures", "date", False),
     ("identity_resolutions", "date", False),
     ("resolution_contexts", "date", False),
+    ("topic_metrics", "date", False),
+    ("topic_metrics_failures", "date", False),
+    ("topic_attribution_lines", "date", False),
+    ("topic_attribution_facts", "date", False),
     ("pipeline_state", "tracking_date", False),
 )
 _LIFECYCLE = (("resources", "deleted_at"), ("identities", "deleted_at"))

@@ -29,6 +29,9 @@ PARTITIONED = [
     "chargeback_facts",
     "chargeback_csv",
     "chargeback_prometheus",
+    "topic_metrics",
+    "topic_attribution",
+    "topic_outputs",
 ]
 
 

@@ -8,7 +8,15 @@ from decimal import Decimal
 import pytest
 
 from chargeback_assets.sandbox import generate_org
-from chargeback_assets.sandbox.generator import FLINK_CFU, REQUEST_BYTES, RESPONSE_BYTES
+from chargeback_assets.sandbox.generator import (
+    FLINK_CFU,
+    INTERNAL_TOPICS,
+    REQUEST_BYTES,
+    RESPONSE_BYTES,
+    TOPIC_RECEIVED_BYTES,
+    TOPIC_RETAINED_BYTES,
+    TOPIC_SENT_BYTES,
+)
 
 from .conftest import END
 
@@ -161,3 +169,38 @@ def test_some_principals_are_bursty(small_org):
         hourly = [vs[(ts - start) // 3_600_000 == h].sum() for h in range(24)]
         bursty += max(hourly) > 0.9 * vs.sum()
     assert bursty >= 1
+
+
+def test_topic_bytes_add_up_to_the_principals_traffic_and_include_what_the_overlay_must_handle():
+    org = generate_org("small", seed=7, end_date=END, days=10)
+    usage = org.usage
+    clusters = [c["id"] for c in org.objects["kafka_clusters"]]
+    topics_of = {
+        cluster: {
+            s.label_dict()["topic"]
+            for s in usage.series(TOPIC_RETAINED_BYTES)
+            if s.label_dict()["kafka_id"] == cluster
+        }
+        for cluster in clusters
+    }
+    assert topics_of[clusters[-1]] == set(), "the last cluster exports no topic metrics"
+    assert {"archive-idle", "events-late", *INTERNAL_TOPICS} <= topics_of[clusters[0]]
+    received = {s.label_dict()["topic"] for s in usage.series(TOPIC_RECEIVED_BYTES)}
+    assert "archive-idle" not in received and set(INTERNAL_TOPICS) <= received
+
+    day_ms = int(datetime(END.year, END.month, END.day, tzinfo=UTC).timestamp() * 1000) - 86_400_000
+    window = (day_ms, day_ms + 86_400_000 - 1)  # the last day: every topic exists all day
+    for topic_metric, principal_metric in (
+        (TOPIC_RECEIVED_BYTES, REQUEST_BYTES),
+        (TOPIC_SENT_BYTES, RESPONSE_BYTES),
+    ):
+
+        def day_total(metric: str, cluster: str = clusters[0]) -> tuple[float, int]:
+            series = [s for s in usage.series(metric) if s.label_dict()["kafka_id"] == cluster]
+            samples = [usage.samples(s, *window) for s in series]
+            return sum(float(v.sum()) for _, v in samples), max(len(t) for t, _ in samples)
+
+        topics, steps = day_total(topic_metric)
+        principals, _ = day_total(principal_metric)
+        # Each topic's step is its share of the principals' step, rounded down: at most 1 byte lost per topic.
+        assert principals - steps * len(topics_of[clusters[0]]) <= topics <= principals

@@ -75,6 +75,7 @@ def test_opening_twice_changes_nothing(tmp_path):
         "pipeline_runs", "custom_tags", "emission_records", "usage_metrics", "usage_fetch_failures",
         "identity_resolutions", "resolution_contexts", "gather_counters", "run_leases", "billing_strays",
         VERSION_TABLE,
+        "topic_metrics", "topic_metrics_failures", "topic_attribution_lines", "topic_attribution_facts",
     }  # fmt: skip
 
 
@@ -98,6 +99,7 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (7, "inventory gaps per day and per calculation"),
         (8, "billing fingerprint per stage"),
         (9, "gather failures per source"),
+        (10, "topic attribution"),
     ]
     assert _versions(path)[0][2] == first_applied
 
@@ -242,7 +244,7 @@ def test_two_processes_creating_a_new_file_at_once_get_one_schema(tmp_path):
     assert outcomes == [("ok", versions), ("ok", versions)]
     assert [(v, n) for v, n, _ in _versions(path)] == [(m.version, m.name) for m in MIGRATIONS]
     tables = [name for kind, name, _, _ in _schema(path) if kind == "table"]
-    assert len(tables) == len(set(tables)) == 18
+    assert len(tables) == len(set(tables)) == 22
 
 
 @pytest.mark.slow

@@ -6,7 +6,9 @@ usage is the sum of its steps; `{}` is where the metrics source injects the reso
 
 from __future__ import annotations
 
+from chargeback_assets.ecosystems.confluent_cloud.settings import TopicAttributionSettings
 from chargeback_assets.engine.models import MetricQuery
+from chargeback_assets.engine.topics import TOPIC_METRIC_KEYS
 
 _KAFKA_LABELS = ("kafka_id", "principal_id")
 _FLINK_LABELS = ("compute_pool_id", "flink_statement_name")
@@ -42,3 +44,21 @@ FLINK_CFU_FALLBACK = _flink(
 )
 
 ALL_QUERIES = (BYTES_IN, BYTES_OUT, FLINK_CFU_PRIMARY, FLINK_CFU_FALLBACK)
+
+
+def topic_queries(settings: TopicAttributionSettings) -> tuple[MetricQuery, ...]:
+    """Bytes in, bytes out and retained bytes per (cluster, topic); metric names may be overridden.
+
+    Retained bytes is a gauge: summing its samples weighs each topic by bytes x time retained, which is what
+    a storage line bills (GB-hours).
+    """
+    return tuple(
+        MetricQuery(
+            key=key,
+            query_expression=f"sum by (kafka_id, topic) (sum_over_time({settings.metric(key)}{{}}[$step]))",
+            label_keys=("kafka_id", "topic"),
+            resource_label="kafka_id",
+            subject_label="topic",
+        )
+        for key in TOPIC_METRIC_KEYS
+    )
