@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from chargeback_assets.config import load_config
+from chargeback_assets.stages.emission import PIPELINE
 from chargeback_assets.storage.codec import day_bounds
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
@@ -258,5 +259,5 @@ def test_a_tampered_partition_fails_its_check_and_blocks_only_its_own_emission(
     assert not (csv_dir / f"{tenant}_{bad.isoformat()}.csv").exists()  # withdrawn by the blocked run
     with ChargebackDatabase.open(backfilled.graph.db_path) as db:
         for emitter in ("csv", "om"):
-            (record,) = emission_records(db, ECOSYSTEM, tenant, emitter, day=bad)
+            (record,) = emission_records(db, ECOSYSTEM, tenant, emitter, pipeline=PIPELINE, day=bad)
             assert record.status == "blocked", emitter

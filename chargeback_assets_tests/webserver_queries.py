@@ -3,6 +3,7 @@ each partition's latest materialization metadata, and each check's status per pa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from datetime import date
@@ -88,6 +89,7 @@ query Materializations($key: AssetKeyInput!, $partitions: [String!]) {
           ... on BoolMetadataEntry { boolValue }
           ... on PathMetadataEntry { path }
           ... on MarkdownMetadataEntry { mdStr }
+          ... on JsonMetadataEntry { jsonString }
           ... on TableMetadataEntry { table { records schema { columns { name type } } } }
         }
       }
@@ -236,6 +238,8 @@ def wait_for_sensor_tick(servers: DagsterServers, sensor: str) -> None:
 
 def entry_value(entry: dict[str, Any]) -> Any:
     """A GraphQL metadata entry's value, whatever its type."""
+    if "jsonString" in entry:
+        return json.loads(entry["jsonString"])
     for field in ("floatValue", "intValue", "text", "boolValue", "path", "mdStr", "table"):
         if field in entry:
             return entry[field]
