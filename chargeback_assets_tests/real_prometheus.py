@@ -74,17 +74,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_ready(url: str, process: subprocess.Popen, log_path: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+@contextmanager
+def serving(name: str, command: list[str], url: str, log_path: Path) -> Iterator[str]:
+    """Run a Prometheus-family server (`/-/ready` when up), yield `url` once it is ready, stop it by PID."""
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"prometheus did not become ready at {url}:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.05)
+            deadline = time.monotonic() + 30.0
+            while True:
+                try:
+                    if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"{name} did not become ready at {url}:\n{log_path.read_text()[-3000:]}"
+                    )
+                time.sleep(0.05)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
 
 
 @contextmanager
@@ -118,26 +133,12 @@ def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
     url = f"http://127.0.0.1:{free_port()}"
-    log_path = workdir / "prometheus.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--storage.tsdb.retention.time=100y",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_ready(url, process, log_path)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    command = [
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data}",
+        f"--web.listen-address={url.removeprefix('http://')}",
+        "--storage.tsdb.retention.time=100y",
+    ]
+    with serving("prometheus", command, url, workdir / "prometheus.log"):
+        yield url

@@ -7,15 +7,13 @@ that is down first and up later picks the port itself (`free_port()`) and starts
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
-from chargeback_assets_tests.real_prometheus import free_port
+from chargeback_assets_tests.real_prometheus import free_port, serving
 
 MISSING = (
     "prometheus-pushgateway is not on PATH (Debian package `prometheus-pushgateway`; `make system-deps`)"
@@ -28,36 +26,13 @@ def running_pushgateway(workdir: Path, port: int | None = None) -> Iterator[str]
     if not shutil.which("prometheus-pushgateway"):
         raise RuntimeError(MISSING)
     url = f"http://127.0.0.1:{port or free_port()}"
-    log_path = workdir / "pushgateway.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [
-                "prometheus-pushgateway",
-                f"--web.listen-address={url.removeprefix('http://')}",
-                "--persistence.file=",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"pushgateway did not become ready at {url}:\n{log_path.read_text()}")
-                time.sleep(0.05)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+    command = [
+        "prometheus-pushgateway",
+        f"--web.listen-address={url.removeprefix('http://')}",
+        "--persistence.file=",
+    ]
+    with serving("pushgateway", command, url, workdir / "pushgateway.log"):
+        yield url
 
 
 def pushed(url: str, metric: str, tenant_id: str) -> dict[str, str]:
