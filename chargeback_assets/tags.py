@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from chargeback_assets.config import load_config, tag_problem
+from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
+from chargeback_assets.config import tag_problem
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.tags import EntityTag, list_tags, remove_tag, set_tag
 from chargeback_assets.tenants import removed_hint
-from chargeback_assets.validation import ConfigError
 
 CLI_AUTHOR = "cli"
-OK, FAILED, USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,21 +50,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        return _fail(FAILED, f"cannot load {args.config}: {exc}")
+    config = load_config_or_report(args.config)
+    if config is None:
+        return FAILED
     tenant = config.tenants.get(args.tenant)
     if tenant is None:
         known = ", ".join(sorted(config.tenants))
         hint = removed_hint(config, args.config, args.tenant)
-        return _fail(USAGE, f"unknown tenant {args.tenant!r}; known: {known}{hint}")
+        return fail(USAGE, f"unknown tenant {args.tenant!r}; known: {known}{hint}")
     problem = tag_problem(args.key, getattr(args, "value", None)) if "key" in args else None
     if problem:
-        return _fail(USAGE, f"tag {args.key!r}: {problem}")
+        return fail(USAGE, f"tag {args.key!r}: {problem}")
     path = Path(config.storage.path)
     if not path.parent.is_dir():
-        return _fail(FAILED, f"database directory {path.parent} does not exist")
+        return fail(FAILED, f"database directory {path.parent} does not exist")
     with ChargebackDatabase.open(path) as db:
         if args.command == "list":
             for tag in list_tags(db, tenant.ecosystem, tenant.tenant_id, args.entity_type, args.entity_id):
@@ -93,14 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if remove_tag(tx, tenant.ecosystem, tenant.tenant_id, args.entity_type, args.entity_id, args.key):
                 print(f"{args.entity_type} {args.entity_id}: removed {args.key}")
                 return OK
-    return _fail(
+    return fail(
         FAILED, f"{args.entity_type} {args.entity_id} has no tag {args.key!r} in tenant {args.tenant}"
     )
-
-
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 if __name__ == "__main__":

@@ -25,14 +25,13 @@ from pathlib import Path
 
 import requests
 
-from chargeback_assets.config import AppConfig, load_config
+from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
+from chargeback_assets.config import AppConfig
 from chargeback_assets.emitters.prometheus import fragments_of
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import PublishedOutput, published_outputs
 from chargeback_assets.storage.tenants import TenantKey, purge_tenant, stored_tenants
-from chargeback_assets.validation import ConfigError
 
-OK, FAILED, USAGE = 0, 1, 2
 PUSHGATEWAY_TIMEOUT_SECONDS = 10.0
 COMMAND = "python -m chargeback_assets.tenants"
 
@@ -51,13 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except (ConfigError, OSError) as exc:
-        return _fail(FAILED, f"cannot load {args.config}: {exc}")
+    config = load_config_or_report(args.config)
+    if config is None:
+        return FAILED
     path = Path(config.storage.path)
     if not path.is_file():
-        return _fail(FAILED, f"no database at {path}: nothing is stored")
+        return fail(FAILED, f"no database at {path}: nothing is stored")
     with ChargebackDatabase.open(path) as db:
         removed = removed_tenants(db, config)
         if args.command == "removed":
@@ -111,7 +109,7 @@ def _purge(
         if tenant.tenant_id == tenant_id and ecosystem in (None, tenant.ecosystem)
     ]
     if configured:
-        return _fail(
+        return fail(
             USAGE,
             f"tenant_id {tenant_id!r} is still configured (tenant {configured[0]!r}); "
             "remove it from the config first",
@@ -119,9 +117,9 @@ def _purge(
     matches = [key for key in removed if key[1] == tenant_id and ecosystem in (None, key[0])]
     if not matches:
         known = ", ".join(f"{e} {t}" for e, t in removed) or "none"
-        return _fail(USAGE, f"no removed tenant {tenant_id!r} has data; removed tenants: {known}")
+        return fail(USAGE, f"no removed tenant {tenant_id!r} has data; removed tenants: {known}")
     if len(matches) > 1:
-        return _fail(
+        return fail(
             USAGE,
             f"tenant_id {tenant_id!r} has data under ecosystems "
             f"{', '.join(e for e, _ in matches)}; choose one with --ecosystem",
@@ -145,7 +143,7 @@ def _purge(
         deleted = purge_tenant(tx, ecosystem, tenant_id, keep_outputs=failed)
     print(f"deleted {ecosystem} {tenant_id}: {_rows_text({t: n for t, n in deleted.items() if n})}")
     for location, problem in failed.items():
-        _fail(FAILED, f"could not remove {location}: {problem}; it stays listed under `removed`")
+        fail(FAILED, f"could not remove {location}: {problem}; it stays listed under `removed`")
     return FAILED if failed else OK
 
 
@@ -190,11 +188,6 @@ def _describe(location: str) -> str:
 def _rows_text(rows: dict[str, int]) -> str:
     listed = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
     return f"{sum(rows.values())} rows" + (f" ({listed})" if listed else "")
-
-
-def _fail(code: int, message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return code
 
 
 if __name__ == "__main__":
