@@ -45,6 +45,14 @@ def watched_days(graph: Graph) -> list:
     return [graph.newest - timedelta(days=offset) for offset in reversed(range(WATCHED))]
 
 
+def build_watched_days(graph: Graph, instance: dg.DagsterInstance) -> list:
+    """Materialize every tenant's watched days, so the sensor starts from partitions that match the source."""
+    days = watched_days(graph)
+    for tenant in graph.sandboxes:
+        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    return days
+
+
 def test_days_never_materialized_in_the_window_are_requested(graph: Graph, instance) -> None:
     ticks = SensorTicks(graph, instance)
     expected = sorted(f"{day}|{tenant}" for day in watched_days(graph) for tenant in graph.sandboxes)
@@ -55,9 +63,7 @@ def test_days_never_materialized_in_the_window_are_requested(graph: Graph, insta
 def test_changed_bill_requests_exactly_that_day_and_a_revert_requests_it_again(
     graph: Graph, instance
 ) -> None:
-    days = watched_days(graph)
-    for tenant in graph.sandboxes:
-        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    days = build_watched_days(graph, instance)
     ticks = SensorTicks(graph, instance)
     assert ticks.tick() == [], "nothing changed since the partitions were built"
 
@@ -78,9 +84,7 @@ def test_changed_bill_requests_exactly_that_day_and_a_revert_requests_it_again(
 def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_once(
     graph: Graph, instance
 ) -> None:
-    days = watched_days(graph)
-    for tenant in graph.sandboxes:
-        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    days = build_watched_days(graph, instance)
     ticks = SensorTicks(graph, instance)
     day, prod = days[1], graph.sandboxes["acme-prod"]
     key = f"{day}|acme-prod"
@@ -108,9 +112,7 @@ def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_
 def test_a_day_whose_later_stages_are_older_than_its_bill_fails_its_check_and_is_requested(
     graph: Graph, instance
 ) -> None:
-    days = watched_days(graph)
-    for tenant in graph.sandboxes:
-        assert graph.run(tenant, days[0], days[-1], instance=instance).success
+    days = build_watched_days(graph, instance)
     ticks = SensorTicks(graph, instance)
     day = days[0]
     graph.sandboxes["acme-staging"].revise_bill(day, Decimal("0.8"))
