@@ -312,10 +312,9 @@ def test_cancel_wakes_a_retry_that_is_waiting(sandbox) -> None:
     deadline = time.monotonic() + 10
     while not paths(sandbox, QUERY_RANGE) and time.monotonic() < deadline:
         time.sleep(0.01)
-    cancelled_at = time.monotonic()
     budget.cancel()
-    worker.join(timeout=5)
-    assert not worker.is_alive() and time.monotonic() - cancelled_at < 2
+    worker.join(timeout=5)  # a bound on the wait: without the cancel the worker sleeps for two minutes
+    assert not worker.is_alive(), "the cancel woke the waiting retry"
     assert [type(error) for error in outcome] == [RetryCancelled]
     assert paths(sandbox, QUERY_RANGE) == [429]
 
