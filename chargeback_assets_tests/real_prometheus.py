@@ -75,15 +75,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(name: str, command: list[str], url: str, log_path: Path) -> Iterator[str]:
-    """Run a Prometheus-family server (`/-/ready` when up), yield `url` once it is ready, stop it by PID."""
+def serving(
+    name: str, command: list[str], url: str, log_path: Path, auth: tuple[str, str] | None = None
+) -> Iterator[str]:
+    """Run a Prometheus-family server (`/-/ready` when up, asked with `auth` if it wants basic auth), yield
+    `url` once it is ready, stop it by PID."""
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30.0
             while True:
                 try:
-                    if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    if requests.get(f"{url}/-/ready", auth=auth, timeout=1).status_code == 200:
                         break
                 except requests.ConnectionError:
                     pass

@@ -17,19 +17,21 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
   cost of the day per topic (the topic-attribution overlay), kept under `<tenant_id>.om.topics.d/<date>/`
   by `emit_topics`, since the chargeback's own emission replaces its period fragments whole. Not pushed.
 
-Each period is kept as a fragment under `<output_dir>/<tenant_id>.om.d/<date>/`, so re-emitting a period
-replaces its samples and `publish` rebuilds the file from all fragments (every emitted date stays exposed).
-With `pushgateway_url`, `publish` also pushes the newest period's samples (without timestamps) to the group
-`job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was withdrawn. Values are
-exact decimal text; Prometheus stores them as float64.
+The samples come from custom collectors (`ChargebackCollector`, `TopicCollector`) and are rendered by
+`prometheus_client`, which writes label names sorted and values as float64 text (Prometheus stores float64;
+the CSV is the exact record). Each period is rendered once, when it is emitted, into a fragment under
+`<output_dir>/<tenant_id>.om.d/<date>/` (one file of sample lines per metric), so re-emitting a period
+replaces its samples and `publish` rebuilds the file from all fragments under one header per metric (every
+emitted date stays exposed) without rendering the history again. With `pushgateway_url`, `publish` also
+pushes the newest period's samples (read back from its fragment, timestamps dropped: the Pushgateway
+refuses them) to the group `job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was
+withdrawn.
 
-Label values come from outside (display names, tags) and may hold anything. Both formats escape only `\\`,
-`"` and line feed (`\\n`), so every other control character (carriage return, tab, NUL, escape, C1...) is
-replaced by U+FFFD: no reader can then take it for the end of a line or a field, and the name stays
-recognizable. Fragments are written and read as bytes, never through Python's universal newlines
-(which would turn a raw carriage return into a line break). `prometheus_client` is not used to render: its
-escaping is the same three characters (it leaves a carriage return raw), and it builds one exposition per
-registry, where this file is rebuilt from per-period fragments carrying their own timestamps.
+Label values come from outside (display names, tags) and may hold anything. `prometheus_client` escapes only
+`\\`, `"` and line feed, so every other control character (carriage return, tab, NUL, escape, C1...) is
+replaced by U+FFFD first: no reader can then take it for the end of a line or a field, and the name stays
+recognizable. Fragments are written and read as bytes, never through Python's universal newlines (which
+would turn a raw carriage return into a line break).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
 from typing import IO
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from chargeback_assets.emitters import pushgateway
 from chargeback_assets.emitters.base import (
@@ -71,6 +77,19 @@ METRICS = {
     TAGS_INFO: "Custom tags of each charged identity and resource pair (value 1).",
     TOPIC_AMOUNT: "Kafka cluster cost of the period per topic and product type (topic attribution).",
 }
+AMOUNT_LABELS = (
+    "tenant_id",
+    "ecosystem",
+    "identity_id",
+    "resource_id",
+    "product_type",
+    "cost_type",
+    "allocation_method",
+    "env_id",
+)
+TEAM_LABELS = ("tenant_id", "ecosystem", "team", "cost_type")
+IDENTITY_LABELS = ("tenant_id", "ecosystem", "identity_id", "identity_name", "identity_type")
+TOPIC_LABELS = ("tenant_id", "ecosystem", "resource_id", "topic", "product_type")
 DEFAULT_JOB = "chargeback"
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -85,8 +104,9 @@ REPLACEMENT = "\ufffd"
 
 
 def label_value(value: str) -> str:
-    """`value` as a quoted label value's content in OpenMetrics and the Prometheus text format."""
-    return _CONTROLS.sub(REPLACEMENT, value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """`value` with every control character but line feed replaced, ready for `prometheus_client`'s escaping
+    of `\\`, `"` and line feed."""
+    return _CONTROLS.sub(REPLACEMENT, value)
 
 
 def fragments_of(openmetrics_file: Path) -> Path:
@@ -117,12 +137,33 @@ def label_clashes(keys: Iterable[str]) -> list[list[str]]:
     return [group for group in by_label.values() if len(group) > 1]
 
 
+class Families:
+    """A collector of metric families already built: what `prometheus_client` renders or pushes."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def header(metric: str) -> bytes:
+    """The `# HELP` and `# TYPE` lines of one of our metrics."""
+    return generate_latest(Families([Metric(metric, METRICS[metric], "gauge")])).removesuffix(b"# EOF\n")
+
+
+def sample_lines(family: Metric) -> bytes:
+    """The family's samples as OpenMetrics lines, without its header and the closing `# EOF`."""
+    rendered = generate_latest(Families([family]))
+    return rendered.split(b"\n", 2)[2].removesuffix(b"# EOF\n")
+
+
 class PrometheusEmitter:
     def __init__(self, output_dir: Path, pushgateway_url: str | None = None, job: str = DEFAULT_JOB) -> None:
         self.output_dir = output_dir
         self.pushgateway_url = pushgateway_url
         self.job = job
-        self._samples = SampleRenderer()
+        self._labels = LabelValues()
 
     def file_for(self, tenant_id: str) -> Path:
         return inside(self.output_dir, f"{tenant_id}.om", "OpenMetrics file")
@@ -137,37 +178,32 @@ class PrometheusEmitter:
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
         fragments are working state, not something a reader opens)."""
-        by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp())))
-        return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), by_metric)
+        collector = ChargebackCollector(rows, int(day_start(period).timestamp()), self._labels)
+        return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), collector)
 
     def emit_topics(
         self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge]
     ) -> list[str]:
         """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
-        timestamp = int(day_start(period).timestamp())
-        amounts: dict[tuple[str, str, str], Decimal] = {}
-        for r in rows:
-            key = (r.resource_id, r.topic, r.product_type)
-            amounts[key] = amounts.get(key, ZERO) + r.amount
-        e = self._samples.escaped
-        lines = [
-            f'{TOPIC_AMOUNT}{{tenant_id="{e[tenant_id]}",ecosystem="{e[ecosystem]}",resource_id="{e[resource]}",'
-            f'topic="{e[topic]}",product_type="{e[product]}"}} {amount:f} {timestamp}\n'
-            for (resource, topic, product), amount in sorted(amounts.items())
-        ]
+        collector = TopicCollector(
+            tenant_id, ecosystem, rows, int(day_start(period).timestamp()), self._labels
+        )
         target = self._topic_fragments(tenant_id) / period.isoformat()
-        return self._replace_fragment(target, {TOPIC_AMOUNT: lines} if lines else {})
+        return self._replace_fragment(target, collector)
 
     def retract_topics(self, tenant_id: str, period: date) -> list[str]:
         return self._drop_fragment(tenant_id, self._topic_fragments(tenant_id) / period.isoformat(), "topic")
 
-    def _replace_fragment(self, target: Path, by_metric: Mapping[str, list[str]]) -> list[str]:
+    def _replace_fragment(self, target: Path, collector: ChargebackCollector | TopicCollector) -> list[str]:
+        """Render the collector's families (a bad tag key fails here, before anything is written), then
+        swap the period's fragment for them."""
+        rendered = {family.name: sample_lines(family) for family in collector.collect()}
         period = target.name
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period}.", dir=target.parent))
-            for metric, lines in by_metric.items():
-                (staging / metric).write_bytes("".join(lines).encode("utf-8"))
+            for metric, lines in rendered.items():
+                (staging / metric).write_bytes(lines)
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
                 shutil.rmtree(retired, ignore_errors=True)
@@ -203,12 +239,12 @@ class PrometheusEmitter:
         topic_periods = self._periods(tenant_id, self._topic_fragments(tenant_id))
 
         def write(out: IO[bytes]) -> None:
-            for metric, help_text in METRICS.items():
+            for metric in METRICS:
                 sources = topic_periods if metric == TOPIC_AMOUNT else periods
                 files = [p / metric for p in sources if (p / metric).exists()]
                 if not files:
                     continue
-                out.write(f"# HELP {metric} {help_text}\n# TYPE {metric} gauge\n".encode())
+                out.write(header(metric))
                 for file in files:
                     with file.open("rb") as fragment:
                         shutil.copyfileobj(fragment, out)
@@ -219,7 +255,7 @@ class PrometheusEmitter:
         if self.pushgateway_url:
             group = {"tenant_id": tenant_id}
             published.append(
-                pushgateway.push(self.pushgateway_url, self.job, group, self._push_text(periods[-1]))
+                pushgateway.push(self.pushgateway_url, self.job, group, self._untimed(periods[-1]))
                 if periods
                 else pushgateway.delete(self.pushgateway_url, self.job, group)
             )
@@ -234,38 +270,49 @@ class PrometheusEmitter:
         except OSError as exc:
             raise EmitterError(f"cannot read the emitted periods under {root}: {exc}") from exc
 
-    def _push_text(self, period_dir: Path) -> bytes:
-        """The period's samples as Prometheus text without timestamps (the Pushgateway refuses them)."""
-        lines = []
-        for metric in METRICS:
-            file = period_dir / metric
-            if file.exists():
-                lines.append(f"# TYPE {metric} gauge".encode())
-                samples = file.read_bytes().split(b"\n")  # not splitlines(): a line ends at \n only
-                lines += [line.rsplit(b" ", 1)[0] for line in samples if line]
-        return b"\n".join(lines) + b"\n"
+    def _untimed(self, period_dir: Path) -> Families:
+        """The period's samples read back from its fragment, without timestamps (the Pushgateway refuses
+        them)."""
+        text = b"".join(
+            header(metric) + (period_dir / metric).read_bytes()
+            for metric in METRICS
+            if (period_dir / metric).exists()
+        )
+        families = []
+        for parsed in text_string_to_metric_families(text.decode("utf-8") + "# EOF\n"):
+            family = Metric(parsed.name, parsed.documentation, parsed.type)
+            family.samples = [sample._replace(timestamp=None) for sample in parsed.samples]
+            families.append(family)
+        return Families(families)
 
 
-class SampleRenderer:
-    """A period's rows as sample lines; label values are escaped once per distinct text, and the tag
-    labels once per `Labels`, for every period an emitter writes.
-
-    Each line is one format string: a large period has tens of thousands of `chargeback_amount` series.
-    """
+class LabelValues:
+    """Label values made safe once per distinct text (see `label_value`), and tag labels once per `Labels`,
+    for every period an emitter writes: a large period repeats a few hundred values over tens of thousands
+    of series."""
 
     def __init__(self) -> None:
-        self.escaped: Memo[str, str] = Memo(label_value)
-        self._tag_labels: Memo[Labels, str] = Memo(self._render_tags)
+        self.safe: Memo[str, str] = Memo(label_value)
+        self.tags: Memo[Labels, dict[str, str]] = Memo(self._tag_labels)
 
-    def _render_tags(self, labels: Labels) -> str:
-        return "".join(f',{name}="{self.escaped[value]}"' for name, value in _tag_labels(labels.tags))
+    def _tag_labels(self, labels: Labels) -> dict[str, str]:
+        return {name: self.safe[value] for name, value in _tag_labels(labels.tags)}
 
-    def period_samples(self, rows: Sequence[EmitRow], timestamp: int) -> Iterator[tuple[str, list[str]]]:
-        """(metric, its sample lines) for one period, every list sorted so the file is reproducible."""
+
+class ChargebackCollector:
+    """One period's chargeback rows as the gauge families of the OpenMetrics file, every sample stamped
+    with the period's start; the samples of each family sorted, so the file is reproducible."""
+
+    def __init__(self, rows: Sequence[EmitRow], timestamp: int, labels: LabelValues) -> None:
+        self._rows = rows
+        self._timestamp = timestamp
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
         amounts: dict[tuple[str, ...], Decimal] = {}
         identities: dict[tuple[str, ...], Labels] = {}
         tagged: dict[tuple[str, ...], Labels] = {}
-        for r, labels in rows:
+        for r, labels in self._rows:
             key = (
                 r.tenant_id,
                 r.ecosystem,
@@ -280,48 +327,55 @@ class SampleRenderer:
             identities[key[:3]] = labels
             if labels.tags:
                 tagged[key[:4]] = labels
-        e = self.escaped
-        yield (
-            AMOUNT,
-            [
-                f'{AMOUNT}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                f'resource_id="{e[resource]}",product_type="{e[product]}",cost_type="{e[cost]}",'
-                f'allocation_method="{e[method]}",env_id="{e[env]}"}} {amount:f} {timestamp}\n'
-                for (tenant, ecosystem, identity, resource, product, cost, method, env), amount in sorted(
-                    amounts.items(), key=_first
-                )
-            ],
-        )
-        teams = team_totals(rows)
+        safe, timestamp = self._labels.safe, self._timestamp
+        family = GaugeMetricFamily(AMOUNT, METRICS[AMOUNT], labels=AMOUNT_LABELS)
+        for key, amount in sorted(amounts.items(), key=_first):
+            family.add_metric([safe[value] for value in key], float(amount), timestamp)
+        yield family
+        teams = team_totals(self._rows)
         if teams is not None:
-            tenant, ecosystem = e[rows[0][0].tenant_id], e[rows[0][0].ecosystem]
-            yield (
-                TEAM_AMOUNT,
-                [
-                    f'{TEAM_AMOUNT}{{tenant_id="{tenant}",ecosystem="{ecosystem}",team="{e[team]}",'
-                    f'cost_type="{e[cost]}"}} {amount:f} {timestamp}\n'
-                    for (team, cost), amount in teams.items()
-                ],
-            )
-        yield (
-            IDENTITY_INFO,
-            [
-                f'{IDENTITY_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                f'identity_name="{e[labels.identity_name]}",identity_type="{e[labels.identity_type]}"}} 1 '
-                f"{timestamp}\n"
-                for (tenant, ecosystem, identity), labels in sorted(identities.items(), key=_first)
-            ],
-        )
+            tenant, ecosystem = self._rows[0][0].tenant_id, self._rows[0][0].ecosystem
+            family = GaugeMetricFamily(TEAM_AMOUNT, METRICS[TEAM_AMOUNT], labels=TEAM_LABELS)
+            for (team, cost), amount in teams.items():
+                family.add_metric([safe[tenant], safe[ecosystem], safe[team], cost], float(amount), timestamp)
+            yield family
+        family = GaugeMetricFamily(IDENTITY_INFO, METRICS[IDENTITY_INFO], labels=IDENTITY_LABELS)
+        for key, labels in sorted(identities.items(), key=_first):
+            values = [*key, labels.identity_name, labels.identity_type]
+            family.add_metric([safe[value] for value in values], 1, timestamp)
+        yield family
         if tagged:
-            tag_labels = self._tag_labels
-            yield (
-                TAGS_INFO,
-                [
-                    f'{TAGS_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                    f'resource_id="{e[resource]}"{tag_labels[labels]}}} 1 {timestamp}\n'
-                    for (tenant, ecosystem, identity, resource), labels in sorted(tagged.items(), key=_first)
-                ],
-            )
+            family = Metric(TAGS_INFO, METRICS[TAGS_INFO], "gauge")
+            tags = self._labels.tags
+            for key, labels in sorted(tagged.items(), key=_first):
+                scope = dict(zip(AMOUNT_LABELS, (safe[value] for value in key), strict=False))
+                family.add_sample(TAGS_INFO, {**scope, **tags[labels]}, 1, timestamp)
+            yield family
+
+
+class TopicCollector:
+    """One day's topic rows of a tenant as the `chargeback_topic_amount` family, summed per series."""
+
+    def __init__(
+        self, tenant_id: str, ecosystem: str, rows: Sequence[TopicCharge], timestamp: int, labels: LabelValues
+    ) -> None:
+        self._scope = (tenant_id, ecosystem)
+        self._rows = rows
+        self._timestamp = timestamp
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        amounts: dict[tuple[str, str, str], Decimal] = {}
+        for r in self._rows:
+            key = (r.resource_id, r.topic, r.product_type)
+            amounts[key] = amounts.get(key, ZERO) + r.amount
+        if not amounts:
+            return
+        safe = self._labels.safe
+        family = GaugeMetricFamily(TOPIC_AMOUNT, METRICS[TOPIC_AMOUNT], labels=TOPIC_LABELS)
+        for key, amount in sorted(amounts.items()):
+            family.add_metric([safe[value] for value in (*self._scope, *key)], float(amount), self._timestamp)
+        yield family
 
 
 def _tag_labels(tags: Mapping[str, str]) -> list[tuple[str, str]]:
