@@ -36,12 +36,15 @@ would turn a raw carriage return into a line break).
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from importlib.metadata import version
 from operator import itemgetter
 from pathlib import Path
 from typing import IO
@@ -147,6 +150,19 @@ class Families:
         return iter(self._families)
 
 
+FINGERPRINT = ".fingerprint"
+"""The file in a period's fragment naming the samples it was rendered from (see `fingerprint`)."""
+_RENDERER = f"prometheus_client {version('prometheus-client')}".encode()
+
+
+def fingerprint(families: Sequence[Metric]) -> bytes:
+    """A digest of the families' samples and of the renderer: equal digests render equal fragments."""
+    digest = hashlib.sha256(_RENDERER)
+    for family in families:
+        digest.update(pickle.dumps((family.name, family.samples), protocol=5))
+    return digest.hexdigest().encode()
+
+
 def header(metric: str) -> bytes:
     """The `# HELP` and `# TYPE` lines of one of our metrics."""
     return generate_latest(Families([Metric(metric, METRICS[metric], "gauge")])).removesuffix(b"# EOF\n")
@@ -195,15 +211,20 @@ class PrometheusEmitter:
         return self._drop_fragment(tenant_id, self._topic_fragments(tenant_id) / period.isoformat(), "topic")
 
     def _replace_fragment(self, target: Path, collector: ChargebackCollector | TopicCollector) -> list[str]:
-        """Render the collector's families (a bad tag key fails here, before anything is written), then
-        swap the period's fragment for them."""
-        rendered = {family.name: sample_lines(family) for family in collector.collect()}
+        """Swap the period's fragment for the collector's samples (a bad tag key fails in `collect`, before
+        anything is written), unless it already holds exactly those: rendering is what costs, and most
+        emissions of a day repeat an unchanged day (a re-materialized partition, the lookback window)."""
+        families = list(collector.collect())
+        digest = fingerprint(families)
         period = target.name
         try:
+            if (target / FINGERPRINT).is_file() and (target / FINGERPRINT).read_bytes() == digest:
+                return []
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period}.", dir=target.parent))
-            for metric, lines in rendered.items():
-                (staging / metric).write_bytes(lines)
+            for family in families:
+                (staging / family.name).write_bytes(sample_lines(family))
+            (staging / FINGERPRINT).write_bytes(digest)
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
                 shutil.rmtree(retired, ignore_errors=True)

@@ -231,3 +231,23 @@ def test_rows_sharing_labels_across_periods_give_every_period_its_own_exact_line
         ("lkc-1", 4.0, T2),
         ("lkc-2", 0.5, T2),
     ]
+
+
+def test_re_emitting_an_unchanged_period_keeps_its_fragment_and_any_change_renders_it_again(
+    tmp_path: Path,
+) -> None:
+    emitter = PrometheusEmitter(tmp_path)
+    fragment = tmp_path / "t1.om.d" / DAY1.isoformat() / "chargeback_identity_info"
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")])
+    rendered = fragment.stat().st_ino
+    PrometheusEmitter(tmp_path).emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")])
+    assert fragment.stat().st_ino == rendered  # the same samples: left as it was
+
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments EU")])
+    emitter.publish("t1")
+    assert fragment.stat().st_ino != rendered
+    assert [
+        dict(labels)["identity_name"]
+        for metric, labels, _, _ in samples(tmp_path / "t1.om")
+        if "info" in metric
+    ] == ["Payments EU"]
