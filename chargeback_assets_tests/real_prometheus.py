@@ -115,24 +115,26 @@ def running_prometheus(workdir: Path, samples: Iterable[Sample]) -> Iterator[str
 
 
 @contextmanager
-def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
-    """Blocks built from an OpenMetrics file by promtool, served by Prometheus on a free loopback port."""
+def backfilled_prometheus(workdir: Path, *openmetrics: Path) -> Iterator[str]:
+    """Blocks built from OpenMetrics files (one tenant's each, say) by promtool, served by Prometheus on a
+    free loopback port."""
     require_prometheus()
     data = workdir / "data"
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "-q",
-            "--max-block-duration=24h",
-            str(openmetrics),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    for source in openmetrics:
+        subprocess.run(
+            [
+                "promtool",
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "-q",
+                "--max-block-duration=24h",
+                str(source),
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+        )
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
     url = f"http://127.0.0.1:{free_port()}"
