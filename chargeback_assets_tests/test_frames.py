@@ -122,17 +122,21 @@ def test_a_bad_range_or_tenant_is_refused_with_what_and_where(history: DemoHisto
 
 
 def test_a_downstream_dagster_asset_reads_the_frames_through_the_resource(history: DemoHistory) -> None:
-    """The README's example: an asset of the user's own, given the project's resource."""
-    first, last = history.days[0], history.days[-1]
+    """The README's example: a daily-partitioned asset of the user's own, given the project's resource."""
+    day = history.days[-1]
 
-    @dg.asset
-    def team_costs(chargeback: ChargebackResource) -> pd.DataFrame:
+    @dg.asset(partitions_def=dg.DailyPartitionsDefinition(start_date=history.days[0].isoformat()))
+    def acme_team_costs(context: dg.AssetExecutionContext, chargeback: ChargebackResource) -> pd.DataFrame:
+        day = context.partition_time_window.start.date()
         with chargeback.data(TOPIC_TENANT) as data:
-            return frames.team_totals(data, first, last)
+            return frames.team_totals(data, day, day)
 
     resource = ChargebackResource(config_path=str(history.graph.config_path))
-    result = dg.materialize([team_costs], resources={"chargeback": resource})
+    result = dg.materialize(
+        [acme_team_costs], resources={"chargeback": resource}, partition_key=day.isoformat()
+    )
     assert result.success
-    produced = result.output_for_node("team_costs")
+    produced = result.output_for_node("acme_team_costs")
     with frames.tenant_data(history.graph.config_path, TOPIC_TENANT) as data:
-        assert produced.equals(frames.team_totals(data, first, last))
+        assert produced.equals(frames.team_totals(data, day, day))
+        assert produced["amount"].sum() == billed(data, day)
