@@ -1,4 +1,3 @@
-import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -10,7 +9,7 @@ from chargeback_assets.emitters.base import EmitterError, Labels
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets.engine.models import CostType
 from chargeback_assets_tests.emitters.samples import HOSTILE, HOSTILE_AS_READ, HOSTILE_LABEL, emit_row
-from chargeback_assets_tests.real_prometheus import backfilled_prometheus
+from chargeback_assets_tests.real_prometheus import backfilled_prometheus, require_prometheus
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
 T1, T2 = 1773446400, 1773532800  # 00:00 UTC of DAY1, DAY2 in seconds
@@ -130,8 +129,7 @@ def test_prometheus_reads_a_hostile_label_value_back_as_written(tmp_path: Path) 
 
 
 def test_promtool_accepts_the_file(tmp_path: Path) -> None:
-    if not shutil.which("promtool"):
-        pytest.skip("promtool is not on PATH (Debian package `prometheus`)")
+    require_prometheus()
     emitter = PrometheusEmitter(tmp_path / "out")
     for day in (DAY1, DAY2):
         emitter.emit("t1", day, [emit_row(day, "sa-1", "1.0000", tags={"team": "pay"})])
