@@ -1,14 +1,17 @@
 import multiprocessing
 import os
 import signal
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
-from chargeback_assets.engine.models import BillingLine
+from chargeback_assets.engine.models import BillingLine, ChargebackRow, CostType
 from chargeback_assets.storage.billing import billing_for_day, replace_billing_day
+from chargeback_assets.storage.chargeback import chargeback_rows_for_day, replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.leases import Lease, leases, take_lease
 from chargeback_assets.storage.migrations import (
     MIGRATIONS,
     VERSION_TABLE,
@@ -18,7 +21,10 @@ from chargeback_assets.storage.migrations import (
     latest_version,
 )
 from chargeback_assets.storage.pipeline import get_state
+from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets_tests.databases import StorageTarget
+from chargeback_assets_tests.real_postgres import PASSWORD
+from chargeback_assets_tests.real_prometheus import free_port
 from chargeback_assets_tests.storage.conftest import DAY, ECO, TENANT, at
 
 
@@ -303,3 +309,88 @@ def test_two_processes_writing_different_tenants_never_lock_each_other_out(stora
                 ("lkc-2", Decimal(f"{last}.0002")),
             ]
             assert {line.tenant_id for line in lines} == {tenant_id}
+
+
+def _write_chargeback(target: StorageTarget, tenant_id: str, transactions: int, start, results) -> None:
+    """Write a day whose rows bring a new dimension each time: every transaction numbers new dimensions."""
+    start.wait()
+    try:
+        with target.open() as db:
+            for i in range(transactions):
+                row = ChargebackRow(
+                    ecosystem=ECO, tenant_id=tenant_id, timestamp=at(), env_id="env-1", resource_id="lkc-1",
+                    product_category="KAFKA", product_type="KAFKA_NUM_CKUS", identity_id=f"sa-{i}",
+                    cost_type=CostType.USAGE, amount=Decimal("1.0000"),
+                )  # fmt: skip
+                with db.transaction() as tx:
+                    replace_chargeback_day(tx, ECO, tenant_id, DAY, [row])
+        results.put(("ok", tenant_id))
+    except BaseException as error:
+        results.put(("error", repr(error)))
+
+
+@pytest.mark.slow
+def test_two_tenants_numbering_new_dimensions_at_once_never_collide(storage: StorageTarget):
+    storage.open().close()
+    transactions = 200
+    outcomes = _run_processes(
+        _write_chargeback, [(storage, "acme", transactions), (storage, "globex", transactions)]
+    )
+    assert sorted(outcomes) == [("ok", "acme"), ("ok", "globex")]
+    with storage.open() as db:
+        (count,) = db.conn.execute(
+            "SELECT COUNT(DISTINCT dimension_id) FROM chargeback_dimensions"
+        ).fetchone()
+        assert count == 2 * transactions
+        for tenant_id in ("acme", "globex"):
+            rows = chargeback_rows_for_day(db, ECO, tenant_id, DAY)
+            assert [(r.identity_id, r.amount) for r in rows] == [
+                (f"sa-{transactions - 1}", Decimal("1.0000"))
+            ]
+
+
+def test_a_lane_taken_in_an_open_transaction_is_not_taken_again_beside_it(storage: StorageTarget):
+    """The second taker waits for the first transaction and then finds the lane held: it never reads the
+    lane as free while the first, not yet committed, takes it."""
+    now, ttl = at(), timedelta(minutes=5)
+    outcome: list[object] = []
+
+    def take_second() -> None:
+        with storage.open() as second, second.transaction() as tx:
+            outcome.append(take_lease(tx, "tenant:acme", "run-b", "host:2", now, ttl, lambda run: False))
+
+    with storage.open() as first:
+        with first.transaction() as tx:
+            assert take_lease(tx, "tenant:acme", "run-a", "host:1", now, ttl, lambda run: False) is None
+            taker = threading.Thread(target=take_second)
+            taker.start()
+            taker.join(0.5)  # gives it time to reach the lane; it must still be waiting
+            assert taker.is_alive()
+        taker.join(30)
+        [blocker] = outcome
+        assert isinstance(blocker, Lease) and blocker.run_id == "run-a"
+        assert [(lease.lane, lease.run_id) for lease in leases(first)] == [("tenant:acme", "run-a")]
+
+
+@pytest.mark.postgres
+def test_an_unreachable_server_fails_at_once_naming_host_and_database(postgres_server):
+    url = postgres_server.url("chargeback").replace(f":{postgres_server.port}/", f":{free_port()}/")
+    with pytest.raises(DatabaseUnavailableError) as refused:
+        ChargebackDatabase.connect(url)
+    message = str(refused.value)
+    assert message.startswith("cannot connect to the chargeback database postgresql://chargeback@127.0.0.1:")
+    assert "/chargeback: " in message and "Connection refused" in message
+    assert PASSWORD not in message and PASSWORD not in repr(refused.value)
+
+
+@pytest.mark.postgres
+def test_a_wrong_password_or_database_fails_naming_host_and_database_never_the_password(postgres_server):
+    wrong = "wrong-" + PASSWORD
+    with pytest.raises(DatabaseUnavailableError) as refused:
+        ChargebackDatabase.connect(postgres_server.url("chargeback", password=wrong))
+    where = f"postgresql://chargeback@127.0.0.1:{postgres_server.port}/chargeback"
+    assert str(refused.value).startswith(f"cannot connect to the chargeback database {where}: ")
+    assert "password authentication failed" in str(refused.value)
+    assert PASSWORD not in str(refused.value) and wrong not in str(refused.value)
+    with pytest.raises(DatabaseUnavailableError, match=r"/nowhere: .*database \"nowhere\" does not exist"):
+        ChargebackDatabase.connect(postgres_server.url("nowhere"))
