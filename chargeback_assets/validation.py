@@ -144,9 +144,7 @@ class DatabaseUrl(Secret):
         scheme = value.partition("://")[0].lower() if "://" in value else ""
         if scheme not in ("postgresql", "postgres"):
             shown = f", got a {scheme}:// URL" if scheme else ""
-            raise Invalid(
-                f"must be a postgresql:// URL (the only database server supported){shown}", show=False
-            )
+            raise Invalid(f"must be a postgresql:// URL{shown}", show=False)
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - a bad port raises here
