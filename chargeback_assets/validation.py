@@ -114,8 +114,9 @@ class Secret(SecretStr):
 class DatabaseUrl(Secret):
     """A `postgresql://user:password@host:port/database` URL: a secret because of its password.
 
-    `str()` and `repr()` show it without the password (`location`), for messages naming where the data is;
-    `reveal()` gives it whole, to connect with. The password is remembered as written and percent-decoded.
+    `str()` and `repr()` show it without the password and the query (which may hold one either): `location`,
+    for messages naming where the data is. `reveal()` gives it whole, to connect with. The password is
+    remembered as written and percent-decoded.
     """
 
     def __init__(self, value: str) -> None:

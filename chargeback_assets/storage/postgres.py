@@ -26,6 +26,7 @@ from psycopg.pq import TransactionStatus
 
 from chargeback_assets.redaction import MASK, scrub
 from chargeback_assets.storage.dialect import ColumnType, Connection, Cursor, Dialect, Money, Schema
+from chargeback_assets.validation import DatabaseUrl
 
 DEFAULT_CONNECT_TIMEOUT_S = 10
 """How long to wait for an unreachable server when the URL sets no `connect_timeout` (libpq's own default
@@ -76,14 +77,6 @@ class PostgresConnection:
         self._conn.close()
 
 
-def location(url: str) -> str:
-    """The URL as it may be shown: without the password (and without the query, which may hold one)."""
-    info = _conninfo(url)
-    user = f"{info['user']}@" if "user" in info else ""
-    host, port = info.get("host", "localhost"), info.get("port", "5432")
-    return f"postgresql://{user}{host}:{port}/{info.get('dbname', '')}"
-
-
 def _conninfo(url: str) -> dict[str, Any]:
     try:
         return conninfo_to_dict(url)
@@ -94,7 +87,7 @@ def _conninfo(url: str) -> dict[str, Any]:
 def connect(url: str) -> PostgresConnection:
     """Connect, or fail at once with a `DatabaseUnavailableError` naming host, port, database and user."""
     info = _conninfo(url)
-    where = location(url)
+    where = DatabaseUrl(url).location
     settings = {"connect_timeout": DEFAULT_CONNECT_TIMEOUT_S} if "connect_timeout" not in info else {}
     try:
         conn = psycopg.connect(url, autocommit=True, application_name="chargeback-assets", **settings)
