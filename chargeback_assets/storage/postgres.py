@@ -36,6 +36,7 @@ MINIMUM_SERVER_VERSION = 150000
 _IDENTIFIER_LIMIT = 63
 _TEXT = 'TEXT COLLATE "C"'
 _TYPES: dict[ColumnType, str] = {str: _TEXT, int: "BIGINT", Money: "NUMERIC"}
+_IN_TRANSACTION = (TransactionStatus.ACTIVE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
 
 
@@ -62,7 +63,8 @@ class PostgresConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
+        """A broken connection (status UNKNOWN) has no transaction to roll back: the server ended it."""
+        return self._conn.info.transaction_status in _IN_TRANSACTION
 
     def execute(self, sql: str, params: Sequence[Any] = (), /) -> Cursor:
         if not params:
