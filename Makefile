@@ -1,5 +1,5 @@
 # Every target builds its own virtualenv when missing, and `make test` installs the Debian packages the
-# real-component tests need (prometheus, prometheus-pushgateway, chromium) when they are missing: nothing
+# real-component tests need (prometheus, prometheus-pushgateway, chromium, postgresql) when they are missing: nothing
 # needs installing by hand.
 PYTHON ?= python3
 VENV := .venv
@@ -41,12 +41,14 @@ sandbox: $(STAMP)
 
 SYSTEM_BINARIES := prometheus promtool prometheus-pushgateway chromium
 
+# Debian keeps PostgreSQL's server binaries off PATH, in /usr/lib/postgresql/<version>/bin.
 system-deps:
 	@missing=""; for binary in $(SYSTEM_BINARIES); do command -v $$binary >/dev/null || missing="$$missing $$binary"; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages for:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus prometheus-pushgateway chromium; \
+			prometheus prometheus-pushgateway chromium postgresql; \
 	fi
 
 clean:

@@ -32,6 +32,7 @@ from chargeback_assets.emitters.registry import EMITTER_PARAMS
 from chargeback_assets.engine.loading import LoadError, load_allocator, load_resolver
 from chargeback_assets.validation import (
     ConfigError,
+    DatabaseUrl,
     Exact,
     Integer,
     Invalid,
@@ -162,7 +163,26 @@ def _empty() -> Mapping[Any, Any]:
 
 @settings
 class StorageConfig:
-    path: DatabaseFile = Path("data/chargeback.db")
+    """Where the chargeback data is kept: a SQLite file (`path`, the default) or a PostgreSQL database
+    (`url`). Exactly one of them."""
+
+    path: DatabaseFile | None = Path("data/chargeback.db")
+    """The SQLite file; created with its folder when missing."""
+    url: DatabaseUrl | None = None
+    """`postgresql://user:password@host:port/database` (PostgreSQL 15 or newer); write the password as
+    `${VAR}`. Shown everywhere without the password."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_database(cls, raw: object) -> object:
+        """`url` replaces the default `path`; both given is refused (which database would be meant?)."""
+        if isinstance(raw, Mapping) and raw.get("url") is not None:
+            if raw.get("path") is not None:
+                raise Invalid(
+                    "give storage.path (SQLite) or storage.url (PostgreSQL), not both", "url", show=False
+                )
+            return {**raw, "path": None}
+        return raw
 
 
 @settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -16,7 +15,7 @@ from chargeback_assets.logs import configure_logging
 from chargeback_assets.runtime import build_runtime
 from chargeback_assets.stages.lanes import RunLanes
 from chargeback_assets.stages.scope import TenantData, TenantScope
-from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.database import ChargebackDatabase, open_database
 
 
 @functools.cache
@@ -80,9 +79,7 @@ class ChargebackResource(dg.ConfigurableResource):
 
     @contextmanager
     def database(self) -> Iterator[ChargebackDatabase]:
-        path = Path(self.config.storage.path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = ChargebackDatabase.open(path)
+        db = open_database(self.config.storage)
         try:
             yield db
         finally:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
 from chargeback_assets.config import tag_problem
-from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.database import open_database
+from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets.storage.tags import EntityTag, list_tags, remove_tag, set_tag
 from chargeback_assets.tenants import removed_hint
 
@@ -61,10 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = tag_problem(args.key, getattr(args, "value", None)) if "key" in args else None
     if problem:
         return fail(USAGE, f"tag {args.key!r}: {problem}")
-    path = Path(config.storage.path)
-    if not path.parent.is_dir():
+    path = config.storage.path
+    if path is not None and not path.parent.is_dir():
         return fail(FAILED, f"database directory {path.parent} does not exist")
-    with ChargebackDatabase.open(path) as db:
+    try:
+        db = open_database(config.storage)
+    except DatabaseUnavailableError as error:
+        return fail(FAILED, str(error))
+    with db:
         if args.command == "list":
             for tag in list_tags(db, tenant.ecosystem, tenant.tenant_id, args.entity_type, args.entity_id):
                 print(

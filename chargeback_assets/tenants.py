@@ -28,8 +28,9 @@ import requests
 from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
 from chargeback_assets.config import AppConfig
 from chargeback_assets.emitters.prometheus import fragments_of
-from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.database import ChargebackDatabase, open_database
 from chargeback_assets.storage.emissions import PublishedOutput, published_outputs
+from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets.storage.tenants import TenantKey, purge_tenant, stored_tenants
 
 PUSHGATEWAY_TIMEOUT_SECONDS = 10.0
@@ -53,10 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = load_config_or_report(args.config)
     if config is None:
         return FAILED
-    path = Path(config.storage.path)
-    if not path.is_file():
-        return fail(FAILED, f"no database at {path}: nothing is stored")
-    with ChargebackDatabase.open(path) as db:
+    if not _stored(config):
+        return fail(FAILED, f"no database at {config.storage.path}: nothing is stored")
+    try:
+        db = open_database(config.storage)
+    except DatabaseUnavailableError as error:
+        return fail(FAILED, str(error))
+    with db:
         removed = removed_tenants(db, config)
         if args.command == "removed":
             return _list(db, removed)
@@ -72,10 +76,9 @@ def removed_tenants(db: ChargebackDatabase, config: AppConfig) -> dict[TenantKey
 def removed_hint(config: AppConfig, config_path: Path, tenant_id: str) -> str:
     """For another command that does not know `tenant_id`: a note when it is a removed tenant's, whose data
     is still stored (empty otherwise)."""
-    path = Path(config.storage.path)
-    if not path.is_file():
+    if not _stored(config):
         return ""
-    with ChargebackDatabase.open(path) as db:
+    with open_database(config.storage) as db:
         if not any(stored == tenant_id for _, stored in removed_tenants(db, config)):
             return ""
     return (
@@ -84,9 +87,14 @@ def removed_hint(config: AppConfig, config_path: Path, tenant_id: str) -> str:
     )
 
 
+def _stored(config: AppConfig) -> bool:
+    """Whether the configured database may hold rows: a SQLite file not yet written holds none."""
+    return config.storage.path is None or config.storage.path.is_file()
+
+
 def _list(db: ChargebackDatabase, removed: dict[TenantKey, dict[str, int]]) -> int:
     if not removed:
-        print(f"no tenant removed from the config has data in {db.path}")
+        print(f"no tenant removed from the config has data in {db.location}")
     for (ecosystem, tenant_id), rows in removed.items():
         print(f"{ecosystem} {tenant_id}: {_rows_text(rows)}")
         for output in published_outputs(db, ecosystem, tenant_id):

@@ -111,6 +111,53 @@ class Secret(SecretStr):
         return cls(value)
 
 
+class DatabaseUrl(Secret):
+    """A `postgresql://user:password@host:port/database` URL: a secret because of its password.
+
+    `str()` and `repr()` show it without the password and the query (which may hold one either): `location`,
+    for messages naming where the data is. `reveal()` gives it whole, to connect with. The password is
+    remembered as written and percent-decoded.
+    """
+
+    def __init__(self, value: str) -> None:
+        super().__init__(value)
+        parts = urlsplit(value)
+        if parts.password:
+            remember_secret(parts.password)
+            remember_secret(unquote(parts.password))
+        host = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+        user = f"{unquote(parts.username)}@" if parts.username else ""
+        self.location = f"postgresql://{user}{host}{parts.path}"
+
+    def _display(self) -> str:
+        return self.location
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: object, handler: object) -> core_schema.CoreSchema:
+        text = core_schema.str_schema(strip_whitespace=True, min_length=1)
+        url = core_schema.no_info_after_validator_function(cls._parsed, text)
+        return core_schema.no_info_before_validator_function(
+            lambda v: v.reveal() if isinstance(v, Secret) else v, url
+        )
+
+    @classmethod
+    def _parsed(cls, value: str) -> DatabaseUrl:
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if scheme not in ("postgresql", "postgres"):
+            shown = f", got a {scheme}:// URL" if scheme else ""
+            raise Invalid(f"must be a postgresql:// URL{shown}", show=False)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - a bad port raises here
+        except ValueError:
+            raise Invalid("is not a valid postgresql:// URL", show=False) from None
+        if not parts.path.strip("/"):
+            raise Invalid(
+                "must name the database (postgresql://user:password@host:port/DATABASE)", show=False
+            )
+        return cls(value)
+
+
 def checked(problem: Callable[[Any], str | None], *, show: bool = True) -> AfterValidator:
     """A validator from a function that says what is wrong with a value (None when nothing is)."""
 

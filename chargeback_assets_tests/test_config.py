@@ -25,6 +25,7 @@ from chargeback_assets.ecosystems.confluent_cloud.settings import CCloudApi, Con
 from chargeback_assets.ecosystems.self_managed_kafka.settings import SelfManagedKafkaSettings
 from chargeback_assets.emitters.csv import CsvParams
 from chargeback_assets.emitters.prometheus import PrometheusParams
+from chargeback_assets.redaction import scrub
 from chargeback_assets.validation import ConfigError, Secret
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "chargeback.example.yaml"
@@ -923,6 +924,46 @@ def test_a_storage_path_that_is_a_directory_is_refused_at_load(tmp_path: Path) -
     assert parse_error(raw, {"DATA_DIR": str(tmp_path)}) == (
         "storage.path: is a directory; give the database file, e.g. data/chargeback.db"
     )
+
+
+def test_a_postgresql_url_takes_its_password_from_the_environment_and_never_shows_it() -> None:
+    raw = config()
+    raw["storage"] = {"url": "postgresql://chargeback:${PGPASSWORD}@db.internal:5433/chargeback"}
+    storage = parse(raw, {"PGPASSWORD": SECRET_VALUE}).storage
+    assert storage.path is None
+    assert storage.url is not None
+    assert storage.url.reveal() == f"postgresql://chargeback:{SECRET_VALUE}@db.internal:5433/chargeback"
+    assert str(storage.url) == "postgresql://chargeback@db.internal:5433/chargeback"
+    assert SECRET_VALUE not in repr(storage) and SECRET_VALUE not in str(storage)
+    assert scrub(f"could not reach {storage.url.reveal()}") == "could not reach ***"
+    assert scrub(f"password={SECRET_VALUE}") == "password=***"
+
+
+@pytest.mark.parametrize(
+    ("storage", "expected"),
+    [
+        (
+            {"url": f"mysql://u:{SECRET_VALUE}@h/db"},
+            "storage.url: must be a postgresql:// URL, got a mysql:// URL",
+        ),
+        (
+            {"url": f"postgresql://u:{SECRET_VALUE}@h:5432"},
+            "storage.url: must name the database (postgresql://user:password@host:port/DATABASE)",
+        ),
+        (
+            {"url": f"postgresql://u:{SECRET_VALUE}@h/db", "path": "data/chargeback.db"},
+            "storage.url: give storage.path (SQLite) or storage.url (PostgreSQL), not both",
+        ),
+    ],
+)
+def test_a_storage_url_that_is_not_a_postgresql_database_is_refused_naming_the_key(
+    storage: dict[str, str], expected: str
+) -> None:
+    raw = config()
+    raw["storage"] = storage
+    message = parse_error(raw)
+    assert message == expected
+    assert SECRET_VALUE not in message
 
 
 def test_an_unquoted_impossible_date_names_its_key(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ what they return.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -76,6 +77,46 @@ def origin(url: str) -> str:
     if port is None:
         port = {"https": 443, "http": 80}.get(parts.scheme)
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def lone_surrogate_in(response_text: bytes, body: Any) -> str | None:
+    """`lone_surrogate` of a decoded body, skipping the walk when its raw text escapes no surrogate at all."""
+    if b"\\ud" not in response_text and b"\\uD" not in response_text:
+        return None
+    return lone_surrogate(body)
+
+
+def lone_surrogate(body: Any, path: str = "$") -> str | None:
+    """Where in a decoded JSON body a string (key or value) holds an unpaired UTF-16 surrogate, or None.
+
+    JSON may escape one (`"\\ud800"`) and Python decodes it into a `str` that no UTF-8 encoder accepts, so a
+    display name like that would fail much later, in the SQLite write or an output file, with no word of
+    which source or record it came from. The caller refuses the response at the source instead, naming
+    this path.
+    """
+    if isinstance(body, str):
+        return path if _SURROGATE.search(body) else None
+    if isinstance(body, dict):
+        for key, value in body.items():
+            where = f"{path}.{key}"
+            if _SURROGATE.search(key):
+                return where
+            found = lone_surrogate(value, where)
+            if found:
+                return found
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            found = lone_surrogate(value, f"{path}[{index}]")
+            if found:
+                return found
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = (
+    "holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text; the record "
+    "must be corrected at the source"
+)
 
 
 class IncompleteBilling(SourceError):

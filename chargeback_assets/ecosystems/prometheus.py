@@ -20,7 +20,7 @@ from typing import Any
 
 import requests
 
-from chargeback_assets.ecosystems.base import SourceError, origin
+from chargeback_assets.ecosystems.base import LONE_SURROGATE, SourceError, lone_surrogate_in, origin
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
 from chargeback_assets.ecosystems.retry import (
     DEFAULT_RETRY_BUDGET_SECONDS,
@@ -176,6 +176,9 @@ class PrometheusMetricsSource:
                 )
             if not isinstance(body, dict) or body.get("status") != "success":
                 raise self._error(key, status, self._detail(body, response))
+            where = lone_surrogate_in(response.content, body)
+            if where is not None:
+                raise self._error(key, status, f"{where} {LONE_SURROGATE}")
             return body.get("data")
 
         return self._retry.call(key, attempt)

@@ -56,10 +56,15 @@ def sandbox_tenant(
 
 
 def write_config(
-    path: Path, tenants: Mapping[str, Mapping[str, Any]], storage_path: Path, max_parallel_tenants: int = 4
+    path: Path,
+    tenants: Mapping[str, Mapping[str, Any]],
+    storage: Path | Mapping[str, str],
+    max_parallel_tenants: int = 4,
 ) -> Path:
+    """A config file of `tenants`; `storage` is the SQLite file, or the `storage` section (a PostgreSQL
+    `url`)."""
     document = {
-        "storage": {"path": str(storage_path)},
+        "storage": {"path": str(storage)} if isinstance(storage, Path) else dict(storage),
         "features": {"max_parallel_tenants": max_parallel_tenants},
         "tenants": {name: dict(tenant) for name, tenant in tenants.items()},
     }

@@ -21,7 +21,6 @@ from chargeback_assets.engine.models import (
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
-from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.billing import (
     allocation_attempts,
     billing_for_day,
@@ -55,7 +54,7 @@ def plan_lines(scope: TenantScope, day: date, lines: list[BillingLine]) -> list[
     resolutions = resolutions_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     failed_metrics = usage_failures_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
-    views = InventoryViews(scope)
+    views = scope.inventory_views
     plans = []
     for line in lines:
         window = line_window(line)

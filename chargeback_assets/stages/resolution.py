@@ -10,7 +10,6 @@ from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import IdentityResolution
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
-from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.resolutions import replace_resolutions_day
@@ -31,7 +30,7 @@ def resolve_day(scope: TenantScope, day: date) -> ResolutionDay:
     built_from = get_state(scope.db, scope.ecosystem, scope.tenant_id, day).billing_fingerprint
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     usage = usage_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
-    views = InventoryViews(scope)
+    views = scope.inventory_views
     resolutions: dict[str, IdentityResolution] = {}
     for line in lines:
         handler = scope.runtime.handler_for(line.product_type)

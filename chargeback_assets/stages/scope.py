@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from chargeback_assets.config import TenantConfig
 from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.redaction import scrub
+from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.database import ChargebackDatabase
 
 
@@ -41,9 +42,20 @@ class TenantData:
 
 @dataclass(slots=True)
 class TenantScope(TenantData):
-    """A tenant's data plus its running ecosystem (sources, handlers), as the gather stages need."""
+    """A tenant's data plus its running ecosystem (sources, handlers), as the gather stages need.
+
+    A scope lives for one step of one tenant; `inventory_views` reads the stored inventory the first time a
+    stage asks and serves every later day of the step from it.
+    """
 
     runtime: EcosystemRuntime
+    _views: InventoryViews | None = field(default=None, init=False, repr=False)
+
+    @property
+    def inventory_views(self) -> InventoryViews:
+        if self._views is None:
+            self._views = InventoryViews(self)
+        return self._views
 
 
 def describe_days(days: Iterable[date]) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 
+from chargeback_assets.engine.bill_quality import MALFORMED
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import BillingLine
 from chargeback_assets.storage.codec import (
@@ -118,7 +119,7 @@ def malformed_billing_for_day(source: Source, ecosystem: str, tenant_id: str, da
         ecosystem,
         tenant_id,
         "billing",
-        (f"{where} AND json_extract(metadata_json, '$.malformed')", params),
+        (f"{where} AND {source.dialect.json_flag('metadata_json', MALFORMED)}", params),
     )
 
 

@@ -2,12 +2,12 @@
 
 This is the hot write path (tens of thousands of rows per tenant-day), so dimensions are resolved in
 bulk: the tenant's known dimensions are loaded once into a dict, missing ones are inserted with one
-`executemany` under ids taken after the current maximum (safe: the caller holds the write lock).
+`executemany` under ids taken after the current maximum (safe: the transaction holds the dimensions lock,
+`Transaction.lock`, until it ends).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -27,18 +27,13 @@ from chargeback_assets.storage.codec import (
     timestamp_text,
 )
 from chargeback_assets.storage.database import Source, Transaction, delete_day
+from chargeback_assets.storage.dialect import Cursor, Dialect
 
 _DIMENSION_COLUMNS = (
     "ecosystem, tenant_id, env_id, resource_id, product_category, product_type, identity_id, cost_type, "
     "allocation_method, allocation_detail"
 )
-# The unique index's terms (nullable columns through IFNULL), so that the join below can use it.
-_SAME_DIMENSION = " AND ".join(
-    f"IFNULL(d.{c}, X'00') = IFNULL(w.{c}, X'00')"
-    if c in ("resource_id", "allocation_method", "allocation_detail")
-    else f"d.{c} = w.{c}"
-    for c in _DIMENSION_COLUMNS.split(", ")
-)
+_NULLABLE_DIMENSION_COLUMNS = ("resource_id", "allocation_method", "allocation_detail")
 _COST_TYPE_OF = {c.value: c for c in CostType}
 _MISSING = object()
 
@@ -267,14 +262,14 @@ def _amounts_for_day(
     return [Decimal(amount) for (amount,) in cursor]
 
 
-def _day_facts(source: Source, ecosystem: str, tenant_id: str, day: date, columns: str) -> sqlite3.Cursor:
+def _day_facts(source: Source, ecosystem: str, tenant_id: str, day: date, columns: str) -> Cursor:
     start, end = day_bounds(day)
     return source.conn.execute(
         f"SELECT {columns} "
         "FROM chargeback_facts f JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
         "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ? "
-        "ORDER BY f.timestamp, d.env_id, d.resource_id, d.product_category, d.product_type, d.identity_id, "
-        "d.cost_type, d.allocation_method, d.allocation_detail",
+        "ORDER BY f.timestamp, d.env_id, d.resource_id NULLS FIRST, d.product_category, d.product_type, "
+        "d.identity_id, d.cost_type, d.allocation_method NULLS FIRST, d.allocation_detail NULLS FIRST",
         (ecosystem, tenant_id, start, end),
     )
 
@@ -315,8 +310,9 @@ def _dimension_ids(
         for dimension in missing:
             if dimension[7] not in _COST_TYPE_OF:
                 raise ValueError(f"chargeback dimension {dimension!r}: unknown cost type {dimension[7]!r}")
+        tx.lock("chargeback_dimensions")
         next_id = tx.conn.execute(
-            "SELECT IFNULL(MAX(dimension_id), 0) + 1 FROM chargeback_dimensions"
+            "SELECT COALESCE(MAX(dimension_id), 0) + 1 FROM chargeback_dimensions"
         ).fetchone()[0]
         new = {dimension: next_id + i for i, dimension in enumerate(missing)}
         tx.conn.executemany(
@@ -342,22 +338,36 @@ def _known_dimension_ids(
     tx: Transaction, ecosystem: str, tenant_id: str, wanted: list[tuple[Any, ...]]
 ) -> dict[tuple[Any, ...], int]:
     """Ids of the wanted dimensions that exist, through a temporary table joined on the unique index."""
-    tx.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS wanted_dimensions ({_DIMENSION_COLUMNS})")
-    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
+    tx.conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS wanted_dimensions (position BIGINT, "
+        + ", ".join(f"{c} {tx.dialect.text}" for c in _DIMENSION_COLUMNS.split(", "))
+        + ")"
+    )
+    tx.conn.execute("DELETE FROM wanted_dimensions")
     tx.conn.executemany(
-        f"INSERT INTO temp.wanted_dimensions (rowid, {_DIMENSION_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+        f"INSERT INTO wanted_dimensions (position, {_DIMENSION_COLUMNS}) VALUES ({', '.join('?' * 11)})",
         [(position, *dimension) for position, dimension in enumerate(wanted)],
     )
     known = {
         wanted[position]: dimension_id
         for position, dimension_id in tx.conn.execute(
-            "SELECT w.rowid, d.dimension_id FROM temp.wanted_dimensions w "
-            f"JOIN chargeback_dimensions d ON {_SAME_DIMENSION} WHERE d.ecosystem = ? AND d.tenant_id = ?",
+            "SELECT w.position, d.dimension_id FROM wanted_dimensions w "
+            f"JOIN chargeback_dimensions d ON {_same_dimension(tx.dialect)} "
+            "WHERE d.ecosystem = ? AND d.tenant_id = ?",
             (ecosystem, tenant_id),
         )
     }
-    tx.conn.execute("DELETE FROM temp.wanted_dimensions")
+    tx.conn.execute("DELETE FROM wanted_dimensions")
     return known
+
+
+@cache
+def _same_dimension(dialect: Dialect) -> str:
+    """The join of a wanted dimension with a stored one, on the unique index's terms so that it can serve."""
+    return " AND ".join(
+        dialect.same(f"d.{c}", f"w.{c}") if c in _NULLABLE_DIMENSION_COLUMNS else f"d.{c} = w.{c}"
+        for c in _DIMENSION_COLUMNS.split(", ")
+    )
 
 
 def _common(kept: Mapping[str, Any], other: Mapping[str, Any]) -> Mapping[str, Any]:

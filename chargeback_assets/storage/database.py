@@ -1,7 +1,11 @@
-"""The one SQLite file of the project: opening it, migrating it and writing to it safely.
+"""The project's database, SQLite or PostgreSQL: opening it, migrating it and writing to it safely.
 
-Several Dagster runs (separate processes) write the same file, so the connection is set up for that: WAL
-lets readers run beside the one writer, a busy timeout makes a writer wait instead of failing, and every
+`open_database(storage)` picks the backend from the config: `storage.path` is a SQLite file (the embedded
+default), `storage.url` a PostgreSQL database (storage/postgres.py). The repositories see the same
+`ChargebackDatabase` and `Transaction` either way; what the two spell differently is their `dialect`.
+
+Several Dagster runs (separate processes) write the same SQLite file, so its connection is set up for that:
+WAL lets readers run beside the one writer, a busy timeout makes a writer wait instead of failing, and every
 write transaction starts with `BEGIN IMMEDIATE`. A deferred `BEGIN` that reads before it writes fails with
 "database is locked" at once when another writer got there first, whatever the timeout; taking the write
 lock up front makes it wait its turn instead.
@@ -11,16 +15,27 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
 from os import PathLike
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import sqlite_utils
-
+from chargeback_assets.storage import postgres
 from chargeback_assets.storage.codec import day_bounds, day_text
-from chargeback_assets.storage.migrations import apply_migrations, latest_version, schema_version
+from chargeback_assets.storage.dialect import Connection, Dialect, Schema
+from chargeback_assets.storage.migrations import (
+    MIGRATIONS,
+    Migration,
+    apply_migrations,
+    latest_version,
+    schema_version,
+)
+from chargeback_assets.storage.sqlite import SQLITE
+
+if TYPE_CHECKING:
+    from chargeback_assets.config import StorageConfig
 
 DEFAULT_BUSY_TIMEOUT_S = 30.0
 
@@ -43,34 +58,50 @@ def _switch_to_wal(conn: sqlite3.Connection, timeout_s: float) -> None:
 
 
 class Transaction:
-    """A handle on an open `BEGIN IMMEDIATE` transaction; every repository write takes one.
+    """A handle on an open write transaction; every repository write takes one.
 
     Write functions ask for a `Transaction` rather than the database so that a write outside a transaction
     is a type error, not a silently auto-committed statement.
     """
 
-    __slots__ = ("conn", "db")
+    __slots__ = ("conn", "dialect", "location")
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+    def __init__(self, conn: Connection, dialect: Dialect, location: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.location = location
+
+    @property
+    def schema(self) -> Schema:
+        return self.dialect.schema(self.conn)
+
+    def lock(self, name: str) -> None:
+        """Writers asking for `name` take turns until this transaction ends (see `Dialect.lock`)."""
+        self.dialect.lock(self.conn, name)
 
 
 class ChargebackDatabase:
-    """An open, migrated database file. Reads may use it directly; writes go through `transaction()`."""
+    """An open, migrated database. Reads may use it directly; writes go through `transaction()`."""
 
-    __slots__ = ("conn", "db", "path")
+    __slots__ = ("conn", "dialect", "location", "path")
 
-    def __init__(self, path: Path, db: sqlite_utils.Database) -> None:
+    def __init__(self, conn: Connection, dialect: Dialect, location: str, path: Path | None = None) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.location = location
+        """Where the data is, as it may be shown: the file, or the URL without its password."""
         self.path = path
-        self.db = db
-        self.conn: sqlite3.Connection = db.conn
+        """The SQLite file; None on PostgreSQL."""
 
     @classmethod
     def open(
-        cls, path: str | PathLike[str], busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+        cls,
+        path: str | PathLike[str],
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+        migrations: Sequence[Migration] = MIGRATIONS,
     ) -> ChargebackDatabase:
-        """Open (creating if needed) and migrate; safe when several processes race to create the file."""
+        """Open (creating if needed) and migrate a SQLite file; safe when several processes race to create
+        it. `migrations` is the history to bring it to (tests build older files with a prefix of it)."""
         if busy_timeout_s < 0:
             raise ValueError(f"busy_timeout_s must be >= 0, got {busy_timeout_s}")
         file = Path(path)
@@ -79,29 +110,41 @@ class ChargebackDatabase:
         conn = sqlite3.connect(file, timeout=busy_timeout_s, isolation_level=None)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            db = sqlite_utils.Database(conn)
             _switch_to_wal(conn, busy_timeout_s)
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            database = cls(file, db)
-            # Cheap check first so that an up-to-date file is opened without waiting for the write lock;
-            # apply_migrations checks again under the lock.
-            if schema_version(db) != latest_version():
-                with database.transaction() as tx:
-                    apply_migrations(tx.db)
+            return cls(conn, SQLITE, str(file), file)._migrated(migrations)
         except BaseException:
             conn.close()
             raise
-        return database
+
+    @classmethod
+    def connect(cls, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> ChargebackDatabase:
+        """Connect to a PostgreSQL database and migrate it; fails at once, naming host and database (never
+        the password), when the server cannot be reached or refuses the credentials."""
+        conn = postgres.connect(url)
+        try:
+            return cls(conn, postgres.POSTGRES, conn.location)._migrated(migrations)
+        except BaseException:
+            conn.close()
+            raise
+
+    def _migrated(self, migrations: Sequence[Migration]) -> ChargebackDatabase:
+        # Cheap check first so that an up-to-date database is opened without waiting for the write lock;
+        # apply_migrations checks again under it.
+        if schema_version(self) != latest_version(migrations):
+            with self.transaction() as tx:
+                apply_migrations(tx, migrations)
+        return self
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
-        """`BEGIN IMMEDIATE` ... `COMMIT`; any exception, KeyboardInterrupt included, rolls it all back."""
+        """BEGIN ... COMMIT; any exception, KeyboardInterrupt included, rolls it all back."""
         if self.conn.in_transaction:
-            raise RuntimeError(f"a transaction is already open on {self.path}; transactions do not nest")
-        self.conn.execute("BEGIN IMMEDIATE")
+            raise RuntimeError(f"a transaction is already open on {self.location}; transactions do not nest")
+        self.dialect.begin(self.conn)
         try:
-            yield Transaction(self.db)
+            yield Transaction(self.conn, self.dialect, self.location)
             self.conn.execute("COMMIT")
         except BaseException:
             if self.conn.in_transaction:
@@ -118,11 +161,21 @@ class ChargebackDatabase:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ChargebackDatabase({str(self.path)!r})"
+        return f"ChargebackDatabase({self.location!r})"
 
 
 Source = ChargebackDatabase | Transaction
 """What a read accepts: the database itself, or a transaction when the read must see its own writes."""
+
+
+def open_database(storage: StorageConfig) -> ChargebackDatabase:
+    """The configured database, open and migrated: PostgreSQL when `storage.url` is set, else the SQLite
+    file `storage.path`, its folder created if missing."""
+    if storage.url is not None:
+        return ChargebackDatabase.connect(storage.url.reveal())
+    assert storage.path is not None  # the config holds exactly one of them
+    storage.path.parent.mkdir(parents=True, exist_ok=True)
+    return ChargebackDatabase.open(storage.path)
 
 
 def delete_day(

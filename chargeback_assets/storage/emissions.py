@@ -55,8 +55,8 @@ def record_emission(
     tx.conn.execute(
         f"INSERT INTO emission_records (ecosystem, tenant_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) "
         "ON CONFLICT (ecosystem, tenant_id, emitter_name, pipeline, date) DO UPDATE SET "
-        "status = excluded.status, attempt_count = attempt_count + 1, last_error = excluded.last_error, "
-        "updated_at = excluded.updated_at",
+        "status = excluded.status, attempt_count = emission_records.attempt_count + 1, "
+        "last_error = excluded.last_error, updated_at = excluded.updated_at",
         (
             ecosystem,
             tenant_id,
@@ -92,8 +92,9 @@ def record_outputs(
     date. A file later withdrawn stays listed: purging skips what is no longer there."""
     when = timestamp_text(at, f"outputs of {emitter_name}: at")
     tx.conn.executemany(
-        "INSERT OR IGNORE INTO published_outputs "
-        "(ecosystem, tenant_id, emitter_name, location, first_published_at) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO published_outputs "
+        "(ecosystem, tenant_id, emitter_name, location, first_published_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         [(ecosystem, tenant_id, emitter_name, location, when) for location in sorted(set(locations))],
     )
 

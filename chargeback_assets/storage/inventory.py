@@ -33,13 +33,16 @@ IDENTITY_SNAPSHOT_COLUMNS = (
     "identity_id, identity_type, display_name, created_at, deleted_at, last_seen_at, metadata_json"
 )
 """The columns that rebuild an `Identity`, in the order `identity_snapshot` and `identity_from_row` use."""
-# Re-gathering an entity revives it (deleted_at/status come from the gather, normally None/'active'); a
-# gather that does not know the creation time keeps the one recorded earlier.
-_LIFECYCLE_UPDATE = (
-    "created_at = IFNULL(excluded.created_at, created_at), deleted_at = excluded.deleted_at, "
-    "status = excluded.status, last_seen_at = excluded.last_seen_at, "
-    "display_name = excluded.display_name, metadata_json = excluded.metadata_json"
-)
+
+
+def _lifecycle_update(table: str) -> str:
+    """Re-gathering an entity revives it (deleted_at/status come from the gather, normally None/'active'); a
+    gather that does not know the creation time keeps the one recorded earlier."""
+    return (
+        f"created_at = COALESCE(excluded.created_at, {table}.created_at), deleted_at = excluded.deleted_at, "
+        "status = excluded.status, last_seen_at = excluded.last_seen_at, "
+        "display_name = excluded.display_name, metadata_json = excluded.metadata_json"
+    )
 
 
 def upsert_resources(
@@ -70,7 +73,7 @@ def upsert_resources(
         )
     tx.conn.executemany(
         f"INSERT INTO resources (ecosystem, tenant_id, {_RESOURCE_COLUMNS}) VALUES ({', '.join('?' * 14)}) "
-        f"ON CONFLICT (ecosystem, tenant_id, resource_id) DO UPDATE SET {_LIFECYCLE_UPDATE}, "
+        f"ON CONFLICT (ecosystem, tenant_id, resource_id) DO UPDATE SET {_lifecycle_update('resources')}, "
         "resource_type = excluded.resource_type, parent_id = excluded.parent_id, "
         "owner_id = excluded.owner_id, cloud = excluded.cloud, region = excluded.region",
         rows,
@@ -95,7 +98,7 @@ def upsert_identities(
     tx.conn.executemany(
         f"INSERT INTO identities (ecosystem, tenant_id, {IDENTITY_SNAPSHOT_COLUMNS}, status) "
         f"VALUES ({', '.join('?' * 10)}) "
-        f"ON CONFLICT (ecosystem, tenant_id, identity_id) DO UPDATE SET {_LIFECYCLE_UPDATE}, "
+        f"ON CONFLICT (ecosystem, tenant_id, identity_id) DO UPDATE SET {_lifecycle_update('identities')}, "
         "identity_type = excluded.identity_type",
         rows,
     )
@@ -176,7 +179,8 @@ def count_for_day(
     condition, params = _overlap_filter(Window.for_day(day))
     start, end = day_bounds(day)
     alive, deleted = source.conn.execute(
-        f"SELECT COUNT(*), IFNULL(SUM(deleted_at >= ? AND deleted_at < ?), 0) FROM {table} "
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN deleted_at >= ? AND deleted_at < ? THEN 1 ELSE 0 END), 0) "
+        f"FROM {table} "
         f"WHERE ecosystem = ? AND tenant_id = ?{condition}",
         (start, end, ecosystem, tenant_id, *params),
     ).fetchone()

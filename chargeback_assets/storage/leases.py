@@ -2,7 +2,8 @@
 
 A lease is one row per lane: `tenant:<name>` (at most one run computes a tenant) or `slot:<n>` (at most
 `max_parallel_tenants` runs compute at once, DESIGN §3.7). Taking a lease is a check-and-write inside one
-`BEGIN IMMEDIATE` transaction, so two processes never both win a lane. The holder renews `heartbeat_at`
+transaction holding the lease lock (`Transaction.lock`: SQLite's write lock, a PostgreSQL advisory lock), so
+two processes never both win a lane. The holder renews `heartbeat_at`
 while it works; a lease whose heartbeat is older than its time-to-live, or whose run Dagster reports
 finished, was left by a worker that died and is taken over.
 """
@@ -73,6 +74,7 @@ def take_lease(
     Taking a lane the run already holds renews it. A lease left by a dead worker (expired, or its run
     finished) is replaced.
     """
+    tx.lock(TABLE)
     current = lease_of(tx, lane)
     if (
         current is not None
@@ -88,8 +90,9 @@ def take_lease(
         else timestamp_text(current.acquired_at, "lease time")
     )
     tx.conn.execute(
-        f"INSERT OR REPLACE INTO {TABLE} (lane, run_id, holder, acquired_at, heartbeat_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        f"INSERT INTO {TABLE} (lane, run_id, holder, acquired_at, heartbeat_at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (lane) DO UPDATE SET run_id = excluded.run_id, holder = excluded.holder, "
+        "acquired_at = excluded.acquired_at, heartbeat_at = excluded.heartbeat_at",
         (lane, run_id, holder, acquired, stamp),
     )
     return None

@@ -1,9 +1,11 @@
 """Numbered schema migrations, applied in order when the database is opened.
 
-A migration is never edited once released: a schema change is a new, higher-numbered migration. The
-caller runs `apply_migrations` inside a `BEGIN IMMEDIATE` transaction, so the version check and the
-changes happen under the write lock: when two processes open a new file at once, the second waits and
-then finds nothing left to do.
+A migration is never edited once released: a schema change is a new, higher-numbered migration. Each
+describes its changes through a `Schema` (storage/dialect.py), so the one history builds SQLite and
+PostgreSQL alike; money columns are declared `Money` (TEXT on SQLite, exactly as before; NUMERIC on
+PostgreSQL). The caller runs `apply_migrations` inside a write transaction that holds the migration lock,
+so the version check and the changes are exclusive: when two processes open a new database at once, the
+second waits and then finds nothing left to do.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from chargeback_assets.engine.models import UTC
+from chargeback_assets.storage.dialect import Money, Schema
+
+if TYPE_CHECKING:
+    from chargeback_assets.storage.database import Source, Transaction
 
 VERSION_TABLE = "schema_version"
 
@@ -23,36 +28,13 @@ VERSION_TABLE = "schema_version"
 class Migration:
     version: int
     name: str
-    apply: Callable[[sqlite_utils.Database], None]
+    apply: Callable[[Schema], None]
 
 
-def _table(
-    db: sqlite_utils.Database,
-    name: str,
-    columns: dict[str, type],
-    pk: str | tuple[str, ...],
-    nullable: Sequence[str] = (),
-    defaults: dict[str, object] | None = None,
-    foreign_keys: Sequence[tuple[str, str, str]] = (),
-) -> sqlite_utils.db.Table:
-    """A STRICT table whose columns are NOT NULL unless listed as nullable (STRICT refuses REAL in TEXT)."""
-    table = db.table(name)
-    table.create(
-        columns,
-        pk=pk,
-        not_null=[c for c in columns if c not in nullable],
-        defaults=defaults or {},
-        foreign_keys=list(foreign_keys),
-        strict=True,
-    )
-    return table
-
-
-def _seed_tables(db: sqlite_utils.Database) -> None:
+def _seed_tables(db: Schema) -> None:
     """The original system's tables: bill, inventory, chargeback, pipeline bookkeeping, tags, emissions."""
     scope = {"ecosystem": str, "tenant_id": str}
-    billing = _table(
-        db,
+    db.create_table(
         "billing",
         {
             **scope,
@@ -62,9 +44,9 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
             "resource_id": str,
             "product_type": str,
             "product_category": str,
-            "quantity": str,
-            "unit_price": str,
-            "total_cost": str,
+            "quantity": Money,
+            "unit_price": Money,
+            "total_cost": Money,
             "currency": str,
             "granularity": str,
             "provider_prorated": int,
@@ -74,10 +56,9 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         pk=("ecosystem", "tenant_id", "line_id"),
         defaults={"allocation_attempts": 0, "metadata_json": "{}"},
     )
-    billing.create_index(["ecosystem", "tenant_id", "timestamp"])
+    db.create_index("billing", ["ecosystem", "tenant_id", "timestamp"])
 
-    resources = _table(
-        db,
+    db.create_table(
         "resources",
         {
             **scope,
@@ -106,11 +87,10 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
             "last_seen_at",
         ),
     )
-    resources.create_index(["ecosystem", "tenant_id", "resource_type"])
-    resources.create_index(["ecosystem", "tenant_id", "deleted_at"])
+    db.create_index("resources", ["ecosystem", "tenant_id", "resource_type"])
+    db.create_index("resources", ["ecosystem", "tenant_id", "deleted_at"])
 
-    identities = _table(
-        db,
+    db.create_table(
         "identities",
         {
             **scope,
@@ -126,11 +106,10 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         pk=("ecosystem", "tenant_id", "identity_id"),
         nullable=("display_name", "created_at", "deleted_at", "last_seen_at"),
     )
-    identities.create_index(["ecosystem", "tenant_id", "identity_type"])
-    identities.create_index(["ecosystem", "tenant_id", "deleted_at"])
+    db.create_index("identities", ["ecosystem", "tenant_id", "identity_type"])
+    db.create_index("identities", ["ecosystem", "tenant_id", "deleted_at"])
 
-    _table(
-        db,
+    db.create_table(
         "chargeback_dimensions",
         {
             "dimension_id": int,
@@ -147,26 +126,27 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         pk="dimension_id",
         nullable=("resource_id", "allocation_method", "allocation_detail"),
     )
-    # NULL never equals NULL in a UNIQUE constraint, so the nullable columns are indexed through IFNULL with
-    # a blob sentinel: it keeps NULL and the empty string apart while making two NULLs collide.
-    db.execute(
-        "CREATE UNIQUE INDEX idx_chargeback_dimensions_unique ON chargeback_dimensions ("
-        "ecosystem, tenant_id, env_id, IFNULL(resource_id, X'00'), product_category, product_type, "
-        "identity_id, cost_type, IFNULL(allocation_method, X'00'), IFNULL(allocation_detail, X'00'))"
-    )
+    db.create_index(
+        "chargeback_dimensions",
+        [
+            "ecosystem", "tenant_id", "env_id", "resource_id", "product_category", "product_type",
+            "identity_id", "cost_type", "allocation_method", "allocation_detail",
+        ],
+        unique=True,
+        nulls_equal=True,
+        name="idx_chargeback_dimensions_unique",
+    )  # fmt: skip
 
-    facts = _table(
-        db,
+    db.create_table(
         "chargeback_facts",
-        {**scope, "timestamp": str, "dimension_id": int, "amount": str, "metadata_json": str},
+        {**scope, "timestamp": str, "dimension_id": int, "amount": Money, "metadata_json": str},
         pk=("timestamp", "dimension_id"),
         foreign_keys=[("dimension_id", "chargeback_dimensions", "dimension_id")],
     )
-    facts.create_index(["ecosystem", "tenant_id", "timestamp"])
-    facts.create_index(["dimension_id"])
+    db.create_index("chargeback_facts", ["ecosystem", "tenant_id", "timestamp"])
+    db.create_index("chargeback_facts", ["dimension_id"])
 
-    _table(
-        db,
+    db.create_table(
         "pipeline_state",
         {
             **scope,
@@ -197,8 +177,7 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         },
     )
 
-    runs = _table(
-        db,
+    db.create_table(
         "pipeline_runs",
         {
             **scope,
@@ -214,10 +193,9 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         pk=("ecosystem", "tenant_id", "run_id"),
         nullable=("ended_at", "error_message"),
     )
-    runs.create_index(["ecosystem", "tenant_id", "started_at"])
+    db.create_index("pipeline_runs", ["ecosystem", "tenant_id", "started_at"])
 
-    tags = _table(
-        db,
+    db.create_table(
         "custom_tags",
         {
             "tag_id": int,
@@ -231,11 +209,12 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         },
         pk="tag_id",
     )
-    tags.create_index(["ecosystem", "tenant_id", "entity_type", "entity_id", "tag_key"], unique=True)
-    tags.create_index(["ecosystem", "tenant_id", "tag_key", "tag_value"])
+    db.create_index(
+        "custom_tags", ["ecosystem", "tenant_id", "entity_type", "entity_id", "tag_key"], unique=True
+    )
+    db.create_index("custom_tags", ["ecosystem", "tenant_id", "tag_key", "tag_value"])
 
-    emissions = _table(
-        db,
+    db.create_table(
         "emission_records",
         {
             "record_id": int,
@@ -251,26 +230,25 @@ def _seed_tables(db: sqlite_utils.Database) -> None:
         pk="record_id",
         nullable=("last_error",),
     )
-    emissions.create_index(["ecosystem", "tenant_id", "emitter_name", "pipeline", "date"], unique=True)
+    db.create_index(
+        "emission_records", ["ecosystem", "tenant_id", "emitter_name", "pipeline", "date"], unique=True
+    )
 
 
-def _graph_tables(db: sqlite_utils.Database) -> None:
+def _graph_tables(db: Schema) -> None:
     """What the asset graph hands from one asset (one process) to the next, and counters that outlive runs."""
     scope = {"ecosystem": str, "tenant_id": str}
-    _table(
-        db,
+    db.create_table(
         "usage_metrics",
-        {**scope, "date": str, "resource_id": str, "metric_key": str, "subject": str, "value": str},
+        {**scope, "date": str, "resource_id": str, "metric_key": str, "subject": str, "value": Money},
         pk=("ecosystem", "tenant_id", "date", "resource_id", "metric_key", "subject"),
     )
-    _table(
-        db,
+    db.create_table(
         "usage_fetch_failures",
         {**scope, "date": str, "resource_id": str, "error": str},
         pk=("ecosystem", "tenant_id", "date", "resource_id"),
     )
-    _table(
-        db,
+    db.create_table(
         "identity_resolutions",
         {
             **scope,
@@ -289,14 +267,12 @@ def _graph_tables(db: sqlite_utils.Database) -> None:
         pk=("ecosystem", "tenant_id", "date", "line_id", "scope", "position"),
         nullable=("display_name", "created_at", "deleted_at", "last_seen_at"),
     )
-    _table(
-        db,
+    db.create_table(
         "resolution_contexts",
         {**scope, "date": str, "line_id": str, "context_json": str},
         pk=("ecosystem", "tenant_id", "date", "line_id"),
     )
-    _table(
-        db,
+    db.create_table(
         "gather_counters",
         {**scope, "scan_key": str, "consecutive_empty": int, "consecutive_failures": int},
         pk=("ecosystem", "tenant_id", "scan_key"),
@@ -304,31 +280,28 @@ def _graph_tables(db: sqlite_utils.Database) -> None:
     )
 
 
-def _reconciliation_verdict(db: sqlite_utils.Database) -> None:
+def _reconciliation_verdict(db: Schema) -> None:
     """Which calculation of a day the reconciliation check last verified, and whether it passed: the emitters
     publish a day only when its current calculation reconciled (a per-partition block, DESIGN §1)."""
-    state = db.table("pipeline_state")
-    state.add_column("reconciled_calculation_id", str)
-    state.add_column("reconciliation_passed", int, not_null_default=0)
+    db.add_column("pipeline_state", "reconciled_calculation_id", str)
+    db.add_column("pipeline_state", "reconciliation_passed", int, not_null_default=0)
 
 
-def _run_leases(db: sqlite_utils.Database) -> None:
+def _run_leases(db: Schema) -> None:
     """Which run computes which tenant, and which runs hold the `max_parallel_tenants` slots (DESIGN §3.7);
     see storage/leases.py."""
-    _table(
-        db,
+    db.create_table(
         "run_leases",
         {"lane": str, "run_id": str, "holder": str, "acquired_at": str, "heartbeat_at": str},
         pk="lane",
     )
-    db.table("run_leases").create_index(["run_id"])
+    db.create_index("run_leases", ["run_id"])
 
 
-def _published_outputs(db: sqlite_utils.Database) -> None:
+def _published_outputs(db: Schema) -> None:
     """Where each emitter published a tenant's output (files, Pushgateway groups): what goes with the tenant's
     rows when a tenant that left the config is purged (chargeback_assets/tenants.py)."""
-    _table(
-        db,
+    db.create_table(
         "published_outputs",
         {
             "ecosystem": str,
@@ -341,12 +314,11 @@ def _published_outputs(db: sqlite_utils.Database) -> None:
     )
 
 
-def _billing_strays(db: sqlite_utils.Database) -> None:
+def _billing_strays(db: Schema) -> None:
     """Lines the cost source sent for days outside the request: charged to no day, but kept (with the
     billing table's line columns) under the day they were reported with, so the `billing_well_formed`
     check can name them (stages/billing.py)."""
-    _table(
-        db,
+    db.create_table(
         "billing_strays",
         {
             "ecosystem": str,
@@ -358,9 +330,9 @@ def _billing_strays(db: sqlite_utils.Database) -> None:
             "resource_id": str,
             "product_type": str,
             "product_category": str,
-            "quantity": str,
-            "unit_price": str,
-            "total_cost": str,
+            "quantity": Money,
+            "unit_price": Money,
+            "total_cost": Money,
             "currency": str,
             "granularity": str,
             "provider_prorated": int,
@@ -370,26 +342,24 @@ def _billing_strays(db: sqlite_utils.Database) -> None:
     )
 
 
-def _inventory_gaps(db: sqlite_utils.Database) -> None:
+def _inventory_gaps(db: Schema) -> None:
     """The endpoints that failed in the day's last inventory gather, and in the gather its current chargeback
     was calculated from (JSON lists, NULL when none): a day calculated from an incomplete inventory is not
     published (DESIGN §3.12). Days calculated before this migration count as calculated from a complete
     one."""
-    state = db.table("pipeline_state")
-    state.add_column("inventory_errors", str)
-    state.add_column("calculation_inventory_errors", str)
+    db.add_column("pipeline_state", "inventory_errors", str)
+    db.add_column("pipeline_state", "calculation_inventory_errors", str)
 
 
-def _stage_fingerprints(db: sqlite_utils.Database) -> None:
+def _stage_fingerprints(db: Schema) -> None:
     """The billing fingerprint each later stage of a day was built from, so a stage older than the stored
     bill shows (the `stages_consistent` check) and is recalculated (the billing-change sensor).
 
     A day calculated after its bill was last gathered was built from that bill in one run; its stages are
     taken to reflect it. Any other day keeps no fingerprint and is judged stale until it is recalculated.
     """
-    state = db.table("pipeline_state")
     for column in ("usage_fingerprint", "resolution_fingerprint", "calculation_fingerprint"):
-        state.add_column(column, str)
+        db.add_column("pipeline_state", column, str)
     db.execute(
         "UPDATE pipeline_state SET usage_fingerprint = billing_fingerprint, "
         "resolution_fingerprint = billing_fingerprint, calculation_fingerprint = billing_fingerprint "
@@ -397,30 +367,27 @@ def _stage_fingerprints(db: sqlite_utils.Database) -> None:
     )
 
 
-def _gather_failures_per_source(db: sqlite_utils.Database) -> None:
+def _gather_failures_per_source(db: Schema) -> None:
     """Billing and inventory gathers count their consecutive failures apart (stages/suspension.py): one
     shared counter would be reset by whichever source still answers. The old counter was the inventory's."""
     db.execute("UPDATE gather_counters SET scan_key = 'gather:inventory' WHERE scan_key = 'gather'")
 
 
-def _topic_attribution(db: sqlite_utils.Database) -> None:
+def _topic_attribution(db: Schema) -> None:
     """The topic-attribution overlay: each cluster's topic metrics per day, each cluster line's attribution
     (or why it has none) and its topic rows, and the per-line retry counter beside `allocation_attempts`."""
     scope = {"ecosystem": str, "tenant_id": str}
-    _table(
-        db,
+    db.create_table(
         "topic_metrics",
-        {**scope, "date": str, "resource_id": str, "metric_key": str, "topic": str, "value": str},
+        {**scope, "date": str, "resource_id": str, "metric_key": str, "topic": str, "value": Money},
         pk=("ecosystem", "tenant_id", "date", "resource_id", "metric_key", "topic"),
     )
-    _table(
-        db,
+    db.create_table(
         "topic_metrics_failures",
         {**scope, "date": str, "resource_id": str, "error": str},
         pk=("ecosystem", "tenant_id", "date", "resource_id"),
     )
-    _table(
-        db,
+    db.create_table(
         "topic_attribution_lines",
         {
             **scope,
@@ -428,7 +395,7 @@ def _topic_attribution(db: sqlite_utils.Database) -> None:
             "line_id": str,
             "resource_id": str,
             "product_type": str,
-            "total_cost": str,
+            "total_cost": Money,
             "currency": str,
             "mapping": str,
             "status": str,
@@ -437,23 +404,22 @@ def _topic_attribution(db: sqlite_utils.Database) -> None:
         pk=("ecosystem", "tenant_id", "date", "line_id"),
         nullable=("detail",),
     )
-    _table(
-        db,
+    db.create_table(
         "topic_attribution_facts",
         {
             **scope,
             "date": str,
             "line_id": str,
             "topic": str,
-            "amount": str,
+            "amount": Money,
             "method": str,
             "detail": str,
         },
         pk=("ecosystem", "tenant_id", "date", "line_id", "topic"),
         nullable=("detail",),
     )
-    db.table("billing").add_column("topic_attribution_attempts", int, not_null_default=0)
-    db.table("pipeline_state").add_column("topic_attribution_calculated", int, not_null_default=0)
+    db.add_column("billing", "topic_attribution_attempts", int, not_null_default=0)
+    db.add_column("pipeline_state", "topic_attribution_calculated", int, not_null_default=0)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -471,50 +437,44 @@ MIGRATIONS: tuple[Migration, ...] = (
 
 
 class SchemaTooNewError(RuntimeError):
-    """The file was migrated by a newer version of the project; writing to it could corrupt it."""
+    """The database was migrated by a newer version of the project; writing to it could corrupt it."""
 
 
 def latest_version(migrations: Sequence[Migration] = MIGRATIONS) -> int:
     return max((m.version for m in migrations), default=0)
 
 
-def schema_version(db: sqlite_utils.Database) -> int:
-    if not db.table(VERSION_TABLE).exists():
+def schema_version(source: Source) -> int:
+    if not source.dialect.schema(source.conn).has_table(VERSION_TABLE):
         return 0
-    return db.execute(f"SELECT IFNULL(MAX(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
+    return source.conn.execute(f"SELECT COALESCE(MAX(version), 0) FROM {VERSION_TABLE}").fetchone()[0]
 
 
-def apply_migrations(db: sqlite_utils.Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
-    """Apply the migrations newer than the file's version; returns the versions applied.
+def apply_migrations(tx: Transaction, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the migrations newer than the database's version; returns the versions applied.
 
-    Must run inside a write transaction (see the module docstring).
+    Takes the migration lock first (see the module docstring), so the version read is the latest committed.
     """
-    if not db.conn.in_transaction:
-        raise RuntimeError("apply_migrations must run inside a BEGIN IMMEDIATE transaction")
-    db.table(VERSION_TABLE).create(
-        {"version": int, "name": str, "applied_at": str},
-        pk="version",
-        not_null=["name", "applied_at"],
-        if_not_exists=True,
-        strict=True,
+    tx.lock(VERSION_TABLE)
+    schema = tx.dialect.schema(tx.conn)
+    schema.create_table(
+        VERSION_TABLE, {"version": int, "name": str, "applied_at": str}, pk="version", if_not_exists=True
     )
-    current = schema_version(db)
+    current = schema_version(tx)
     known = latest_version(migrations)
     if current > known:
         raise SchemaTooNewError(
-            f"database schema version {current} is newer than this code knows ({known}); upgrade the project"
+            f"the chargeback database {tx.location}: schema version {current} is newer than this code knows "
+            f"({known}); upgrade the project before opening it"
         )
     applied = []
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version <= current:
             continue
-        migration.apply(db)
-        db.table(VERSION_TABLE).insert(
-            {
-                "version": migration.version,
-                "name": migration.name,
-                "applied_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
+        migration.apply(schema)
+        schema.execute(
+            f"INSERT INTO {VERSION_TABLE} (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),
         )
         applied.append(migration.version)
     return applied

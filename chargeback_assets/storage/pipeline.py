@@ -188,7 +188,9 @@ def record_run(tx: Transaction, run: PipelineRun) -> None:
     error message is scrubbed of secrets (redaction.py), as it quotes the run's step errors."""
     what = f"pipeline run {run.run_id}"
     tx.conn.execute(
-        f"INSERT OR REPLACE INTO pipeline_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 10)})",
+        f"INSERT INTO pipeline_runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 10)}) "
+        "ON CONFLICT (ecosystem, tenant_id, run_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in _RUN_COLUMNS.split(", ")[3:]),
         (
             run.run_id,
             run.ecosystem,
@@ -225,7 +227,8 @@ def last_runs(
     if not wanted:
         return {}
     cursor = source.conn.execute(
-        f"SELECT {_RUN_COLUMNS}, covered.value FROM pipeline_runs, json_each(dates_json) AS covered "
+        f"SELECT {_RUN_COLUMNS}, covered.value FROM pipeline_runs, "
+        f"{source.dialect.json_items('dates_json', 'covered')} "
         f"WHERE ecosystem = ? AND tenant_id = ? AND started_at >= ? "
         f"AND covered.value IN ({', '.join('?' * len(wanted))}) ORDER BY started_at, run_id",
         (ecosystem, tenant_id, wanted[0], *wanted),
@@ -291,8 +294,11 @@ def set_counter(
     tx: Transaction, ecosystem: str, tenant_id: str, scan_key: str, counter: GatherCounter
 ) -> None:
     tx.conn.execute(
-        "INSERT OR REPLACE INTO gather_counters "
-        "(ecosystem, tenant_id, scan_key, consecutive_empty, consecutive_failures) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO gather_counters "
+        "(ecosystem, tenant_id, scan_key, consecutive_empty, consecutive_failures) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (ecosystem, tenant_id, scan_key) DO UPDATE SET "
+        "consecutive_empty = excluded.consecutive_empty, "
+        "consecutive_failures = excluded.consecutive_failures",
         (ecosystem, tenant_id, scan_key, counter.consecutive_empty, counter.consecutive_failures),
     )
 

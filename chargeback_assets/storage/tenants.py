@@ -20,21 +20,18 @@ OUTPUTS_TABLE = "published_outputs"
 def tenant_tables(source: Source) -> list[str]:
     """The tables holding per-tenant rows, each before the tables its foreign keys point at (the order their
     rows can be deleted in)."""
-    conn = source.conn
-    names = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    conn, dialect = source.conn, source.dialect
     tables = [
         name
-        for name in names
-        if {"ecosystem", "tenant_id"} <= {row[1] for row in conn.execute(f'PRAGMA table_info("{name}")')}
+        for name in dialect.tables(conn)
+        if {"ecosystem", "tenant_id"} <= set(dialect.columns(conn, name))
     ]
-    referenced = {
-        name: {row[2] for row in conn.execute(f'PRAGMA foreign_key_list("{name}")')} for name in tables
-    }
+    referenced = {name: dialect.references(conn, name) for name in tables}
     ordered: list[str] = []
     pending = sorted(tables)
     while pending:
         free = [t for t in pending if not any(t in referenced[other] for other in pending if other != t)]
-        if not free:  # a cycle of foreign keys: the schema has none, and SQLite would refuse the deletes
+        if not free:  # a cycle of foreign keys: the schema has none, and the database would refuse it
             raise RuntimeError(f"tables {pending} reference each other; cannot order their deletion")
         ordered += free
         pending = [t for t in pending if t not in free]

@@ -228,6 +228,21 @@ def test_500_four_times_is_an_error_after_four_attempts(server, fake_time):
         assert base <= wait <= base + 1
 
 
+def test_a_label_with_a_lone_surrogate_is_an_error_naming_it(server, fake_time):
+    body = {
+        "status": "success",
+        "data": {
+            "resultType": "matrix",
+            "result": [{**MATRIX["data"]["result"][0], "metric": {"kafka_id": "lkc-\udc00"}}],
+        },
+    }
+    server.route(QUERY_PATH, Reply(body=body))
+    with pytest.raises(MetricsQueryError) as caught:
+        _source(server, fake_time).query_range(BYTES_IN, Window.for_day(DAY), 3600, "lkc-1")
+    assert "$.data.result[0].metric.kafka_id holds an unpaired UTF-16 surrogate" in str(caught.value)
+    assert len(server.hits(QUERY_PATH)) == 1 and fake_time.waits == []
+
+
 def test_status_error_json_is_an_error_without_retry(server, fake_time):
     body = {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"}
     server.route(QUERY_PATH, Reply(200, body))

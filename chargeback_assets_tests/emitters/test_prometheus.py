@@ -1,4 +1,3 @@
-import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -17,7 +16,7 @@ from chargeback_assets_tests.emitters.samples import (
     emit_row,
     emit_varied,
 )
-from chargeback_assets_tests.real_prometheus import backfilled_prometheus
+from chargeback_assets_tests.real_prometheus import backfilled_prometheus, require_prometheus
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
 T1, T2 = 1773446400, 1773532800  # 00:00 UTC of DAY1, DAY2 in seconds
@@ -174,8 +173,7 @@ def test_prometheus_reads_a_hostile_label_value_back_as_written(tmp_path: Path) 
 
 
 def test_promtool_accepts_the_file_and_finds_nothing_to_lint(tmp_path: Path) -> None:
-    if not shutil.which("promtool"):
-        pytest.skip("promtool is not on PATH (Debian package `prometheus`)")
+    require_prometheus()
     emit_varied(PrometheusEmitter(tmp_path / "out"))
     published = tmp_path / "out" / "t1.om"
     blocks = subprocess.run(

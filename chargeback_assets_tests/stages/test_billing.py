@@ -21,6 +21,7 @@ from chargeback_assets.stages.billing import gather_billing
 from chargeback_assets.stages.checks import billing_problems, malformed_lines
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day, billing_strays_for_day
+from chargeback_assets_tests.databases import StorageTarget
 
 TODAY = datetime.now(UTC).date()
 D1, D2, D3 = (TODAY - timedelta(days=offset) for offset in (4, 3, 2))
@@ -37,7 +38,7 @@ Scoped = Callable[..., AbstractContextManager[TenantScope]]
 
 
 @pytest.fixture
-def scoped(tmp_path: Path, server: SandboxServer) -> Scoped:
+def scoped(tmp_path: Path, storage: StorageTarget, server: SandboxServer) -> Scoped:
     configs = iter(range(100))
 
     @contextmanager
@@ -49,7 +50,7 @@ def scoped(tmp_path: Path, server: SandboxServer) -> Scoped:
         )
         config = tmp_path / f"chargeback-{next(configs)}.yaml"
         resource = ChargebackResource(
-            config_path=str(write_config(config, {TENANT: tenant}, tmp_path / "chargeback.db"))
+            config_path=str(write_config(config, {TENANT: tenant}, storage.section))
         )
         runtime = build_runtime(resource.tenant(TENANT))
         try:

@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +22,9 @@ from chargeback_assets.stages.checks import (
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import replace_chargeback_day
-from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.inventory import upsert_identities
 from chargeback_assets.storage.pipeline import get_state, update_state
+from chargeback_assets_tests.databases import StorageTarget
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
 DAY = date(2026, 3, 16)
@@ -64,9 +63,9 @@ def row(resource_id: str | None, product_type: str, identity_id: str, amount: st
 
 
 @pytest.fixture
-def data(tmp_path: Path) -> Iterator[TenantData]:
+def data(storage: StorageTarget) -> Iterator[TenantData]:
     raw = {
-        "storage": {"path": str(tmp_path / "chargeback.db")},
+        "storage": storage.section,
         "tenants": {
             "prod": {
                 "ecosystem": ECOSYSTEM,
@@ -76,7 +75,7 @@ def data(tmp_path: Path) -> Iterator[TenantData]:
             }
         },
     }
-    db = ChargebackDatabase.open(tmp_path / "chargeback.db")
+    db = storage.open()
     yield TenantData(parse_config(raw, {}).tenants["prod"], db)
     db.close()
 

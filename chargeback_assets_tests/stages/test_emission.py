@@ -36,6 +36,7 @@ from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.inventory import upsert_identities, upsert_resources
 from chargeback_assets.storage.pipeline import update_state
 from chargeback_assets.storage.tags import EntityTag, list_tags, set_tag
+from chargeback_assets_tests.databases import StorageTarget
 from chargeback_assets_tests.real_prometheus import backfilled_prometheus
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
@@ -102,10 +103,10 @@ def store_day(tx: Transaction, day: date, rows: list[ChargebackRow]) -> None:
 
 
 def open_data(
-    tmp_path: Path, emitters: list[dict[str, Any]], tags: dict[str, Any] | None = None
+    storage: StorageTarget, emitters: list[dict[str, Any]], tags: dict[str, Any] | None = None
 ) -> TenantData:
     raw = {
-        "storage": {"path": str(tmp_path / "chargeback.db")},
+        "storage": storage.section,
         "tenants": {
             "prod": {
                 "ecosystem": ECOSYSTEM,
@@ -118,12 +119,12 @@ def open_data(
         },
     }
     tenant = parse_config(raw, {}).tenants["prod"]
-    return TenantData(tenant, ChargebackDatabase.open(tmp_path / "chargeback.db"))
+    return TenantData(tenant, storage.open())
 
 
 @pytest.fixture
-def stored(tmp_path: Path) -> Iterator[ChargebackDatabase]:
-    db = ChargebackDatabase.open(tmp_path / "chargeback.db")
+def stored(storage: StorageTarget) -> Iterator[ChargebackDatabase]:
+    db = storage.open()
     with db.transaction() as tx:
         seen = datetime(2026, 3, 1, tzinfo=UTC)
         upsert_identities(
@@ -155,8 +156,10 @@ def csv_emitter(out: Path, **extra: Any) -> dict[str, Any]:
     return {"type": "csv", "name": "files", "params": {"output_dir": str(out)}, **extra}
 
 
-def test_csv_files_read_back_equal_the_database_rows_to_the_cent(tmp_path: Path, stored) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+def test_csv_files_read_back_equal_the_database_rows_to_the_cent(
+    tmp_path: Path, storage: StorageTarget, stored
+) -> None:
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
     (run,) = emit_days(data, "csv", DAYS, now=NOW)
     assert run.emitted == DAYS and run.failed == {} and run.skipped == {}
     for day in DAYS:
@@ -176,11 +179,11 @@ def test_csv_files_read_back_equal_the_database_rows_to_the_cent(tmp_path: Path,
 
 
 def test_a_failed_emission_is_recorded_raised_and_retried_with_counted_attempts(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
     out = tmp_path / "csv"
     out.write_text("a file where the output directory should be")
-    data = open_data(tmp_path, [csv_emitter(out)])
+    data = open_data(storage, [csv_emitter(out)])
     with pytest.raises(EmissionFailed) as failed:
         emit_days(data, "csv", DAYS[:1], now=NOW)
     message = str(failed.value)
@@ -199,9 +202,9 @@ def test_a_failed_emission_is_recorded_raised_and_retried_with_counted_attempts(
 
 
 def test_dates_older_than_lookback_and_dates_without_rows_are_recorded_as_skipped(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv", lookback_days=3)])
+    data = open_data(storage, [csv_emitter(tmp_path / "csv", lookback_days=3)])
     empty = date(2026, 3, 19)
     (run,) = emit_days(data, "csv", [*DAYS, empty], now=NOW)  # NOW - 3 days = 2026-03-17
     assert run.emitted == DAYS[1:]
@@ -212,9 +215,9 @@ def test_dates_older_than_lookback_and_dates_without_rows_are_recorded_as_skippe
 
 
 def test_monthly_aggregation_writes_one_file_with_the_month_summed_per_dimension(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv", aggregation="monthly")])
+    data = open_data(storage, [csv_emitter(tmp_path / "csv", aggregation="monthly")])
     (run,) = emit_days(data, "csv", DAYS[1:2], now=NOW)
     assert run.emitted == DAYS[1:2]
     cells = read_csv(tmp_path / "csv" / "t1_2026-03-01.csv")
@@ -229,8 +232,10 @@ def test_monthly_aggregation_writes_one_file_with_the_month_summed_per_dimension
     assert len(cells) == len(totals)
 
 
-def test_re_emitting_a_recalculated_day_replaces_its_file(tmp_path: Path, stored) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+def test_re_emitting_a_recalculated_day_replaces_its_file(
+    tmp_path: Path, storage: StorageTarget, stored
+) -> None:
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
     emit_days(data, "csv", DAYS[:1], now=NOW)
     with stored.transaction() as tx:
         store_day(tx, DAYS[0], rows_for(DAYS[0], salt=5)[:2])
@@ -241,7 +246,9 @@ def test_re_emitting_a_recalculated_day_replaces_its_file(tmp_path: Path, stored
     assert (record.status, record.attempt_count) == ("emitted", 2)
 
 
-def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: Path, stored) -> None:
+def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(
+    tmp_path: Path, storage: StorageTarget, stored
+) -> None:
     with stored.transaction() as tx:
         for entity_type, entity_id, key, value in [
             ("identity", "sa-1", "team", "payments"),
@@ -250,7 +257,7 @@ def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: P
         ]:
             set_tag(tx, EntityTag(ECOSYSTEM, TENANT_ID, entity_type, entity_id, key, value, "cli", NOW))
     config_tags = {"identities": {"sa-1": {"owner": "config-owner", "tier": "gold"}}}
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")], tags=config_tags)
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")], tags=config_tags)
     emit_days(data, "csv", DAYS[:1], now=NOW)
     cells = read_csv(tmp_path / "csv" / "t1_2026-03-16.csv")
     tags = {(c["identity_id"], c["resource_id"]): json.loads(c["tags"]) for c in cells}
@@ -263,7 +270,7 @@ def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: P
     assert sum(Decimal(t["amount"]) for t in teams) == sum(Decimal(c["amount"]) for c in cells)
 
     # a config tag removed from the file leaves the table at the next emission; CLI tags stay
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
     emit_days(data, "csv", DAYS[:1], now=NOW)
     assert {(t.tag_key, t.created_by) for t in list_tags(stored, ECOSYSTEM, TENANT_ID)} == {
         ("team", "cli"),
@@ -271,8 +278,10 @@ def test_config_and_stored_tags_reach_the_rows_and_resource_tags_win(tmp_path: P
     }
 
 
-def test_a_tenant_without_an_emitter_of_the_type_does_nothing(tmp_path: Path, stored) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+def test_a_tenant_without_an_emitter_of_the_type_does_nothing(
+    tmp_path: Path, storage: StorageTarget, stored
+) -> None:
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
     assert emit_days(data, "prometheus", DAYS, now=NOW) == []
     assert emission_records(stored, ECOSYSTEM, TENANT_ID) == []
 
@@ -282,12 +291,10 @@ TOLERANCE = Decimal("0.00005")
 
 
 def test_the_openmetrics_file_backfilled_into_prometheus_gives_the_database_totals(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
     out = tmp_path / "prom"
-    data = open_data(
-        tmp_path, [{"type": "prometheus", "name": "metrics", "params": {"output_dir": str(out)}}]
-    )
+    data = open_data(storage, [{"type": "prometheus", "name": "metrics", "params": {"output_dir": str(out)}}])
     (run,) = emit_days(data, "prometheus", DAYS, now=NOW)
     assert run.emitted == DAYS
     with backfilled_prometheus(tmp_path, out / "t1.om") as url:
@@ -309,21 +316,21 @@ def test_the_openmetrics_file_backfilled_into_prometheus_gives_the_database_tota
                 assert abs(got[identity] - amount) <= TOLERANCE, (day, identity, got[identity], amount)
 
 
-def test_an_emission_leaves_the_garbage_collector_on(tmp_path: Path, stored) -> None:
-    data = open_data(tmp_path, [csv_emitter(tmp_path / "csv")])
+def test_an_emission_leaves_the_garbage_collector_on(tmp_path: Path, storage: StorageTarget, stored) -> None:
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
     (run,) = emit_days(data, "csv", DAYS, now=NOW)
     assert run.rows == 3 * len(rows_for(DAYS[0])) and gc.isenabled()
 
 
 def test_a_day_that_does_not_reconcile_is_blocked_its_output_withdrawn_and_the_others_emitted(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
     emitters = [
         csv_emitter(tmp_path / "csv"),
         csv_emitter(tmp_path / "more", name="more"),
         {"type": "prometheus", "name": "om", "params": {"output_dir": str(tmp_path / "om")}},
     ]
-    data = open_data(tmp_path, emitters)
+    data = open_data(storage, emitters)
     for emitter_type in ("csv", "prometheus"):
         emit_days(data, emitter_type, DAYS, now=NOW)  # every day published once
     with stored.transaction() as tx:  # then the stored rows of one day no longer sum to its bill
@@ -359,17 +366,17 @@ def test_a_day_that_does_not_reconcile_is_blocked_its_output_withdrawn_and_the_o
 
 
 def test_a_published_day_follows_the_database_even_older_than_lookback_and_an_uncalculated_one_is_kept(
-    tmp_path: Path, stored
+    tmp_path: Path, storage: StorageTarget, stored
 ) -> None:
     out = tmp_path / "csv"
-    emit_days(open_data(tmp_path, [csv_emitter(out)]), "csv", DAYS, now=NOW)
+    emit_days(open_data(storage, [csv_emitter(out)]), "csv", DAYS, now=NOW)
     restated = rows_for(DAYS[0], salt=3)[:4]
     with stored.transaction() as tx:
         store_day(tx, DAYS[0], restated)  # older than the lookback below, published before: re-emitted
         store_day(tx, DAYS[1], [])  # emptied at the source and calculated again: withdrawn
         update_state(tx, ECOSYSTEM, TENANT_ID, DAYS[1], chargeback_calculated=True)
         store_day(tx, DAYS[2], [])  # its rows gone without a calculation (retention): its file is kept
-    (run,) = emit_days(open_data(tmp_path, [csv_emitter(out, lookback_days=3)]), "csv", DAYS, now=NOW)
+    (run,) = emit_days(open_data(storage, [csv_emitter(out, lookback_days=3)]), "csv", DAYS, now=NOW)
     assert run.emitted == [DAYS[0]]
     assert list(run.emptied) == [DAYS[1]] and run.skipped == {DAYS[2]: "no chargeback rows"}
     assert [Decimal(c["amount"]) for c in read_csv(out / "t1_2026-03-16.csv")] == [r.amount for r in restated]

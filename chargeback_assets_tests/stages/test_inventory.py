@@ -21,6 +21,7 @@ from chargeback_assets.stages.scope import StageError, TenantScope
 from chargeback_assets.stages.suspension import Suspension, suspension
 from chargeback_assets.storage.inventory import active_ids
 from chargeback_assets.storage.pipeline import get_state
+from chargeback_assets_tests.databases import StorageTarget
 
 IDENTITY_LISTS = ("service_accounts", "users", "api_keys", "identity_providers")
 TODAY = datetime.now(UTC).date()
@@ -34,7 +35,9 @@ def sandbox() -> Iterator[SandboxServer]:
 
 
 @contextmanager
-def tenant_scope(tmp_path: Path, server: SandboxServer, **settings: Any) -> Iterator[TenantScope]:
+def tenant_scope(
+    tmp_path: Path, storage: StorageTarget, server: SandboxServer, **settings: Any
+) -> Iterator[TenantScope]:
     tenant = sandbox_tenant(
         server.org,
         server,
@@ -43,7 +46,7 @@ def tenant_scope(tmp_path: Path, server: SandboxServer, **settings: Any) -> Iter
         http={"max_retries": 0},
         **settings,
     )
-    config = write_config(tmp_path / "chargeback.yaml", {"t1": tenant}, tmp_path / "chargeback.db")
+    config = write_config(tmp_path / "chargeback.yaml", {"t1": tenant}, storage.section)
     with ChargebackResource(config_path=str(config)).scope("t1") as scope:
         yield scope
 
@@ -59,8 +62,8 @@ def remove_all_identities(server: SandboxServer) -> dict[str, list]:
     return removed
 
 
-def test_missing_entities_are_marked_deleted_but_unallocated_never(tmp_path, sandbox) -> None:
-    with tenant_scope(tmp_path, sandbox) as scope:
+def test_missing_entities_are_marked_deleted_but_unallocated_never(tmp_path, storage, sandbox) -> None:
+    with tenant_scope(tmp_path, storage, sandbox) as scope:
         first = gather_inventory(scope, DAYS)
         assert first.complete and first.identities > 0
         before = active_identities(scope)
@@ -73,8 +76,10 @@ def test_missing_entities_are_marked_deleted_but_unallocated_never(tmp_path, san
         assert all(get_state(scope.db, "confluent_cloud", "t1", day).resources_gathered for day in DAYS)
 
 
-def test_a_failing_endpoint_makes_the_gather_incomplete_and_deletes_nothing(tmp_path, sandbox) -> None:
-    with tenant_scope(tmp_path, sandbox) as scope:
+def test_a_failing_endpoint_makes_the_gather_incomplete_and_deletes_nothing(
+    tmp_path, storage, sandbox
+) -> None:
+    with tenant_scope(tmp_path, storage, sandbox) as scope:
         gather_inventory(scope, DAYS)
         before = active_identities(scope)
         del sandbox.org.objects["service_accounts"][:2]
@@ -93,9 +98,9 @@ def test_a_failing_endpoint_makes_the_gather_incomplete_and_deletes_nothing(tmp_
         assert get_state(scope.db, "confluent_cloud", "t1", DAYS[0]).inventory_errors == ()
 
 
-def test_by_default_an_empty_gather_never_deletes(tmp_path, sandbox) -> None:
+def test_by_default_an_empty_gather_never_deletes(tmp_path, storage, sandbox) -> None:
     """Scenario 11: threshold -1 — an API answering 'nothing' looks exactly like an outage."""
-    with tenant_scope(tmp_path, sandbox) as scope:
+    with tenant_scope(tmp_path, storage, sandbox) as scope:
         gather_inventory(scope, DAYS)
         before = active_identities(scope)
         remove_all_identities(sandbox)
@@ -104,9 +109,11 @@ def test_by_default_an_empty_gather_never_deletes(tmp_path, sandbox) -> None:
         assert active_identities(scope) == before
 
 
-def test_empty_gathers_delete_after_the_threshold_and_a_non_empty_one_resets(tmp_path, sandbox) -> None:
+def test_empty_gathers_delete_after_the_threshold_and_a_non_empty_one_resets(
+    tmp_path, storage, sandbox
+) -> None:
     """Scenario 12: threshold 2 — the first empty gather waits, the second deletes; a real gather resets."""
-    with tenant_scope(tmp_path, sandbox, zero_gather_deletion_threshold=2) as scope:
+    with tenant_scope(tmp_path, storage, sandbox, zero_gather_deletion_threshold=2) as scope:
         gather_inventory(scope, DAYS)
         removed = remove_all_identities(sandbox)
         assert gather_inventory(scope, DAYS).deleted_identities == []
@@ -120,9 +127,9 @@ def test_empty_gathers_delete_after_the_threshold_and_a_non_empty_one_resets(tmp
         assert active_identities(scope) == {UNALLOCATED}
 
 
-def test_consecutive_failed_gathers_suspend_the_tenant_until_a_success(tmp_path, sandbox) -> None:
+def test_consecutive_failed_gathers_suspend_the_tenant_until_a_success(tmp_path, storage, sandbox) -> None:
     """Scenario 14 with threshold 2: nothing reachable twice -> suspended; one good gather resets."""
-    with tenant_scope(tmp_path, sandbox, gather_failure_threshold=2) as scope:
+    with tenant_scope(tmp_path, storage, sandbox, gather_failure_threshold=2) as scope:
         sandbox.faults.set("server_error", times=None, path_prefix="/", status=503)
         with pytest.raises(
             StageError, match=r"tenant t1, dates .*: inventory source failed: .*1 consecutive"

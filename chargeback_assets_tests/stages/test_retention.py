@@ -2,7 +2,6 @@
 retention_max_days_per_run is refused whole."""
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -10,18 +9,18 @@ from chargeback_assets.config import parse_config
 from chargeback_assets.engine.models import Resource
 from chargeback_assets.stages.retention import apply_retention
 from chargeback_assets.stages.scope import StageError, TenantData
-from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.inventory import all_resources, mark_deleted, upsert_resources
 from chargeback_assets.storage.pipeline import update_state
+from chargeback_assets_tests.databases import StorageTarget
 
 ECOSYSTEM, TENANT_ID = "confluent_cloud", "t1"
 TODAY = date(2026, 3, 20)
 HORIZON = TODAY - timedelta(days=10)
 
 
-def tenant_data(tmp_path: Path, max_days: int) -> TenantData:
+def tenant_data(storage: StorageTarget, max_days: int) -> TenantData:
     raw = {
-        "storage": {"path": str(tmp_path / "chargeback.db")},
+        "storage": storage.section,
         "tenants": {
             "prod": {
                 "ecosystem": ECOSYSTEM,
@@ -33,9 +32,7 @@ def tenant_data(tmp_path: Path, max_days: int) -> TenantData:
             }
         },
     }
-    return TenantData(
-        parse_config(raw, {}).tenants["prod"], ChargebackDatabase.open(tmp_path / "chargeback.db")
-    )
+    return TenantData(parse_config(raw, {}).tenants["prod"], storage.open())
 
 
 def stored(data: TenantData, days: list[date]) -> None:
@@ -44,8 +41,8 @@ def stored(data: TenantData, days: list[date]) -> None:
             update_state(tx, ECOSYSTEM, TENANT_ID, day, chargeback_calculated=True)
 
 
-def test_the_computed_days_and_the_entities_they_read_stay(tmp_path: Path) -> None:
-    data = tenant_data(tmp_path, max_days=3)
+def test_the_computed_days_and_the_entities_they_read_stay(storage: StorageTarget) -> None:
+    data = tenant_data(storage, max_days=3)
     old = [HORIZON - timedelta(days=offset) for offset in (5, 4, 3, 2, 1)]
     stored(data, old)
     with data.db.transaction() as tx:
@@ -66,8 +63,8 @@ def test_the_computed_days_and_the_entities_they_read_stay(tmp_path: Path) -> No
     data.db.close()
 
 
-def test_more_days_than_the_limit_are_refused_and_nothing_is_removed(tmp_path: Path) -> None:
-    data = tenant_data(tmp_path, max_days=2)
+def test_more_days_than_the_limit_are_refused_and_nothing_is_removed(storage: StorageTarget) -> None:
+    data = tenant_data(storage, max_days=2)
     old = [HORIZON - timedelta(days=offset) for offset in (3, 2, 1)]
     stored(data, old)
     refusal = r"retention refused, nothing removed: .* dates 2026-03-07\.\.2026-03-09 \(3 days\), more than"

@@ -26,6 +26,7 @@ from chargeback_assets.stages.resolution import resolve_day
 from chargeback_assets.stages.scope import StageError, TenantScope
 from chargeback_assets.stages.usage import fetch_usage
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets_tests.databases import StorageTarget
 from chargeback_assets_tests.ecosystems.http_fake import FakeTime
 
 TODAY = datetime.now(UTC).date()
@@ -44,7 +45,11 @@ def server() -> Iterator[SandboxServer]:
 
 @contextmanager
 def gathered_scope(
-    tmp_path: Path, server: SandboxServer, budget: RetryBudget, password: str = PROMETHEUS_LOGIN[1]
+    tmp_path: Path,
+    storage: StorageTarget,
+    server: SandboxServer,
+    budget: RetryBudget,
+    password: str = PROMETHEUS_LOGIN[1],
 ) -> Iterator[TenantScope]:
     """Tenant t1 on the sandbox with the day's bill and inventory gathered, its clients on `budget`."""
     metrics: dict[str, Any] = {
@@ -57,7 +62,7 @@ def gathered_scope(
         server.org, server, tenant_id="t1", start_date=TODAY - timedelta(days=5), metrics=metrics
     )
     resource = ChargebackResource(
-        config_path=str(write_config(tmp_path / "c.yaml", {"t1": tenant}, tmp_path / "c.db"))
+        config_path=str(write_config(tmp_path / "c.yaml", {"t1": tenant}, storage.section))
     )
     runtime = build_runtime(resource.tenant("t1"), budget)
     try:
@@ -74,10 +79,10 @@ def queries_asked(server: SandboxServer) -> list[int]:
     return [request.status for request in server.requests if request.path == QUERY_RANGE]
 
 
-def test_a_transient_outage_that_outlasts_the_budget_falls_back_visibly(tmp_path, server) -> None:
+def test_a_transient_outage_that_outlasts_the_budget_falls_back_visibly(tmp_path, storage, server) -> None:
     fake_time = FakeTime()
     budget = fake_time.budget(20)
-    with gathered_scope(tmp_path, server, budget) as scope:
+    with gathered_scope(tmp_path, storage, server, budget) as scope:
         server.faults.set("server_error", times=None, path_prefix="/api/v1/", status=503)
         [usage] = fetch_usage(scope, [DAY])
         assert budget.remaining() == 0 and fake_time.waits, "retried until the run's budget was spent"
@@ -94,9 +99,9 @@ def test_a_transient_outage_that_outlasts_the_budget_falls_back_visibly(tmp_path
         assert reconcile_day(scope, DAY).mismatches == ()
 
 
-def test_a_permanent_metrics_error_fails_the_partition_without_retrying(tmp_path, server) -> None:
+def test_a_permanent_metrics_error_fails_the_partition_without_retrying(tmp_path, storage, server) -> None:
     fake_time = FakeTime()
-    with gathered_scope(tmp_path, server, fake_time.budget(), password="wrong-pass-Zz9") as scope:
+    with gathered_scope(tmp_path, storage, server, fake_time.budget(), password="wrong-pass-Zz9") as scope:
         with pytest.raises(StageError, match=rf"tenant t1, date {DAY}: metrics source failed: .*status 401"):
             fetch_usage(scope, [DAY])
         asked = [r.query for r in server.requests if r.path == QUERY_RANGE]
@@ -110,10 +115,10 @@ class Interrupted(BaseException):
 
 
 def test_a_terminate_while_workers_wait_to_retry_cancels_the_budget_and_returns_at_once(
-    tmp_path, server
+    tmp_path, storage, server
 ) -> None:
     budget = RetryBudget(300)  # real waiting: the server asks for two minutes before every retry
-    with gathered_scope(tmp_path, server, budget) as scope:
+    with gathered_scope(tmp_path, storage, server, budget) as scope:
         server.faults.set("rate_limit", times=None, path_prefix="/api/v1/", seconds=120)
         main = threading.main_thread().ident
         assert main == threading.get_ident(), "signals reach the main thread only"

@@ -55,13 +55,16 @@ def test_a_day_round_trips_exactly_in_key_order(db):
     assert billing_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []
 
 
-def test_money_is_text_in_the_file(db):
+def test_money_is_exact_text_in_sqlite_and_numeric_in_postgres(db):
     with db.transaction() as tx:
         replace_billing_day(tx, ECO, TENANT, DAY, [CKU])
-    assert db.conn.execute("SELECT typeof(total_cost), total_cost FROM billing").fetchone() == (
-        "text",
-        "12.3400",
-    )
+    if db.dialect.name == "sqlite":
+        stored = db.conn.execute("SELECT typeof(total_cost), total_cost FROM billing").fetchone()
+        assert stored == ("text", "12.3400")
+    else:
+        stored = db.conn.execute("SELECT pg_typeof(total_cost)::text, total_cost FROM billing").fetchone()
+        assert stored == ("numeric", Decimal("12.3400"))
+        assert str(stored[1]) == "12.3400"  # the scale written is the scale read
 
 
 def test_another_tenant_never_sees_the_bill(db):

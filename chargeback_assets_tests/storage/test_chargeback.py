@@ -1,4 +1,3 @@
-import sqlite3
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -17,6 +16,7 @@ from chargeback_assets.storage.chargeback import (
     chargeback_rows_for_day,
     replace_chargeback_day,
 )
+from chargeback_assets_tests.databases import UNIQUE_VIOLATION
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
 
 ROW = ChargebackRow(
@@ -47,7 +47,9 @@ def test_rows_of_one_dimension_are_summed_never_overwritten(db):
     assert chargeback_rows_for_day(db, ECO, TENANT, DAY) == [
         replace(ROW, amount=Decimal("100.0000"), metadata={"env_id": "env-1"})
     ]
-    assert db.conn.execute("SELECT amount FROM chargeback_facts").fetchall() == [("100.0000",)]
+    assert [str(amount) for (amount,) in db.conn.execute("SELECT amount FROM chargeback_facts")] == [
+        "100.0000"
+    ]
 
 
 def test_null_columns_are_part_of_the_dimension(db):
@@ -60,11 +62,11 @@ def test_null_columns_are_part_of_the_dimension(db):
     ]
     _write(db, [org_wide])
     assert db.conn.execute("SELECT COUNT(*) FROM chargeback_dimensions").fetchone() == (2,)
-    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE constraint failed"):
+    with pytest.raises(UNIQUE_VIOLATION, match="idx_chargeback_dimensions_unique"):
         db.conn.execute(
-            "INSERT INTO chargeback_dimensions (ecosystem, tenant_id, env_id, resource_id, product_category, "
-            "product_type, identity_id, cost_type, allocation_method, allocation_detail) "
-            "VALUES (?, ?, 'env-1', NULL, 'KAFKA', 'KAFKA_NUM_CKUS', 'sa-1', 'usage', NULL, NULL)",
+            "INSERT INTO chargeback_dimensions (dimension_id, ecosystem, tenant_id, env_id, resource_id, "
+            "product_category, product_type, identity_id, cost_type, allocation_method, allocation_detail) "
+            "VALUES (99, ?, ?, 'env-1', NULL, 'KAFKA', 'KAFKA_NUM_CKUS', 'sa-1', 'usage', NULL, NULL)",
             (ECO, TENANT),
         )
 

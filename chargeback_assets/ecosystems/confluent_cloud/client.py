@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from chargeback_assets.ecosystems.base import SourceError, origin
+from chargeback_assets.ecosystems.base import LONE_SURROGATE, SourceError, lone_surrogate_in, origin
 from chargeback_assets.ecosystems.confluent_cloud.settings import HttpSettings
 from chargeback_assets.ecosystems.retry import (
     DEFAULT_RETRY_BUDGET_SECONDS,
@@ -194,7 +194,7 @@ class CCloudClient:
             if status != 200:
                 raise self._http_error(path, response)
             try:
-                return response.json()
+                body = response.json()
             except ValueError:
                 transient = transient_response(status, body_readable=False)
                 raise self._error(
@@ -204,6 +204,10 @@ class CCloudClient:
                     "the response body is not valid JSON",
                     transient=transient,
                 ) from None
+            where = lone_surrogate_in(response.content, body)
+            if where is not None:
+                raise self._error(path, status, "invalid_response", f"{where} {LONE_SURROGATE}")
+            return body
 
         return self._retry.call(path, attempt)
 

@@ -263,3 +263,20 @@ def test_no_credential_in_any_error_or_log(fake, make_client, caplog):
         assert API_KEY not in text and API_SECRET not in text
     assert "invalid key *** with secret ***" in str(failures[0])
     assert all("acme" in str(f) for f in failures)
+
+
+def test_a_lone_surrogate_is_refused_at_once_naming_where_it_is(fake, make_client):
+    accounts = [{"id": "sa-1", "display_name": "payments"}, {"id": "sa-2", "display_name": "Pay\ud800ments"}]
+    fake.route("/iam/v2/service-accounts", listing(accounts))
+    with pytest.raises(CCloudApiError) as caught:
+        list(make_client().list("/iam/v2/service-accounts"))
+    assert caught.value.kind == "invalid_response" and not caught.value.transient
+    assert "GET /iam/v2/service-accounts" in str(caught.value)
+    assert "$.data[1].display_name holds an unpaired UTF-16 surrogate" in str(caught.value)
+    assert len(fake.hits("/iam/v2/service-accounts")) == 1
+
+
+def test_an_escaped_surrogate_pair_is_ordinary_text(fake, make_client):
+    fake.route("/iam/v2/service-accounts", listing([{"id": "sa-1", "display_name": "Team \U0001f680"}]))
+    [account] = make_client().list("/iam/v2/service-accounts")
+    assert account["display_name"] == "Team \U0001f680"

@@ -99,6 +99,21 @@ def test_a_persistent_outage_is_recorded_and_limits_deletion_authority(client, o
     assert gathered.observed_types == {*RESOURCE_TYPES, IDENTITIES} - {"ksqldb_cluster"}
 
 
+def test_a_display_name_that_is_not_unicode_makes_the_inventory_incomplete_naming_it(client):
+    org = generate_org("small", seed=7, end_date=END, days=10)
+    account = org.objects["service_accounts"][0]["id"]
+    org.rename(account, "billing\ud800")
+    with SandboxServer(org, api_key=KEY, api_secret=SECRET) as sandbox:
+        settings = HttpSettings(base_url=sandbox.url, min_interval_seconds=0.0, timeout_seconds=5.0)
+        connection = CCloudClient(settings, KEY, Secret(SECRET), "sandbox", budget=FakeTime().budget())
+        gathered = _inventory(connection, org, sandbox).gather()
+        connection.close()
+    assert not gathered.complete
+    [error] = [e for e in gathered.errors if "/iam/v2/service-accounts" in e]
+    assert "display_name holds an unpaired UTF-16 surrogate" in error
+    assert IDENTITIES not in gathered.observed_types
+
+
 def test_cost_source_reads_the_whole_bill(client, org):
     lines = CCloudCostSource(client, "sandbox-tenant", days_per_query=4).gather(START, END)
     raw_total = sum(Decimal(str(row["amount"])) for row in org.costs)
