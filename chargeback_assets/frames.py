@@ -29,7 +29,7 @@ from chargeback_assets.stages.emission import RowLabels
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.chargeback import chargeback_facts_for_day, unattributed_amounts_for_day
-from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.database import open_database
 from chargeback_assets.storage.topics import topic_rows_for_day
 
 CHARGEBACK_COLUMNS = (
@@ -80,11 +80,12 @@ def days_between(start: date, end: date) -> list[date]:
 
 @contextmanager
 def tenant_data(config_path: str | Path, tenant: str) -> Iterator[TenantData]:
-    """A tenant's stored data from a config file (its `storage.path` database), for a notebook or script."""
+    """A tenant's stored data from a config file (its `storage` database, SQLite or PostgreSQL), for a
+    notebook or script."""
     config = load_config(str(config_path))
     if tenant not in config.tenants:
         raise KeyError(f"tenant {tenant!r} is not in {config_path} (known: {', '.join(config.tenants)})")
-    with ChargebackDatabase.open(Path(config.storage.path)) as db:
+    with open_database(config.storage) as db:
         yield TenantData(config.tenants[tenant], db)
 
 
