@@ -37,7 +37,6 @@ would turn a raw carriage return into a line break).
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 import shutil
 import tempfile
@@ -155,12 +154,10 @@ FINGERPRINT = ".fingerprint"
 _RENDERER = f"prometheus_client {version('prometheus-client')}".encode()
 
 
-def fingerprint(families: Sequence[Metric]) -> bytes:
-    """A digest of the families' samples and of the renderer: equal digests render equal fragments."""
-    digest = hashlib.sha256(_RENDERER)
-    for family in families:
-        digest.update(pickle.dumps((family.name, family.samples), protocol=5))
-    return digest.hexdigest().encode()
+def fingerprint(collector: ChargebackCollector | TopicCollector) -> bytes:
+    """A digest of what the collector's families are made of and of the renderer: equal digests render equal
+    fragments."""
+    return hashlib.sha256(_RENDERER + str(collector.content).encode()).hexdigest().encode()
 
 
 def header(metric: str) -> bytes:
@@ -201,9 +198,8 @@ class PrometheusEmitter:
         self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge]
     ) -> list[str]:
         """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
-        collector = TopicCollector(
-            tenant_id, ecosystem, rows, int(day_start(period).timestamp()), self._labels
-        )
+        timestamp = int(day_start(period).timestamp())
+        collector = TopicCollector(tenant_id, ecosystem, rows, timestamp, self._labels)
         target = self._topic_fragments(tenant_id) / period.isoformat()
         return self._replace_fragment(target, collector)
 
@@ -211,19 +207,24 @@ class PrometheusEmitter:
         return self._drop_fragment(tenant_id, self._topic_fragments(tenant_id) / period.isoformat(), "topic")
 
     def _replace_fragment(self, target: Path, collector: ChargebackCollector | TopicCollector) -> list[str]:
-        """Swap the period's fragment for the collector's samples (a bad tag key fails in `collect`, before
-        anything is written), unless it already holds exactly those: rendering is what costs, and most
-        emissions of a day repeat an unchanged day (a re-materialized partition, the lookback window)."""
-        families = list(collector.collect())
-        digest = fingerprint(families)
+        """Swap the period's fragment for the collector's samples, unless it already holds exactly those:
+        rendering is what costs, and most emissions of a day repeat an unchanged day (a re-materialized
+        partition, the lookback window). Rendering comes first, so a bad tag key fails before anything is
+        written."""
+        digest = fingerprint(collector)
         period = target.name
+        fingerprint_file = target / FINGERPRINT
         try:
-            if (target / FINGERPRINT).is_file() and (target / FINGERPRINT).read_bytes() == digest:
+            if fingerprint_file.is_file() and fingerprint_file.read_bytes() == digest:
                 return []
+        except OSError as exc:
+            raise EmitterError(f"cannot read the samples of {period} under {target.parent}: {exc}") from exc
+        rendered = {family.name: sample_lines(family) for family in collector.collect()}
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period}.", dir=target.parent))
-            for family in families:
-                (staging / family.name).write_bytes(sample_lines(family))
+            for metric, lines in rendered.items():
+                (staging / metric).write_bytes(lines)
             (staging / FINGERPRINT).write_bytes(digest)
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
@@ -308,32 +309,35 @@ class PrometheusEmitter:
 
 
 class LabelValues:
-    """Label values made safe once per distinct text (see `label_value`), and tag labels once per `Labels`,
+    """Label values made safe once per distinct text (see `label_value`), and tag labels once per tag set,
     for every period an emitter writes: a large period repeats a few hundred values over tens of thousands
     of series."""
 
     def __init__(self) -> None:
         self.safe: Memo[str, str] = Memo(label_value)
-        self.tags: Memo[Labels, dict[str, str]] = Memo(self._tag_labels)
+        self.tags: Memo[Tags, dict[str, str]] = Memo(self._tag_labels)
 
-    def _tag_labels(self, labels: Labels) -> dict[str, str]:
-        return {name: self.safe[value] for name, value in _tag_labels(labels.tags)}
+    def _tag_labels(self, tags: Tags) -> dict[str, str]:
+        return {name: self.safe[value] for name, value in _tag_labels(dict(tags))}
+
+
+Tags = tuple[tuple[str, str], ...]
+"""A row's tags as sorted (key, value) pairs."""
 
 
 class ChargebackCollector:
     """One period's chargeback rows as the gauge families of the OpenMetrics file, every sample stamped
-    with the period's start; the samples of each family sorted, so the file is reproducible."""
+    with the period's start; the samples of each family sorted, so the file is reproducible.
+
+    The rows are summed per series at once: `content` is all the families are made of, so equal contents
+    render equal fragments (see `fingerprint`).
+    """
 
     def __init__(self, rows: Sequence[EmitRow], timestamp: int, labels: LabelValues) -> None:
-        self._rows = rows
-        self._timestamp = timestamp
-        self._labels = labels
-
-    def collect(self) -> Iterator[Metric]:
         amounts: dict[tuple[str, ...], Decimal] = {}
         identities: dict[tuple[str, ...], Labels] = {}
         tagged: dict[tuple[str, ...], Labels] = {}
-        for r, labels in self._rows:
+        for r, row_labels in rows:
             key = (
                 r.tenant_id,
                 r.ecosystem,
@@ -345,32 +349,43 @@ class ChargebackCollector:
                 r.env_id,
             )
             amounts[key] = amounts.get(key, ZERO) + r.amount
-            identities[key[:3]] = labels
-            if labels.tags:
-                tagged[key[:4]] = labels
-        safe, timestamp = self._labels.safe, self._timestamp
+            identities[key[:3]] = row_labels
+            if row_labels.tags:
+                tagged[key[:4]] = row_labels
+        teams = team_totals(rows)
+        self.content = (
+            timestamp,
+            sorted(amounts.items(), key=_first),
+            (rows[0][0].tenant_id, rows[0][0].ecosystem, list(teams.items())) if teams is not None else None,
+            sorted((key, i.identity_name, i.identity_type) for key, i in identities.items()),
+            sorted((key, tuple(sorted(t.tags.items()))) for key, t in tagged.items()),
+        )
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        timestamp, amounts, teams, identities, tagged = self.content
+        safe = self._labels.safe
         family = GaugeMetricFamily(AMOUNT, METRICS[AMOUNT], labels=AMOUNT_LABELS)
-        for key, amount in sorted(amounts.items(), key=_first):
+        for key, amount in amounts:
             family.add_metric([safe[value] for value in key], float(amount), timestamp)
         yield family
-        teams = team_totals(self._rows)
         if teams is not None:
-            tenant, ecosystem = self._rows[0][0].tenant_id, self._rows[0][0].ecosystem
+            tenant, ecosystem, totals = teams
             family = GaugeMetricFamily(TEAM_AMOUNT, METRICS[TEAM_AMOUNT], labels=TEAM_LABELS)
-            for (team, cost), amount in teams.items():
-                family.add_metric([safe[tenant], safe[ecosystem], safe[team], cost], float(amount), timestamp)
+            for (team, cost_type), amount in totals:
+                values = [safe[tenant], safe[ecosystem], safe[team], cost_type]
+                family.add_metric(values, float(amount), timestamp)
             yield family
         family = GaugeMetricFamily(IDENTITY_INFO, METRICS[IDENTITY_INFO], labels=IDENTITY_LABELS)
-        for key, labels in sorted(identities.items(), key=_first):
-            values = [*key, labels.identity_name, labels.identity_type]
-            family.add_metric([safe[value] for value in values], 1, timestamp)
+        for key, name, identity_type in identities:
+            family.add_metric([safe[value] for value in (*key, name, identity_type)], 1, timestamp)
         yield family
         if tagged:
             family = Metric(TAGS_INFO, METRICS[TAGS_INFO], "gauge")
-            tags = self._labels.tags
-            for key, labels in sorted(tagged.items(), key=_first):
+            tag_labels = self._labels.tags
+            for key, tags in tagged:
                 scope = dict(zip(AMOUNT_LABELS, (safe[value] for value in key), strict=False))
-                family.add_sample(TAGS_INFO, {**scope, **tags[labels]}, 1, timestamp)
+                family.add_sample(TAGS_INFO, {**scope, **tag_labels[tags]}, 1, timestamp)
             yield family
 
 
@@ -378,24 +393,28 @@ class TopicCollector:
     """One day's topic rows of a tenant as the `chargeback_topic_amount` family, summed per series."""
 
     def __init__(
-        self, tenant_id: str, ecosystem: str, rows: Sequence[TopicCharge], timestamp: int, labels: LabelValues
+        self,
+        tenant_id: str,
+        ecosystem: str,
+        rows: Sequence[TopicCharge],
+        timestamp: int,
+        labels: LabelValues,
     ) -> None:
-        self._scope = (tenant_id, ecosystem)
-        self._rows = rows
-        self._timestamp = timestamp
+        amounts: dict[tuple[str, str, str], Decimal] = {}
+        for r in rows:
+            key = (r.resource_id, r.topic, r.product_type)
+            amounts[key] = amounts.get(key, ZERO) + r.amount
+        self.content = (timestamp, (tenant_id, ecosystem), sorted(amounts.items()))
         self._labels = labels
 
     def collect(self) -> Iterator[Metric]:
-        amounts: dict[tuple[str, str, str], Decimal] = {}
-        for r in self._rows:
-            key = (r.resource_id, r.topic, r.product_type)
-            amounts[key] = amounts.get(key, ZERO) + r.amount
+        timestamp, scope, amounts = self.content
         if not amounts:
             return
         safe = self._labels.safe
         family = GaugeMetricFamily(TOPIC_AMOUNT, METRICS[TOPIC_AMOUNT], labels=TOPIC_LABELS)
-        for key, amount in sorted(amounts.items()):
-            family.add_metric([safe[value] for value in (*self._scope, *key)], float(amount), self._timestamp)
+        for key, amount in amounts:
+            family.add_metric([safe[value] for value in (*scope, *key)], float(amount), timestamp)
         yield family
 
 
