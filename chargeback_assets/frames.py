@@ -55,7 +55,15 @@ CHARGEBACK_COLUMNS = (
 dict (identity tags, overridden by resource tags of the same key)."""
 IDENTITY_COLUMNS = ("identity_id", "identity_name", "identity_type", "amount")
 TEAM_COLUMNS = ("team", "amount")
-TENANT_DAY_COLUMNS = ("date", "tenant_id", "billed", "allocated", "unallocated", "unattributed")
+TENANT_DAY_COLUMNS = (
+    "date",
+    "tenant_id",
+    "billed",
+    "allocated",
+    "unallocated",
+    "unattributed",
+    "mismatched_lines",
+)
 BILLING_COLUMNS = (
     "date",
     "tenant_id",
@@ -147,13 +155,15 @@ def team_totals(data: TenantData, start: date, end: date) -> pd.DataFrame:
 
 
 def tenant_totals(data: TenantData, start: date, end: date) -> pd.DataFrame:
-    """Per day: the bill, what was allocated, the part left UNALLOCATED, and the part charged to no payer
-    (unattributed, UNALLOCATED included; see `PAYER_IDENTITY_TYPES`)."""
+    """Per day: the bill, what was allocated, the part left UNALLOCATED, the part charged to no payer
+    (unattributed, UNALLOCATED included; see `PAYER_IDENTITY_TYPES`), and how many billing lines the
+    chargeback does not reconcile with."""
     records = []
     for day in days_between(start, end):
         check = reconcile_day(data, day)
         unattributed = sum(unattributed_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day), ZERO)
-        records.append((day, data.tenant_id, check.billed, check.allocated, check.unallocated, unattributed))
+        money = (check.billed, check.allocated, check.unallocated, unattributed)
+        records.append((day, data.tenant_id, *money, len(check.mismatches)))
     return frame(records, TENANT_DAY_COLUMNS)
 
 
