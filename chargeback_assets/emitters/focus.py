@@ -14,7 +14,9 @@ What each column holds (the README's "FOCUS export" section says the same for us
   to BilledCost when the bill does not say (`x_ListCostSource` tells which).
 - ChargeCategory: `Credit` for rows of a line with a negative cost (promotional credits), else `Usage`;
   a credit row has no PricingQuantity or PricingUnit, and its ListCost is its BilledCost, as FOCUS asks.
-- PricingQuantity / PricingUnit: the row's share of its line's quantity, in the line's unit.
+- PricingQuantity / PricingUnit: the row's share of its line's quantity, in the line's unit (FOCUS unit
+  format: `CKU-hour` becomes `CKU-Hours`).
+- InvoiceId: null; the bill's lines do not name the invoice they will be on.
 - ChargePeriodStart/End: the period (a day, or the month for monthly aggregation); BillingPeriodStart/End:
   the calendar month it falls in (the provider invoices monthly). Timestamps are UTC, ISO 8601 with `Z`.
 - SubAccountId/Name: the environment; BillingAccountId/Name: the tenant id.
@@ -86,6 +88,7 @@ COLUMNS = (
     "ChargePeriodStart",
     "ContractedCost",
     "EffectiveCost",
+    "InvoiceId",
     "InvoiceIssuerName",
     "ListCost",
     "PricingQuantity",
@@ -135,6 +138,18 @@ def timestamp(day: date) -> str:
 
 def month_after(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+TIME_UNITS = {"year": "Years", "month": "Months", "day": "Days", "hour": "Hours", "minute": "Minutes"}
+
+
+def pricing_unit(unit: str) -> str:
+    """The bill's unit in FOCUS's unit format: a unit per time is `<unit>-<plural time unit>` (Confluent's
+    `CKU-hour` is `CKU-Hours`), and a product type standing in for a unit has its underscores as spaces."""
+    base, dash, per = unit.rpartition("-")
+    if dash and per.lower() in TIME_UNITS:
+        return f"{base}-{TIME_UNITS[per.lower()]}"
+    return unit.replace("_", " ")
 
 
 def share(part: Decimal, whole: Decimal, of: Decimal) -> Decimal:
@@ -209,10 +224,11 @@ class FocusEmitter:
                 *period_cells,
                 amount,
                 amount,
+                "",
                 provider,
                 money_text(list_cost),
                 "" if credit else format(self._quantity(row.amount, line), "f"),
-                "" if credit else line.unit,
+                "" if credit else pricing_unit(line.unit),
                 provider,
                 provider,
                 row.resource_id or "",

@@ -222,7 +222,7 @@ def test_cost_series_carry_the_currency_and_whether_the_day_is_settled(tmp_path:
     cost_lines = [
         line for line in lines if line.startswith(("chargeback_amount{", "chargeback_team_amount{"))
     ]
-    assert [line.split("} ")[0].rsplit(",", 2)[1:] + [line.rsplit(" ", 1)[1]] for line in cost_lines] == [
+    assert [[*line.split("} ")[0].rsplit(",", 2)[1:], line.rsplit(" ", 1)[1]] for line in cost_lines] == [
         ['currency="USD"', 'settled="true"', str(T1)],
         ['currency="EUR"', 'settled="false"', str(T2)],
         ['currency="USD"', 'settled="true"', str(T1)],
