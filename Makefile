@@ -11,12 +11,13 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The dagster-webserver port of `make ui`; choose another with `make ui PORT=3001`.
 PORT = 3000
 
-# The FOCUS validator's own virtualenv: focus-validator 2.x (FOCUS 1.2) needs Python >= 3.12. The newest
-# 3.12+ the machine has is used (python3.1x on PATH, pyenv's); without one, uv installs a pinned CPython.
+# The FOCUS validator's own virtualenv: focus-validator 2.x (FOCUS 1.2) needs Python >= 3.12, and its
+# numpy<2 has wheels up to 3.12 only, so a Python 3.12 the machine has is used (on PATH or pyenv's); without
+# one, uv installs a pinned CPython 3.12.
 FOCUS_VENV := .focus-venv
 FOCUS_STAMP := $(FOCUS_VENV)/.installed
-FOCUS_PYTHON ?= $(lastword $(sort $(wildcard /usr/bin/python3.1[2-9] /usr/local/bin/python3.1[2-9] \
-	$(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3)))
+FOCUS_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.12 /usr/local/bin/python3.12 \
+	$(HOME)/.pyenv/versions/3.12*/bin/python3.12))
 UV_PYTHON_VERSION := 3.12.12
 
 .PHONY: demo test lint unit bench ui sandbox system-deps clean

@@ -94,8 +94,7 @@ def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:
     currencies = sorted({run.day_facts[day].currency for run in runs if day in run.day_facts})
     if currencies:
         metadata["currency"] = ",".join(currencies)
-    if any(run.day_bills[day].restated for run in runs if day in run.day_bills):
-        metadata["restated"] = True
+    metadata["restated"] = any(run.day_bills[day].restated for run in runs if day in run.day_bills)
     files = [path for path in outputs if "://" not in path]
     if files:
         metadata["path"] = dg.MetadataValue.path(files[0])

@@ -173,11 +173,14 @@ def test_the_focus_validator_passes_the_export_and_fails_a_broken_one(tmp_path: 
     (path,) = FocusEmitter(tmp_path / "out").emit("t1", DAY, rows(), facts())
     assert failed_rules(Path(path), tmp_path / "good.xml").keys() == KNOWN_VALIDATOR_LIMITS.keys()
     broken = read(Path(path))
-    broken[0]["ChargeCategory"] = "Refund"  # not a FOCUS charge category
+    broken[0]["BilledCost"] = ""  # null
     broken[1]["BillingCurrency"] = "dollars"  # not an ISO 4217 code
+    broken[2]["ChargePeriodStart"] = "yesterday"  # not a date and time
     with (tmp_path / "broken.csv").open("w", newline="", encoding="utf-8") as out:
         writer = csv.DictWriter(out, COLUMNS)
         writer.writeheader()
         writer.writerows(broken)
     failed = failed_rules(tmp_path / "broken.csv", tmp_path / "broken.xml")
-    assert {"ChargeCategory-C-003-M", "BillingCurrency-C-003-M"} <= failed.keys(), failed
+    assert {"BilledCost-C-003-M", "BillingCurrency-C-003-M", "ChargePeriodStart-C-002-M"} <= failed.keys(), (
+        failed
+    )
