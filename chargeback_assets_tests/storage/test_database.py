@@ -100,6 +100,7 @@ def test_old_file_gets_only_the_missing_migrations(tmp_path):
         (8, "billing fingerprint per stage"),
         (9, "gather failures per source"),
         (10, "topic attribution"),
+        (11, "published bill per emission"),
     ]
     assert _versions(path)[0][2] == first_applied
 
