@@ -166,6 +166,9 @@ class FocusEmitter:
             raise ValueError(f"filename_template {problem}")
         self.output_dir = output_dir
         self.filename_template = filename_template
+        self._tag_cells: dict[tuple[str, Labels], str] = {}
+        """(identity id, labels) -> the Tags cell: a large period has tens of thousands of rows but a few
+        thousand (identity, resource) pairs, each with its one `Labels`."""
 
     def path_for(self, tenant_id: str, period: date) -> Path:
         name = self.filename_template.format(
@@ -266,9 +269,17 @@ class FocusEmitter:
     def _quantity(amount: Decimal, line: LineTotals) -> Decimal:
         return share(amount, line.billed, line.quantity).quantize(QUANTITY_QUANTUM)
 
-    @staticmethod
-    def _tags(tenant_id: str, period: date, identity_id: str, labels: Labels) -> str:
+    def _tags(self, tenant_id: str, period: date, identity_id: str, labels: Labels) -> str:
         """User-defined tags as they are, and the identity as provider-defined tags (prefixed)."""
+        cell = self._tag_cells.get((identity_id, labels))
+        if cell is None:
+            cell = self._tag_cells[identity_id, labels] = self._render_tags(
+                tenant_id, period, identity_id, labels
+            )
+        return cell
+
+    @staticmethod
+    def _render_tags(tenant_id: str, period: date, identity_id: str, labels: Labels) -> str:
         tags = labels.tags
         reserved = sorted(key for key in tags if key.startswith(TAG_PREFIX))
         if reserved:
