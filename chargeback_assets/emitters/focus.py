@@ -27,6 +27,7 @@ What each column holds (the README's "FOCUS export" section says the same for us
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
@@ -143,6 +144,7 @@ def month_after(day: date) -> date:
 TIME_UNITS = {"year": "Years", "month": "Months", "day": "Days", "hour": "Hours", "minute": "Minutes"}
 
 
+@functools.cache  # a bill names a few units, repeated on every row
 def pricing_unit(unit: str) -> str:
     """The bill's unit in FOCUS's unit format: a unit per time is `<unit>-<plural time unit>` (Confluent's
     `CKU-hour` is `CKU-Hours`), and a product type standing in for a unit has its underscores as spaces."""
