@@ -5,17 +5,22 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
 `# EOF`, as `promtool tsdb create-blocks-from openmetrics` requires. Metrics:
 
 - `chargeback_amount{tenant_id, ecosystem, identity_id, resource_id, product_type, cost_type,
-  allocation_method, env_id}`: the period's chargeback, summed per label set (product categories and
-  allocation details of one label set add up).
-- `chargeback_team_amount{tenant_id, ecosystem, team, cost_type}`: per `team` tag (`UNTAGGED` for rows
-  without one), only for periods where some row carries a `team` tag.
+  allocation_method, env_id, currency, settled}`: the period's chargeback, summed per label set (product
+  categories and allocation details of one label set add up).
+- `chargeback_team_amount{tenant_id, ecosystem, team, cost_type, currency, settled}`: per `team` tag
+  (`UNTAGGED` for rows without one), only for periods where some row carries a `team` tag.
 - `chargeback_identity_info{tenant_id, ecosystem, identity_id, identity_name, identity_type}` = 1.
 - `chargeback_tags_info{tenant_id, ecosystem, identity_id, resource_id, tag_<key>...}` = 1 for each charged
   (identity, resource) pair with tags; `.` and `-` in tag keys become `_`. Join it in PromQL:
   `chargeback_amount * on(tenant_id, identity_id, resource_id) group_left(tag_team) chargeback_tags_info`.
-- `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type}`: a Kafka cluster's
+- `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type, currency, settled}`: a
+  Kafka cluster's
   cost of the day per topic (the topic-attribution overlay), kept under `<tenant_id>.om.topics.d/<date>/`
   by `emit_topics`, since the chargeback's own emission replaces its period fragments whole. Not pushed.
+
+Every cost series (the three `*_amount` metrics) carries `currency` (the ISO code the period is billed in)
+and `settled` (`true` once the day is past the tenant's `settle_days`, `false` while provisional): see
+`cost_labels`.
 
 Each period is kept as a fragment under `<output_dir>/<tenant_id>.om.d/<date>/`, so re-emitting a period
 replaces its samples and `publish` rebuilds the file from all fragments (every emitted date stays exposed).
@@ -50,6 +55,8 @@ from chargeback_assets.emitters.base import (
     EmitterError,
     Labels,
     Memo,
+    PeriodFacts,
+    flag_text,
     inside,
     team_totals,
     write_atomically,
@@ -89,6 +96,12 @@ def label_value(value: str) -> str:
     return _CONTROLS.sub(REPLACEMENT, value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def cost_labels(facts: PeriodFacts) -> str:
+    """The labels every cost series of a period carries after its own: its currency and whether it is
+    settled."""
+    return f',currency="{label_value(facts.currency)}",settled="{flag_text(facts.settled)}"'
+
+
 def fragments_of(openmetrics_file: Path) -> Path:
     """The directory of per-period fragments an OpenMetrics file is rebuilt from (its working state)."""
     return openmetrics_file.with_name(openmetrics_file.name + ".d")
@@ -118,6 +131,8 @@ def label_clashes(keys: Iterable[str]) -> list[list[str]]:
 
 
 class PrometheusEmitter:
+    wants_lines = False
+
     def __init__(self, output_dir: Path, pushgateway_url: str | None = None, job: str = DEFAULT_JOB) -> None:
         self.output_dir = output_dir
         self.pushgateway_url = pushgateway_url
@@ -134,14 +149,14 @@ class PrometheusEmitter:
         path = self.file_for(tenant_id)
         return path.with_name(f"{path.name}.topics.d")
 
-    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
+    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow], facts: PeriodFacts) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
         fragments are working state, not something a reader opens)."""
-        by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp())))
+        by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp()), facts))
         return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), by_metric)
 
     def emit_topics(
-        self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge]
+        self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge], facts: PeriodFacts
     ) -> list[str]:
         """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
         timestamp = int(day_start(period).timestamp())
@@ -149,10 +164,10 @@ class PrometheusEmitter:
         for r in rows:
             key = (r.resource_id, r.topic, r.product_type)
             amounts[key] = amounts.get(key, ZERO) + r.amount
-        e = self._samples.escaped
+        e, cost = self._samples.escaped, cost_labels(facts)
         lines = [
             f'{TOPIC_AMOUNT}{{tenant_id="{e[tenant_id]}",ecosystem="{e[ecosystem]}",resource_id="{e[resource]}",'
-            f'topic="{e[topic]}",product_type="{e[product]}"}} {amount:f} {timestamp}\n'
+            f'topic="{e[topic]}",product_type="{e[product]}"{cost}}} {amount:f} {timestamp}\n'
             for (resource, topic, product), amount in sorted(amounts.items())
         ]
         target = self._topic_fragments(tenant_id) / period.isoformat()
@@ -260,7 +275,9 @@ class SampleRenderer:
     def _render_tags(self, labels: Labels) -> str:
         return "".join(f',{name}="{self.escaped[value]}"' for name, value in _tag_labels(labels.tags))
 
-    def period_samples(self, rows: Sequence[EmitRow], timestamp: int) -> Iterator[tuple[str, list[str]]]:
+    def period_samples(
+        self, rows: Sequence[EmitRow], timestamp: int, facts: PeriodFacts
+    ) -> Iterator[tuple[str, list[str]]]:
         """(metric, its sample lines) for one period, every list sorted so the file is reproducible."""
         amounts: dict[tuple[str, ...], Decimal] = {}
         identities: dict[tuple[str, ...], Labels] = {}
@@ -280,15 +297,15 @@ class SampleRenderer:
             identities[key[:3]] = labels
             if labels.tags:
                 tagged[key[:4]] = labels
-        e = self.escaped
+        e, cost = self.escaped, cost_labels(facts)
         yield (
             AMOUNT,
             [
                 f'{AMOUNT}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                f'resource_id="{e[resource]}",product_type="{e[product]}",cost_type="{e[cost]}",'
-                f'allocation_method="{e[method]}",env_id="{e[env]}"}} {amount:f} {timestamp}\n'
-                for (tenant, ecosystem, identity, resource, product, cost, method, env), amount in sorted(
-                    amounts.items(), key=_first
+                f'resource_id="{e[resource]}",product_type="{e[product]}",cost_type="{e[cost_type]}",'
+                f'allocation_method="{e[method]}",env_id="{e[env]}"{cost}}} {amount:f} {timestamp}\n'
+                for (tenant, ecosystem, identity, resource, product, cost_type, method, env), amount in (
+                    sorted(amounts.items(), key=_first)
                 )
             ],
         )
@@ -299,8 +316,8 @@ class SampleRenderer:
                 TEAM_AMOUNT,
                 [
                     f'{TEAM_AMOUNT}{{tenant_id="{tenant}",ecosystem="{ecosystem}",team="{e[team]}",'
-                    f'cost_type="{e[cost]}"}} {amount:f} {timestamp}\n'
-                    for (team, cost), amount in teams.items()
+                    f'cost_type="{e[cost_type]}"{cost}}} {amount:f} {timestamp}\n'
+                    for (team, cost_type), amount in teams.items()
                 ],
             )
         yield (

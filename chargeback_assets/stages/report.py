@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from chargeback_assets.engine.models import Window, day_start
+from chargeback_assets.engine.models import Window, day_start, is_settled
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.checks import reconcile_day, reconcile_topics_day
 from chargeback_assets.stages.scope import TenantData
@@ -37,14 +37,25 @@ class TenantReport:
     """Charged to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED included."""
     mismatched_lines: int
     top: tuple[IdentityCost, ...]
+    currency: str
+    """The currency the days are billed in (several, comma-separated, should a bill ever mix them)."""
+    provisional_days: int
+    """Days younger than the tenant's `settle_days`: their bill may still be revised."""
+    provisional_billed: Decimal
 
 
-def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> TenantReport:
-    billed = allocated = unallocated = unattributed = ZERO
-    mismatched = 0
+def tenant_report(data: TenantData, days: Sequence[date], today: date, top: int = 10) -> TenantReport:
+    """The tenant's totals over `days`; which of them are still provisional is judged as of `today`."""
+    billed = allocated = unallocated = unattributed = provisional_billed = ZERO
+    mismatched = provisional = 0
+    currencies: set[str] = set()
     by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for day in days:
         check = reconcile_day(data, day)
+        currencies.update(check.currency.split(","))
+        if not is_settled(day, today, data.tenant.settle_days):
+            provisional += 1
+            provisional_billed += check.billed
         billed += check.billed
         allocated += check.allocated
         unallocated += check.unallocated
@@ -74,6 +85,9 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
             IdentityCost(identity_id, *names.get(identity_id, ("", "sentinel")), amount)
             for identity_id, amount in ranked
         ),
+        currency=",".join(sorted(currencies)),
+        provisional_days=provisional,
+        provisional_billed=provisional_billed,
     )
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from chargeback_assets.emitters.base import EmitRow, Labels
+from chargeback_assets.emitters.base import EmitRow, Labels, PeriodFacts
 from chargeback_assets.engine.models import ChargebackRow, CostType, day_start
 
 HOSTILE = ' =cmd|"/c calc"!A0\r\n;team=x,\t"q"\\ \x00\x1b[31m\x85\u2028é'
@@ -59,3 +59,10 @@ def emit_row(
             tags=dict(tags or {}),
         ),
     )
+
+
+def period_facts(
+    day: date, *, currency: str = "USD", settled: bool = True, restated: bool = False
+) -> PeriodFacts:
+    """What the emission stage tells an emitter of a one-day period, settled unless a test says otherwise."""
+    return PeriodFacts(end=day + timedelta(days=1), currency=currency, settled=settled, restated=restated)
