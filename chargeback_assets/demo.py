@@ -30,6 +30,7 @@ from typing import Any
 
 from chargeback_assets.config import CONFIG_ENV_VAR
 from chargeback_assets.sandbox import SandboxServer, generate_org
+from chargeback_assets.sandbox.organization import Organization
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
 
 TENANTS = {"acme-prod": 7, "acme-staging": 11}
@@ -45,7 +46,20 @@ def emitters_for(outputs: Path) -> list[dict[str, Any]]:
     return [
         {"type": "csv", "name": "csv", "params": {"output_dir": str(outputs / "csv")}},
         {"type": "prometheus", "name": "prometheus", "params": {"output_dir": str(outputs / "prometheus")}},
+        {"type": "focus", "name": "focus", "params": {"output_dir": str(outputs / "focus")}},
     ]
+
+
+def team_tags(org: Organization) -> dict[str, Any]:
+    """A `team` tag on every service account, named after the team its display name starts with
+    (`payments-app-0000` belongs to payments), so the team rollups have teams to show; users stay
+    untagged, as people often are, and show under UNTAGGED."""
+    return {
+        "identities": {
+            account["id"]: {"team": account["display_name"].split("-", 1)[0]}
+            for account in org.objects.get("service_accounts", [])
+        }
+    }
 
 
 @contextmanager
@@ -71,6 +85,7 @@ def demo_environment(workdir: Path, days: int) -> Iterator[tuple[Path, date]]:
                 start_date=first,
                 emitters=emitters_for(workdir / "outputs"),
                 topic_attribution={"enabled": True} if name == TOPIC_TENANT else None,
+                tags=team_tags(org),
             )
         config = write_config(workdir / "chargeback.yaml", tenants, workdir / "chargeback.db")
         yield config, newest
@@ -113,6 +128,7 @@ def run_demo(workdir: Path, days: int) -> int:
 
     from chargeback_assets.constants import TENANT_TAG
     from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
+    from chargeback_assets.emitters.focus import FOCUS_VERSION
     from chargeback_assets.resources import ChargebackResource
     from chargeback_assets.stages.report import tenant_report, topic_report
 
@@ -154,12 +170,19 @@ def run_demo(workdir: Path, days: int) -> int:
         print("\n=== chargeback report ===")
         for tenant in TENANTS:
             with chargeback.data(tenant) as data:
-                report = tenant_report(data, day_list)
+                report = tenant_report(data, day_list, datetime.now(UTC).date())
+                settle_days = data.tenant.settle_days
             ok &= report.billed == report.allocated and report.mismatched_lines == 0
             share = report.unattributed / report.billed if report.billed else 0
             print(
-                f"\n{tenant}: {report.days} days  billed {report.billed}  allocated {report.allocated}  "
-                f"unallocated {report.unallocated}  unattributed {report.unattributed} ({share:.1%})"
+                f"\n{tenant}: {report.days} days, amounts in {report.currency}  billed {report.billed}  "
+                f"allocated {report.allocated}  unallocated {report.unallocated}  "
+                f"unattributed {report.unattributed} ({share:.1%})"
+            )
+            print(
+                f"  settled: {report.days - report.provisional_days} days; provisional (younger than "
+                f"settle_days={settle_days}, may still be revised): {report.provisional_days} days, "
+                f"{report.provisional_billed} {report.currency}"
             )
             print(f"  {'identity':<28} {'type':<22} {'name':<28} {'amount':>14}")
             for cost in report.top:
@@ -183,7 +206,11 @@ def run_demo(workdir: Path, days: int) -> int:
                 for cluster, topic, amount in topics.top:
                     print(f"    {cluster:<14} {topic:<40} {amount:>14}")
         outputs = workdir / "outputs"
-        print(f"\noutputs: CSV in {outputs / 'csv'}, OpenMetrics in {outputs / 'prometheus'}")
+        teams = sorted((outputs / "csv").glob("*_teams.csv"))
+        print(
+            f"\noutputs: CSV in {outputs / 'csv'} ({len(teams)} team rollups), OpenMetrics in "
+            f"{outputs / 'prometheus'}, FOCUS {FOCUS_VERSION} in {outputs / 'focus'}"
+        )
         print(f"database: {workdir / 'chargeback.db'}   config: {config}")
         print(f"dagster instance: {home}")
     print("\ndemo " + ("finished: every line reconciles" if ok else "FAILED"))

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from chargeback_assets.config import load_config
 from chargeback_assets.emitters.base import TEAM_TAG, UNTAGGED
-from chargeback_assets.engine.models import Window, day_start
+from chargeback_assets.engine.models import Window, day_start, is_settled
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.checks import reconcile_day
 from chargeback_assets.stages.emission import RowLabels
@@ -62,6 +62,8 @@ TENANT_DAY_COLUMNS = (
     "allocated",
     "unallocated",
     "unattributed",
+    "currency",
+    "settled",
     "mismatched_lines",
 )
 BILLING_COLUMNS = (
@@ -154,16 +156,19 @@ def team_totals(data: TenantData, start: date, end: date) -> pd.DataFrame:
     return frame(list(rows.groupby("team")["amount"].sum().items()), TEAM_COLUMNS)
 
 
-def tenant_totals(data: TenantData, start: date, end: date) -> pd.DataFrame:
+def tenant_totals(data: TenantData, start: date, end: date, today: date | None = None) -> pd.DataFrame:
     """Per day: the bill, what was allocated, the part left UNALLOCATED, the part charged to no payer
-    (unattributed, UNALLOCATED included; see `PAYER_IDENTITY_TYPES`), and how many billing lines the
-    chargeback does not reconcile with."""
+    (unattributed, UNALLOCATED included; see `PAYER_IDENTITY_TYPES`), the currency, and whether the day is
+    settled as of `today` (default: today, UTC), by the rule the outputs use (`is_settled`), and how many
+    billing lines the chargeback does not reconcile with."""
+    today = today or datetime.now(UTC).date()
     records = []
     for day in days_between(start, end):
         check = reconcile_day(data, day)
         unattributed = sum(unattributed_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day), ZERO)
+        settled = is_settled(day, today, data.tenant.settle_days)
         money = (check.billed, check.allocated, check.unallocated, unattributed)
-        records.append((day, data.tenant_id, *money, len(check.mismatches)))
+        records.append((day, data.tenant_id, *money, check.currency, settled, len(check.mismatches)))
     return frame(records, TENANT_DAY_COLUMNS)
 
 

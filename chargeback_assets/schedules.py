@@ -1,11 +1,10 @@
 """The daily schedule: the newest settled day, for every tenant not suspended, one run per tenant."""
 
-from datetime import timedelta
-
 import dagster as dg
 
 from chargeback_assets.config import AppConfig
 from chargeback_assets.constants import TENANT_TAG, TRIGGER_TAG
+from chargeback_assets.engine.models import newest_settled_day
 from chargeback_assets.partitions import partition_key
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sensors import SuspendedTenants
@@ -27,7 +26,7 @@ def build_daily_schedule(config: AppConfig, selection: dg.AssetSelection) -> dg.
         suspended = SuspendedTenants(chargeback, context.log)
         requests = []
         for name, tenant in sorted(chargeback.config.tenants.items()):
-            day = today - timedelta(days=1 + tenant.settle_days)
+            day = newest_settled_day(today, tenant.settle_days)
             if day < tenant.start_date or suspended.holds(name):
                 continue
             requests.append(

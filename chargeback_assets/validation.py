@@ -209,6 +209,8 @@ Exact = Annotated[
 """An exact number: money, rates, fractions. Floats go through their shortest text, so YAML's 0.7 is
 Decimal('0.7'), never a binary fraction."""
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+Currency = Annotated[str, matching(r"[A-Z]{3}", "must be an ISO 4217 currency code such as USD")]
+"""The currency a cost model prices in: three capital letters (USD, EUR)."""
 
 
 def _remember_url_credentials(url: str) -> str:

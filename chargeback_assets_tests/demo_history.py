@@ -19,6 +19,8 @@ from chargeback_assets.storage.tags import EntityTag, set_tag
 from chargeback_assets_tests.graph import TENANT_SEEDS, Graph, running_graph
 
 TEAMS = ("payments", "search")
+SETTLE_DAYS = 2
+"""So that of three days up to yesterday the oldest is settled and the two newer are provisional."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ def demo_history(workdir: Path, days: int = 3) -> Iterator[DemoHistory]:
     settings = {
         name: {
             "emitters": emitters_for(outputs),
+            "settle_days": SETTLE_DAYS,
             **({"topic_attribution": {"enabled": True}} if name == TOPIC_TENANT else {}),
         }
         for name in TENANT_SEEDS

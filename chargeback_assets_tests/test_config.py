@@ -72,13 +72,18 @@ def test_example_file_parses_with_its_environment() -> None:
     assert acme.plugin_settings.http.base_url == "http://127.0.0.1:8765"
     assert acme.plugin_settings.metrics is not None
     assert acme.plugin_settings.metrics.url == "http://127.0.0.1:8765"
-    assert [(e.type, e.name) for e in acme.emitters] == [("csv", "csv"), ("prometheus", "prometheus")]
+    assert [(e.type, e.name) for e in acme.emitters] == [
+        ("csv", "csv"),
+        ("prometheus", "prometheus"),
+        ("focus", "focus"),
+    ]
     assert acme.emitters[1].params == PrometheusParams(output_dir="data/exports/prometheus")
     assert acme.tags.identities["sa-00001"] == {"team": "payments", "cost_center": "4711"}
     assert acme.tags.resources["lkc-00001"] == {"env": "production"}
     onprem = loaded.tenants["onprem-kafka"]
     assert isinstance(onprem.plugin_settings, SelfManagedKafkaSettings)
     assert onprem.plugin_settings.rates.compute_hourly_rate == Decimal("0.08")
+    assert onprem.plugin_settings.cost_model.currency == "USD"
     assert onprem.emitters[0].aggregation == "monthly"
 
 
@@ -745,7 +750,7 @@ def test_emitters_defaults_and_params() -> None:
 @pytest.mark.parametrize(
     ("emitter", "expected"),
     [
-        ({"type": "xml"}, "tenants.prod.emitters[0].type: must be one of csv|prometheus, got 'xml'"),
+        ({"type": "xml"}, "tenants.prod.emitters[0].type: must be one of csv|prometheus|focus, got 'xml'"),
         ({}, "tenants.prod.emitters[0].type: required key is missing"),
         (
             {"type": "csv", "aggregation": "hourly", "params": {"output_dir": "o"}},
@@ -895,7 +900,12 @@ def test_the_example_loads_and_builds_every_emitter_it_names(tmp_path: Path) -> 
     """Found on main: its prometheus emitter (`params: {port: 8000}`) loaded, then failed every run."""
     loaded = load_config(EXAMPLE, {"CCLOUD_API_KEY": "ABC123"})
     built = [(e.name, type(e.params.build()).__name__) for t in loaded.tenants.values() for e in t.emitters]
-    assert built == [("csv", "CsvEmitter"), ("prometheus", "PrometheusEmitter"), ("csv", "CsvEmitter")]
+    assert built == [
+        ("csv", "CsvEmitter"),
+        ("prometheus", "PrometheusEmitter"),
+        ("focus", "FocusEmitter"),
+        ("csv", "CsvEmitter"),
+    ]
 
 
 @pytest.mark.parametrize("tenant_id", ["../../evil", "a/b", ".hidden", "a b", "x" * 129, "a\\b"])
@@ -1034,7 +1044,7 @@ def test_every_problem_is_reported_not_only_the_first() -> None:
     raw["features"] = {"max_parallel_tenants": 99}
     assert sorted(parse_error(raw).splitlines()) == [
         "features.max_parallel_tenants: must be between 1 and 64, got 99",
-        "tenants.prod.emitters[0].type: must be one of csv|prometheus, got 'xml'",
+        "tenants.prod.emitters[0].type: must be one of csv|prometheus|focus, got 'xml'",
         "tenants.prod.retention_days: must be between 1 and 730, got 0",
         "tenants.prod.settle_days: expected an integer, got string 'x'",
     ]

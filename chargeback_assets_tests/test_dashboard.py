@@ -248,6 +248,22 @@ def check_top_identities(board: Board, result: list[dict[str, Any]]) -> None:
     )
 
 
+def check_provisional_share(board: Board, result: list[dict[str, Any]]) -> None:
+    figures = tenant_figures(board)
+    provisional = figures[~figures["settled"]]["allocated"].sum()
+    assert 0 < provisional < figures["allocated"].sum()
+    assert abs(Decimal(repr(single(result))) - provisional / figures["allocated"].sum()) <= Decimal("1e-9")
+
+
+def check_settled_per_day(board: Board, result: list[dict[str, Any]]) -> None:
+    figures = tenant_figures(board).assign(
+        settled=lambda df: df["settled"].map({True: "true", False: "false"}),
+        amount=lambda df: df["allocated"],
+    )
+    assert set(figures["settled"]) == {"true", "false"}
+    assert_close(shown_per_day(board, result, "settled"), per_day(figures, "settled"))
+
+
 def check_topics(board: Board, result: list[dict[str, Any]]) -> None:
     topics = board.frames_of(TOPIC_TENANT, frames.topic_rows)
     on_cluster = topics[topics["resource_id"] == board.variables["cluster"]]
@@ -259,6 +275,8 @@ CHECKS: dict[str, Callable[[Board, list[dict[str, Any]]], None]] = {
     "Cost in range": check_total,
     "Unallocated share": check_share("unallocated"),
     "Unattributed share": check_share("unattributed"),
+    "Provisional share": check_provisional_share,
+    "Settled vs provisional cost per day": check_settled_per_day,
     "Cost per day by tenant": check_by_tenant,
     "Cost per day by team": check_per_day("team"),
     "Top $top identities in range": check_top_identities,

@@ -25,6 +25,7 @@ from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.demo import REPO, TENANTS, demo_environment
 from chargeback_assets.partitions import DATE, build_partitions
 from chargeback_assets.runtime import build_runtime
+from chargeback_assets_tests.focus_validator import combine, failed_rules
 from chargeback_assets_tests.real_prometheus import free_port
 
 DEMO = [sys.executable, "-m", "chargeback_assets.demo"]
@@ -74,6 +75,18 @@ def test_the_demo_prints_no_dagster_notices_and_keeps_its_runs_in_its_own_instan
     assert Decimal(cost) == Decimal(attributed.split(";")[0]) > 0, output
     amounts = [Decimal(line.split()[2]) for line in topics[1:]]  # cluster, topic, amount: costliest first
     assert len(amounts) > 2 and amounts == sorted(amounts, reverse=True), output
+    for tenant in TENANTS:
+        assert re.search(rf"\n{tenant}: 2 days, amounts in USD .* unattributed \d+\.\d{{4}} \(", output), (
+            output
+        )
+    provisional = "settled: 0 days; provisional (younger than settle_days=3, may still be revised): 2 days"
+    assert output.count(provisional) == len(TENANTS), output  # both days are younger than settle_days
+    outputs = workdir / "outputs"
+    assert list((outputs / "csv").glob("*_teams.csv")), "the demo's team tags give team rollups"
+    focus = sorted((outputs / "focus").glob("focus_*.csv"))
+    assert len(focus) == 2 * len(TENANTS), focus
+    dataset = combine(focus, tmp_path / "focus.csv")
+    assert failed_rules(dataset, tmp_path / "focus.xml") == {}
     home = workdir / "dagster_home"
     assert f"dagster instance: {home}" in output, output
     assert (home / "dagster.yaml").read_text() == REPO_DAGSTER_YAML.read_text()

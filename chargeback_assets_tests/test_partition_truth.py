@@ -16,7 +16,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +100,7 @@ def backfilled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]
             "emitters": [
                 {"type": "csv", "name": "csv", "params": {"output_dir": str(workdir / "csv")}},
                 {"type": "prometheus", "name": "om", "params": {"output_dir": str(workdir / "om")}},
+                {"type": "focus", "name": "focus", "params": {"output_dir": str(workdir / "focus")}},
             ]
         }
         for tenant in TENANTS
@@ -159,6 +160,8 @@ def test_every_partition_shows_what_the_readme_queries_give(backfilled: Backfill
     contract = readme_contract()
     assert set(contract) == set(PARTITIONED)
     db = sqlite3.connect(backfilled.graph.db_path)
+    tenants = load_config(backfilled.graph.config_path).tenants
+    settle_days = {name: tenant.settle_days for name, tenant in tenants.items()}
     checked = 0
     try:
         for asset in PARTITIONED:
@@ -177,6 +180,8 @@ def test_every_partition_shows_what_the_readme_queries_give(backfilled: Backfill
                     ((expected,),) = query(db, sql, tenant, day)
                     assert same(entries[name], expected), (asset, key, name, entries[name], expected)
                     checked += 1
+                newest_settled = datetime.now(UTC).date() - timedelta(days=1 + settle_days[tenant])
+                assert entries["settled"][1] == (day <= newest_settled), (asset, key, entries["settled"])
                 for name in MONEY:
                     if name in entries:
                         exact = entries[f"{name}_exact"][1]

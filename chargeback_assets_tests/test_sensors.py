@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from chargeback_assets.assets.emit import EMIT_ASSETS
 from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
@@ -363,11 +364,7 @@ def test_days_calculated_but_never_emitted_are_owed_in_one_ranged_run(tmp_path: 
     ):
         first, last = graph.newest - timedelta(days=2), graph.newest
         upstream = graph.defs.resolve_job_def(CHARGEBACK_JOB).get_subset(
-            asset_selection={
-                dg.AssetKey(name)
-                for name in PARTITIONED
-                if name not in ("chargeback_csv", "chargeback_prometheus")
-            }
+            asset_selection={dg.AssetKey(name) for name in PARTITIONED if name not in EMIT_ASSETS.values()}
         )
         assert upstream.execute_in_process(
             instance=instance,
@@ -406,11 +403,7 @@ def test_emissions_owed_by_a_suspended_tenant_wait_until_a_manual_run_lifts_the_
         dg.instance_for_test() as instance,
     ):
         day, prod = graph.newest, graph.sandboxes["acme-prod"]
-        upstream = [
-            dg.AssetKey(name)
-            for name in PARTITIONED
-            if name not in ("chargeback_csv", "chargeback_prometheus")
-        ]
+        upstream = [dg.AssetKey(name) for name in PARTITIONED if name not in EMIT_ASSETS.values()]
         assert graph.run("acme-prod", day, instance=instance, asset_selection=upstream).success
         assert len(retry_requests(graph, instance)) == 1, "calculated, never emitted: owed"
 

@@ -1,4 +1,4 @@
-"""Emit: the chargeback published as CSV files and as Prometheus metrics, one partition at a time.
+"""Emit: the chargeback published as CSV files, Prometheus metrics and FOCUS files, one partition at a time.
 
 Dagster's blocking checks block a whole run step, so one partition that does not reconcile would hold back
 every other partition of a backfill. The block is per partition instead: the emission stage publishes a day
@@ -14,6 +14,7 @@ import dagster as dg
 
 from chargeback_assets.assets.runs import scrubbed_metadata
 from chargeback_assets.constants import EMIT
+from chargeback_assets.engine.models import is_settled
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.redaction import scrub
 from chargeback_assets.resources import ChargebackResource
@@ -59,15 +60,16 @@ def _emit_asset(
                         runs = exc.runs
             for day in days:
                 key = partition_key(day, tenant_name)
+                settled = {"settled": is_settled(day, now.date(), tenant.settle_days)}
                 if day not in wanted:
-                    yield _materialization(name, key, {"status": notes[day]})
+                    yield _materialization(name, key, {"status": notes[day], **settled})
                     continue
                 blocked = sorted({run.blocked[day] for run in runs if day in run.blocked})
                 if blocked:
                     problems.append(f"{tenant_name} {day}: {'; '.join(blocked)}")
                 if blocked or any(day in run.failed for run in runs):
                     continue
-                yield _materialization(name, key, _published(runs, day))
+                yield _materialization(name, key, {**_published(runs, day), **settled})
         if problems:
             raise dg.Failure(
                 description=scrub("some partitions were not published:\n" + "\n".join(problems)),
@@ -89,6 +91,10 @@ def _published(runs: list[EmitterRun], day: date) -> dict[str, object]:
         "dagster/row_count": max((run.day_rows.get(day, 0) for run in runs), default=0),
         "status": "; ".join(statuses),
     }
+    currencies = sorted({run.day_facts[day].currency for run in runs if day in run.day_facts})
+    if currencies:
+        metadata["currency"] = ",".join(currencies)
+    metadata["restated"] = any(run.day_bills[day].restated for run in runs if day in run.day_bills)
     files = [path for path in outputs if "://" not in path]
     if files:
         metadata["path"] = dg.MetadataValue.path(files[0])
@@ -105,7 +111,7 @@ def _outcome(run: EmitterRun, day: date) -> str:
     return f"skipped ({run.skipped.get(day)})"
 
 
-EMIT_ASSETS = {"csv": "chargeback_csv", "prometheus": "chargeback_prometheus"}
+EMIT_ASSETS = {"csv": "chargeback_csv", "prometheus": "chargeback_prometheus", "focus": "chargeback_focus"}
 """Emitter type -> the asset that publishes it."""
 
 
@@ -124,5 +130,12 @@ def build_emit_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Asset
             EMIT_ASSETS["prometheus"],
             "An OpenMetrics file per tenant with every emitted date (for promtool TSDB backfill), and the "
             "newest day pushed to a Pushgateway when configured. Recorded in emission_records.",
+        ),
+        _emit_asset(
+            partitions,
+            "focus",
+            EMIT_ASSETS["focus"],
+            "A FOCUS 1.2 cost and usage file per tenant and date (or month), one row per chargeback row, for "
+            "FinOps tools. Recorded in emission_records.",
         ),
     ]

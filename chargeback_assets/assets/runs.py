@@ -10,13 +10,14 @@ would show them on each partition. Every figure is therefore recorded per partit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 
 from chargeback_assets.constants import FAILED_TENANTS
+from chargeback_assets.engine.models import is_settled
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.redaction import scrub, scrub_data
 from chargeback_assets.resources import ChargebackResource
@@ -79,7 +80,11 @@ class TenantWork:
     def record(
         self, tenant: str, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
     ) -> None:
-        self._metadata[(asset_key, str(partition_key(day, tenant)))] = scrubbed_metadata(metadata)
+        """Attach the partition's figures and whether its day is settled (past the tenant's `settle_days`)."""
+        settled = is_settled(day, datetime.now(UTC).date(), self._chargeback.tenant(tenant).settle_days)
+        self._metadata[(asset_key, str(partition_key(day, tenant)))] = scrubbed_metadata(
+            {**metadata, "settled": settled}
+        )
 
     def results(self) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         """The step's outcome: see the class docstring."""

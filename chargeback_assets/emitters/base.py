@@ -82,14 +82,50 @@ class Labels:
     identity_name: str = ""
     identity_type: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    resource_type: str = ""
 
 
 EmitRow = tuple[Charge, Labels]
 """A chargeback row and its labels (a plain pair: a large period has tens of thousands)."""
 
+LineKey = tuple[str, str, str, str]
+"""Which billing line a chargeback row shares: (env_id, resource_id, product_type, product_category)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineTotals:
+    """A period's billing line(s) of one `LineKey`, summed: what a row's share of the line is a share of."""
+
+    billed: Decimal
+    quantity: Decimal
+    list_cost: Decimal | None
+    """Before any discount: the bill's `original_amount`, or `unit_price × quantity` for a line a cost model
+    priced (its unit price is the list price). None when the bill does not say."""
+    unit: str
+    """The pricing unit the bill names (`GB`, `CKU-hour`), else the line's product type."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodFacts:
+    """What holds for a whole period beside its rows: the currency it is billed in, whether every day of it is
+    settled (see `engine.models.is_settled`), whether a settled day of it was restated since it was last
+    published, and, for emitters that ask (`wants_lines`), its billing lines' totals."""
+
+    end: date
+    """The day after the period's last (the period starts on the date `emit` is given)."""
+    currency: str
+    settled: bool
+    restated: bool = False
+    lines: Mapping[LineKey, LineTotals] = field(default_factory=dict)
+    env_names: Mapping[str, str] = field(default_factory=dict)
+    """Display names of the period's environments (also only for emitters that ask)."""
+
 
 class Emitter(Protocol):
-    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
+    wants_lines: bool
+    """Whether `emit` reads `PeriodFacts.lines` and `env_names` (reading the bill costs a query per day)."""
+
+    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow], facts: PeriodFacts) -> list[str]:
         """Write one period's rows, replacing an earlier emission of it; returns the outputs a reader opens
         (none when the period only becomes visible in `publish`)."""
 
@@ -174,6 +210,11 @@ def write_atomically(path: Path, write: Callable[[IO[Any]], None], *, binary: bo
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def flag_text(value: bool) -> str:
+    """A boolean cell or label value: `true` or `false`."""
+    return "true" if value else "false"
 
 
 def money_text(amount: Decimal) -> str:

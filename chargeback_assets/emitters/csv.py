@@ -4,7 +4,10 @@ File: `<output_dir>/<filename_template>`, the template using `{tenant_id}`, `{da
 the 1st for monthly aggregation) and `{month}` (YYYY-MM); default `{tenant_id}_{date}.csv`. Columns, in
 order: `COLUMNS` below. Amounts are exact decimal text; `tags` is a JSON object with sorted keys
 (`{"cost.center":"4;2","team":"a=b"}`, `{}` without tags): tag values may hold `;`, `=` and `,`, so no
-delimiter-joined text could be split back safely. Text cells that a spreadsheet would run as a formula
+delimiter-joined text could be split back safely. `currency` is the ISO code the period is billed in;
+`settled` is `true` when every day of the period is older than the tenant's `settle_days` allow the provider
+to revise, `false` while it is provisional; `restated` is `true` when a settled day's bill changed after it
+was published (the file then holds the restated rows). Text cells that a spreadsheet would run as a formula
 (starting with `= + - @`, also after leading blanks or control characters, which spreadsheets skip, or with a
 tab or carriage return) get a leading `'`.
 When any row carries a `team` tag, `<file stem>_teams.csv` holds the (date, tenant_id, team, cost_type)
@@ -27,6 +30,8 @@ from chargeback_assets.emitters.base import (
     EmitRow,
     Labels,
     Memo,
+    PeriodFacts,
+    flag_text,
     inside,
     money_text,
     remove_output,
@@ -49,11 +54,14 @@ COLUMNS = (
     "identity_type",
     "cost_type",
     "amount",
+    "currency",
     "allocation_method",
     "allocation_detail",
     "tags",
+    "settled",
+    "restated",
 )
-TEAM_COLUMNS = ("date", "tenant_id", "team", "cost_type", "amount")
+TEAM_COLUMNS = ("date", "tenant_id", "team", "cost_type", "amount", "currency", "settled", "restated")
 DEFAULT_FILENAME_TEMPLATE = "{tenant_id}_{date}.csv"
 TEMPLATE_FIELDS = frozenset({"tenant_id", "date", "month"})
 FORMULA = re.compile(r"[\t\r]|[\s\x00-\x1f\x7f-\x9f]*[=+\-@]")
@@ -102,6 +110,8 @@ def neutralize(text: str) -> str:
 
 
 class CsvEmitter:
+    wants_lines = False
+
     def __init__(self, output_dir: Path, filename_template: str = DEFAULT_FILENAME_TEMPLATE) -> None:
         problem = check_filename_template(filename_template)
         if problem:
@@ -116,10 +126,11 @@ class CsvEmitter:
         )
         return inside(self.output_dir, name, "CSV file")
 
-    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
+    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow], facts: PeriodFacts) -> list[str]:
         path = self.path_for(tenant_id, period)
         day = period.isoformat()
-        write_atomically(path, lambda out: self._write_rows(out, day, rows))
+        period_cells = (neutralize(facts.currency), flag_text(facts.settled), flag_text(facts.restated))
+        write_atomically(path, lambda out: self._write_rows(out, day, rows, period_cells))
         teams_path = self._teams_path(path)
         totals = team_totals(rows)
         if totals is None:
@@ -132,7 +143,7 @@ class CsvEmitter:
                 out,
                 TEAM_COLUMNS,
                 [
-                    (day, tenant, neutralize(team), cost_type, money_text(amount))
+                    (day, tenant, neutralize(team), cost_type, money_text(amount), *period_cells)
                     for (team, cost_type), amount in totals.items()
                 ],
             ),
@@ -150,9 +161,11 @@ class CsvEmitter:
     def _teams_path(path: Path) -> Path:
         return path.with_name(f"{path.stem}_teams.csv")
 
-    def _write_rows(self, out: IO[str], day: str, rows: Sequence[EmitRow]) -> None:
+    def _write_rows(
+        self, out: IO[str], day: str, rows: Sequence[EmitRow], period_cells: tuple[str, str, str]
+    ) -> None:
         write_table(out, COLUMNS, ())
-        out.writelines(self._lines.lines(day, rows))
+        out.writelines(self._lines.lines(day, rows, period_cells))
 
 
 class _LineRenderer:
@@ -176,15 +189,18 @@ class _LineRenderer:
             text[tags_text(labels.tags)],
         )
 
-    def lines(self, day: str, rows: Sequence[EmitRow]) -> Iterator[str]:
+    def lines(self, day: str, rows: Sequence[EmitRow], period_cells: tuple[str, str, str]) -> Iterator[str]:
+        """`period_cells`: the period's (currency, settled, restated) cells, already neutralized."""
         text, plain, labelled = self._text, self._plain, self._labelled
+        currency, settled, restated = (csv_cell(cell) for cell in period_cells)
         for r, labels in rows:
             resource_name, identity_name_type, tags = labelled[labels]
             yield (
                 f"{day},{text[r.tenant_id]},{text[r.ecosystem]},{text[r.env_id]},{text[r.resource_id or '']},"
                 f"{resource_name},{text[r.product_category]},{text[r.product_type]},{text[r.identity_id]},"
-                f"{identity_name_type},{plain[str(r.cost_type)]},{money_text(r.amount)},"
-                f"{text[r.allocation_method or '']},{text[r.allocation_detail or '']},{tags}\r\n"
+                f"{identity_name_type},{plain[str(r.cost_type)]},{money_text(r.amount)},{currency},"
+                f"{text[r.allocation_method or '']},{text[r.allocation_detail or '']},{tags},"
+                f"{settled},{restated}\r\n"
             )
 
 

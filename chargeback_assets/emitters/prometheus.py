@@ -5,17 +5,22 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
 `# EOF`, as `promtool tsdb create-blocks-from openmetrics` requires. Metrics:
 
 - `chargeback_amount{tenant_id, ecosystem, identity_id, resource_id, product_type, cost_type,
-  allocation_method, env_id}`: the period's chargeback, summed per label set (product categories and
-  allocation details of one label set add up).
-- `chargeback_team_amount{tenant_id, ecosystem, team, cost_type}`: per `team` tag (`UNTAGGED` for rows
-  without one), only for periods where some row carries a `team` tag.
+  allocation_method, env_id, currency, settled}`: the period's chargeback, summed per label set (product
+  categories and allocation details of one label set add up).
+- `chargeback_team_amount{tenant_id, ecosystem, team, cost_type, currency, settled}`: per `team` tag
+  (`UNTAGGED` for rows without one), only for periods where some row carries a `team` tag.
 - `chargeback_identity_info{tenant_id, ecosystem, identity_id, identity_name, identity_type}` = 1.
 - `chargeback_tags_info{tenant_id, ecosystem, identity_id, resource_id, tag_<key>...}` = 1 for each charged
   (identity, resource) pair with tags; `.` and `-` in tag keys become `_`. Join it in PromQL:
   `chargeback_amount * on(tenant_id, identity_id, resource_id) group_left(tag_team) chargeback_tags_info`.
-- `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type}`: a Kafka cluster's
-  cost of the day per topic (the topic-attribution overlay), kept under `<tenant_id>.om.topics.d/<date>/`
-  by `emit_topics`, since the chargeback's own emission replaces its period fragments whole. Not pushed.
+- `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type, currency, settled}`: a
+  Kafka cluster's cost of the day per topic (the topic-attribution overlay), kept under
+  `<tenant_id>.om.topics.d/<date>/` by `emit_topics`, since the chargeback's own emission replaces its
+  period fragments whole. Not pushed.
+
+Every cost series (the three `*_amount` metrics) carries `currency` (the ISO code the period is billed in)
+and `settled` (`true` once the day is past the tenant's `settle_days`, `false` while provisional): see
+`cost_labels`.
 
 The samples come from custom collectors (`ChargebackCollector`, `TopicCollector`) and are rendered by
 `prometheus_client`, which writes label names sorted and values as float64 text (Prometheus stores float64;
@@ -58,6 +63,8 @@ from chargeback_assets.emitters.base import (
     EmitterError,
     Labels,
     Memo,
+    PeriodFacts,
+    flag_text,
     inside,
     team_totals,
     write_atomically,
@@ -92,6 +99,8 @@ AMOUNT_LABELS = (
 TEAM_LABELS = ("tenant_id", "ecosystem", "team", "cost_type")
 IDENTITY_LABELS = ("tenant_id", "ecosystem", "identity_id", "identity_name", "identity_type")
 TOPIC_LABELS = ("tenant_id", "ecosystem", "resource_id", "topic", "product_type")
+COST_LABELS = ("currency", "settled")
+"""Added after its own to every cost series: see `cost_labels`."""
 DEFAULT_JOB = "chargeback"
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -109,6 +118,11 @@ def label_value(value: str) -> str:
     """`value` with every control character but line feed replaced, ready for `prometheus_client`'s escaping
     of `\\`, `"` and line feed."""
     return _CONTROLS.sub(REPLACEMENT, value)
+
+
+def cost_labels(facts: PeriodFacts) -> list[str]:
+    """The values of `COST_LABELS` for a period: its currency and whether it is settled."""
+    return [label_value(facts.currency), flag_text(facts.settled)]
 
 
 def fragments_of(openmetrics_file: Path) -> Path:
@@ -172,6 +186,8 @@ def sample_lines(family: Metric) -> bytes:
 
 
 class PrometheusEmitter:
+    wants_lines = False
+
     def __init__(self, output_dir: Path, pushgateway_url: str | None = None, job: str = DEFAULT_JOB) -> None:
         self.output_dir = output_dir
         self.pushgateway_url = pushgateway_url
@@ -188,18 +204,18 @@ class PrometheusEmitter:
         path = self.file_for(tenant_id)
         return path.with_name(f"{path.name}.topics.d")
 
-    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow]) -> list[str]:
+    def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow], facts: PeriodFacts) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
         fragments are working state, not something a reader opens)."""
-        collector = ChargebackCollector(rows, int(day_start(period).timestamp()), self._labels)
+        collector = ChargebackCollector(rows, int(day_start(period).timestamp()), facts, self._labels)
         return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), collector)
 
     def emit_topics(
-        self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge]
+        self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge], facts: PeriodFacts
     ) -> list[str]:
         """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
         timestamp = int(day_start(period).timestamp())
-        collector = TopicCollector(tenant_id, ecosystem, rows, timestamp, self._labels)
+        collector = TopicCollector(tenant_id, ecosystem, rows, timestamp, facts, self._labels)
         target = self._topic_fragments(tenant_id) / period.isoformat()
         return self._replace_fragment(target, collector)
 
@@ -333,7 +349,9 @@ class ChargebackCollector:
     render equal fragments (see `fingerprint`).
     """
 
-    def __init__(self, rows: Sequence[EmitRow], timestamp: int, labels: LabelValues) -> None:
+    def __init__(
+        self, rows: Sequence[EmitRow], timestamp: int, facts: PeriodFacts, labels: LabelValues
+    ) -> None:
         amounts: dict[tuple[str, ...], Decimal] = {}
         identities: dict[tuple[str, ...], Labels] = {}
         tagged: dict[tuple[str, ...], Labels] = {}
@@ -355,6 +373,7 @@ class ChargebackCollector:
         teams = team_totals(rows)
         self.content = (
             timestamp,
+            tuple(cost_labels(facts)),
             sorted(amounts.items(), key=_first),
             (rows[0][0].tenant_id, rows[0][0].ecosystem, list(teams.items())) if teams is not None else None,
             sorted((key, i.identity_name, i.identity_type) for key, i in identities.items()),
@@ -363,17 +382,17 @@ class ChargebackCollector:
         self._labels = labels
 
     def collect(self) -> Iterator[Metric]:
-        timestamp, amounts, teams, identities, tagged = self.content
+        timestamp, cost, amounts, teams, identities, tagged = self.content
         safe = self._labels.safe
-        family = GaugeMetricFamily(AMOUNT, METRICS[AMOUNT], labels=AMOUNT_LABELS)
+        family = GaugeMetricFamily(AMOUNT, METRICS[AMOUNT], labels=AMOUNT_LABELS + COST_LABELS)
         for key, amount in amounts:
-            family.add_metric([safe[value] for value in key], float(amount), timestamp)
+            family.add_metric([*(safe[value] for value in key), *cost], float(amount), timestamp)
         yield family
         if teams is not None:
             tenant, ecosystem, totals = teams
-            family = GaugeMetricFamily(TEAM_AMOUNT, METRICS[TEAM_AMOUNT], labels=TEAM_LABELS)
+            family = GaugeMetricFamily(TEAM_AMOUNT, METRICS[TEAM_AMOUNT], labels=TEAM_LABELS + COST_LABELS)
             for (team, cost_type), amount in totals:
-                values = [safe[tenant], safe[ecosystem], safe[team], cost_type]
+                values = [safe[tenant], safe[ecosystem], safe[team], cost_type, *cost]
                 family.add_metric(values, float(amount), timestamp)
             yield family
         family = GaugeMetricFamily(IDENTITY_INFO, METRICS[IDENTITY_INFO], labels=IDENTITY_LABELS)
@@ -398,23 +417,25 @@ class TopicCollector:
         ecosystem: str,
         rows: Sequence[TopicCharge],
         timestamp: int,
+        facts: PeriodFacts,
         labels: LabelValues,
     ) -> None:
         amounts: dict[tuple[str, str, str], Decimal] = {}
         for r in rows:
             key = (r.resource_id, r.topic, r.product_type)
             amounts[key] = amounts.get(key, ZERO) + r.amount
-        self.content = (timestamp, (tenant_id, ecosystem), sorted(amounts.items()))
+        self.content = (timestamp, (tenant_id, ecosystem), tuple(cost_labels(facts)), sorted(amounts.items()))
         self._labels = labels
 
     def collect(self) -> Iterator[Metric]:
-        timestamp, scope, amounts = self.content
+        timestamp, scope, cost, amounts = self.content
         if not amounts:
             return
         safe = self._labels.safe
-        family = GaugeMetricFamily(TOPIC_AMOUNT, METRICS[TOPIC_AMOUNT], labels=TOPIC_LABELS)
+        family = GaugeMetricFamily(TOPIC_AMOUNT, METRICS[TOPIC_AMOUNT], labels=TOPIC_LABELS + COST_LABELS)
         for key, amount in amounts:
-            family.add_metric([safe[value] for value in (*scope, *key)], float(amount), timestamp)
+            values = [*(safe[value] for value in (*scope, *key)), *cost]
+            family.add_metric(values, float(amount), timestamp)
         yield family
 
 

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from chargeback_assets.emitters.base import Emitter
 from chargeback_assets.emitters.csv import CsvParams
+from chargeback_assets.emitters.focus import FocusParams
 from chargeback_assets.emitters.prometheus import PrometheusParams
 
 
@@ -18,5 +19,5 @@ class EmitterParams(Protocol):
 
 
 EMITTER_PARAMS: Mapping[str, type[EmitterParams]] = MappingProxyType(
-    {"csv": CsvParams, "prometheus": PrometheusParams}
+    {"csv": CsvParams, "prometheus": PrometheusParams, "focus": FocusParams}
 )

@@ -2,7 +2,8 @@
 
 Written into the output directory of each of the tenant's csv emitters, beside its chargeback files (the
 name the reference gives these files). Columns: `TOPIC_COLUMNS`; one row per (cluster line, topic), amounts
-exact decimal text, cells a spreadsheet would run as a formula neutralized as in the chargeback CSV. The
+exact decimal text in `currency`, `settled` true once the day is past the tenant's
+`settle_days`, cells a spreadsheet would run as a formula neutralized as in the chargeback CSV. The
 OpenMetrics series (`chargeback_topic_amount`) are written by the Prometheus emitter (emitters/prometheus.py).
 """
 
@@ -14,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Protocol
 
-from chargeback_assets.emitters.base import inside, money_text, remove_output, write_atomically
+from chargeback_assets.emitters.base import flag_text, inside, money_text, remove_output, write_atomically
 from chargeback_assets.emitters.csv import neutralize, write_table
 
 TOPIC_COLUMNS = (
@@ -27,6 +28,7 @@ TOPIC_COLUMNS = (
     "currency",
     "method",
     "detail",
+    "settled",
 )
 TOPIC_FILENAME = "topic_attr_{tenant_id}_{date}.csv"
 
@@ -54,8 +56,10 @@ def topic_csv_path(output_dir: Path, tenant_id: str, day: date) -> Path:
     return inside(output_dir, TOPIC_FILENAME.format(tenant_id=tenant_id, date=day.isoformat()), "topic CSV")
 
 
-def write_topic_csv(output_dir: Path, tenant_id: str, day: date, rows: Sequence[TopicCharge]) -> str:
-    """Replace the day's topic CSV (atomically); returns its path."""
+def write_topic_csv(
+    output_dir: Path, tenant_id: str, day: date, rows: Sequence[TopicCharge], settled: bool
+) -> str:
+    """Replace the day's topic CSV (atomically); returns its path. `settled`: whether the day is settled."""
     path = topic_csv_path(output_dir, tenant_id, day)
     tenant, text = neutralize(tenant_id), day.isoformat()
     cells = [
@@ -69,6 +73,7 @@ def write_topic_csv(output_dir: Path, tenant_id: str, day: date, rows: Sequence[
             neutralize(r.currency),
             neutralize(r.method),
             neutralize(r.detail or ""),
+            flag_text(settled),
         )
         for r in rows
     ]

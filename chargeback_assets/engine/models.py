@@ -56,6 +56,19 @@ def day_start(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
+def newest_settled_day(today: date, settle_days: int) -> date:
+    """The newest day the provider should no longer revise: yesterday minus the tenant's `settle_days`.
+
+    The one rule for "settled": the daily schedule charges this day, and outputs mark it and older days
+    settled (a younger day is provisional: its bill may still change).
+    """
+    return today - timedelta(days=1 + settle_days)
+
+
+def is_settled(day: date, today: date, settle_days: int) -> bool:
+    return day <= newest_settled_day(today, settle_days)
+
+
 @dataclass(frozen=True, slots=True)
 class Window:
     """A half-open time window `[start, end)`: a sample on `end` belongs to the next window."""

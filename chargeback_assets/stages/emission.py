@@ -1,5 +1,4 @@
 """Emission: publish a tenant's stored chargeback for some days through each configured emitter of a type.
-
 Every requested day is emitted again (a re-materialized partition replaces its output, and its record notes
 the emission it replaced), so a published day always holds the database's current rows. Days older than the
 emitter's `lookback_days` are skipped unless they were published before (a published day keeps following
@@ -10,11 +9,16 @@ Days whose current chargeback did not reconcile with its bill, whose bill holds 
 were calculated from an incomplete inventory are recorded as blocked, with the reason, and never published
 (per day: one bad day never holds back the others). Monthly aggregation emits each touched month once, from
 all of its stored days, and records the outcome on every requested day of that month; a month with a
-blocked day is blocked as a whole. Each (tenant, emitter, date) gets an `emission_records` row with its
-status and attempt count, and every place an output was published is remembered (`published_outputs`, for
-purging a removed tenant); when any emission failed, the failures are recorded first and then raised, so
-the partition fails; `pending_emissions` lists what is still owed (failed, or never emitted since the day's
-calculation), which the emission-retry sensor materializes again (each try counts another attempt).
+blocked day is blocked as a whole. Every output says what currency its period is billed in and whether it
+is settled (`engine.models.is_settled`: past the tenant's `settle_days`; a month only once all its stored
+days are); a settled day whose bill changed after it was published (the provider restated it anyway) is
+marked restated in its outputs and its record, for good. Each (tenant, emitter, date) gets an
+`emission_records` row with its status and attempt count, and for a published day the billing fingerprint
+and settledness it was published with, and every place an output was published is remembered
+(`published_outputs`, for purging a removed tenant); when any emission failed, the failures are recorded
+first and then raised, so the partition fails; `pending_emissions` lists what is still owed (failed, or
+never emitted since the day's calculation), which the emission-retry sensor materializes again (each try
+counts another attempt).
 """
 
 from __future__ import annotations
@@ -26,17 +30,28 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from chargeback_assets.config import EmitterConfig, TenantConfig
-from chargeback_assets.emitters.base import EmitRow, Emitter, EmitterError, Labels, Memo
-from chargeback_assets.engine.models import Window, day_start
+from chargeback_assets.emitters.base import (
+    EmitRow,
+    Emitter,
+    EmitterError,
+    Labels,
+    LineKey,
+    LineTotals,
+    Memo,
+    PeriodFacts,
+)
+from chargeback_assets.engine.models import DEFAULT_CURRENCY, BillingLine, Window, day_start, is_settled
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.checks import inventory_gaps, malformed_lines, reconciles
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.stages.tags import sync_config_tags
+from chargeback_assets.storage.billing import billing_currencies, billing_for_day
 from chargeback_assets.storage.chargeback import ChargebackFact, chargeback_dates, chargeback_facts_for_day
 from chargeback_assets.storage.emissions import (
     EmissionRecord,
     EmissionStatus,
+    PublishedBill,
     emission_records,
     record_emission,
     record_outputs,
@@ -50,6 +65,7 @@ NO_ROWS = "no chargeback rows"
 NOT_RECONCILED = "not published: the chargeback does not reconcile with the bill (see chargeback_reconciles)"
 MALFORMED_BILL = "not published until the row parses: malformed billing line (see billing_well_formed)"
 INVENTORY_INCOMPLETE = "not published: calculated from an incomplete inventory (see inventory_complete)"
+RESTATED = "restated after it settled: the bill changed since the settled day was published"
 MAX_NAMED = 5
 """Malformed lines named in one day's block reason (the check lists them all)."""
 
@@ -74,6 +90,10 @@ class EmitterRun:
     """Emitted days whose new output replaced an earlier emission's (a restated day), with a note."""
     withdrawn: list[date] = field(default_factory=list)
     """Blocked or emptied days whose earlier output was removed (so the outputs must be published again)."""
+    day_facts: dict[date, PeriodFacts] = field(default_factory=dict)
+    """The currency and settledness each emitted day was published with (its period's)."""
+    day_bills: dict[date, PublishedBill] = field(default_factory=dict)
+    """What each emitted day's output was built from, for its emission record."""
 
 
 class EmissionFailed(StageError):
@@ -234,6 +254,7 @@ def _emit(
             if removed is not None:
                 run.blocked.update(dict.fromkeys(period_days, _note(reason, removed)))
             continue
+        bills = {day: published_bill(data, day, earlier.get(day), now) for day in period_days}
         with collector_paused():
             facts, per_day = period_rows(data, stored_days)
             rows = labels.label(facts)
@@ -248,16 +269,26 @@ def _emit(
                 elif removed is not None:
                     run.skipped.update(dict.fromkeys(period_days, NO_ROWS))
                 continue
+            period_facts = PeriodFacts(
+                end=_span([period], monthly=monthly).end.date(),
+                currency=period_currency(data, stored_days),
+                settled=all(is_settled(d, now.date(), data.tenant.settle_days) for d in stored_days),
+                restated=any(bill.restated for bill in bills.values()),
+                lines=line_totals(data, stored_days) if emitter.wants_lines else {},
+                env_names=labels.env_names(facts) if emitter.wants_lines else {},
+            )
             try:
-                written = emitter.emit(data.tenant_id, period, rows)
+                written = emitter.emit(data.tenant_id, period, rows, period_facts)
             except EmitterError as exc:
                 run.failed.update(dict.fromkeys(period_days, str(exc)))
                 continue
         for day in period_days:
             run.day_outputs[day] = list(written)
             run.day_rows[day] = per_day.get(day, 0)
+            run.day_facts[day], run.day_bills[day] = period_facts, bills[day]
             if _published(earlier.get(day)):
-                run.replaced[day] = f"replaced the output emitted at {earlier[day].updated_at.isoformat()}"
+                replaced = f"replaced the output emitted at {earlier[day].updated_at.isoformat()}"
+                run.replaced[day] = (RESTATED + "; " if bills[day].restated else "") + replaced
         run.emitted += period_days
         run.rows += len(rows)
     if run.emitted or run.withdrawn:
@@ -271,6 +302,51 @@ def _emit(
                 run.day_outputs[day] += published
     _record(data, run, now)
     return run
+
+
+def published_bill(
+    data: TenantData, day: date, earlier: EmissionRecord | None, now: datetime
+) -> PublishedBill:
+    """What the day's output is built from now, and whether that restates a settled day: a day whose output
+    was published once it had settled, and whose bill has changed since (or that was restated before)."""
+    fingerprint = get_state(data.db, data.ecosystem, data.tenant_id, day).calculation_fingerprint
+    before = earlier.published if earlier is not None else None
+    restated = before is not None and (
+        before.restated or (before.settled and before.billing_fingerprint != fingerprint)
+    )
+    return PublishedBill(fingerprint, is_settled(day, now.date(), data.tenant.settle_days), restated)
+
+
+def period_currency(data: TenantData, days: Sequence[date]) -> str:
+    """The currency the days are billed in (several, comma-separated, should a bill ever mix them)."""
+    found = {c for day in days for c in billing_currencies(data.db, data.ecosystem, data.tenant_id, day)}
+    return ",".join(sorted(found)) or DEFAULT_CURRENCY
+
+
+def line_totals(data: TenantData, days: Sequence[date]) -> dict[LineKey, LineTotals]:
+    """The days' billing lines summed per line key (one line per key and day)."""
+    sums: dict[LineKey, tuple[Decimal, Decimal, Decimal | None, str]] = {}
+    for day in days:
+        for line in billing_for_day(data.db, data.ecosystem, data.tenant_id, day):
+            key = (line.env_id, line.resource_id, line.product_type, line.product_category)
+            billed, quantity, listed, unit = sums.get(key, (ZERO, ZERO, ZERO, ""))
+            line_list = list_cost(line)
+            sums[key] = (
+                billed + line.total_cost,
+                quantity + line.quantity,
+                None if listed is None or line_list is None else listed + line_list,
+                unit or str(line.metadata.get("unit") or line.product_type),
+            )
+    return {key: LineTotals(*values) for key, values in sums.items()}
+
+
+def list_cost(line: BillingLine) -> Decimal | None:
+    """The line's cost before discounts, where it is known: the provider's `original_amount`, or the whole
+    cost of a line a cost model priced (it applies list rates, no discounts); None otherwise."""
+    original = line.metadata.get("original_amount")
+    if original is not None:
+        return Decimal(str(original))
+    return None if line.provider_prorated else line.total_cost
 
 
 def _published(record: EmissionRecord | None) -> bool:
@@ -314,7 +390,10 @@ def _record(data: TenantData, run: EmitterRun, now: datetime) -> None:
     published = [location for locations in run.day_outputs.values() for location in locations]
     with data.db.transaction() as tx:
         for day, (status, note) in sorted(outcomes.items()):
-            record_emission(tx, data.ecosystem, data.tenant_id, run.emitter, PIPELINE, day, status, now, note)
+            bill = run.day_bills.get(day) if status == "emitted" else None
+            record_emission(
+                tx, data.ecosystem, data.tenant_id, run.emitter, PIPELINE, day, status, now, note, bill
+            )
         record_outputs(tx, data.ecosystem, data.tenant_id, run.emitter, published, now)
 
 
@@ -357,8 +436,8 @@ class RowLabels:
     """
 
     def __init__(self, data: TenantData, window: Window) -> None:
-        self._resource_names = {
-            r.resource_id: r.display_name or ""
+        self._resources = {
+            r.resource_id: (r.display_name or "", r.resource_type)
             for r in all_resources(data.db, data.ecosystem, data.tenant_id)
         }
         self._identities = {
@@ -371,8 +450,10 @@ class RowLabels:
     def _pair_labels(self, pair: tuple[str, str]) -> Labels:
         identity_id, resource_id = pair
         identity_name, identity_type = self._identities.get(identity_id, ("", ""))
+        resource_name, resource_type = self._resources.get(resource_id, ("", ""))
         return Labels(
-            resource_name=self._resource_names.get(resource_id, ""),
+            resource_name=resource_name,
+            resource_type=resource_type,
             identity_name=identity_name,
             identity_type=identity_type,
             tags={
@@ -380,6 +461,10 @@ class RowLabels:
                 **self._tags.get(("resource", resource_id), {}),
             },
         )
+
+    def env_names(self, facts: list[ChargebackFact]) -> dict[str, str]:
+        """The display name of each environment the facts are charged in (its id when it has none)."""
+        return {env: self._resources.get(env, ("", ""))[0] or env for env in {f.env_id for f in facts} if env}
 
     def label(self, facts: list[ChargebackFact]) -> list[EmitRow]:
         pairs = self._pairs

@@ -36,12 +36,19 @@ class TenantReport:
     """Charged to no payer (see `PAYER_IDENTITY_TYPES`), UNALLOCATED included."""
     mismatched_lines: int
     top: tuple[IdentityCost, ...]
+    currency: str
+    """The currency the days are billed in (several, comma-separated, should a bill ever mix them)."""
+    provisional_days: int
+    """Days younger than the tenant's `settle_days`: their bill may still be revised."""
+    provisional_billed: Decimal
 
 
-def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> TenantReport:
-    """The tenant's totals over `days` (consecutive)."""
+def tenant_report(data: TenantData, days: Sequence[date], today: date, top: int = 10) -> TenantReport:
+    """The tenant's totals over `days` (consecutive); which of them are still provisional is judged as of
+    `today`."""
     first, last = min(days), max(days)
-    totals = frames.tenant_totals(data, first, last)
+    totals = frames.tenant_totals(data, first, last, today)
+    provisional = totals[~totals["settled"]]
     resources = {
         r.resource_id: (r.display_name or "", f"resource {r.resource_type}")
         for r in all_resources(data.db, data.ecosystem, data.tenant_id)
@@ -64,6 +71,9 @@ def tenant_report(data: TenantData, days: Sequence[date], top: int = 10) -> Tena
             IdentityCost(r.identity_id, *named(r.identity_id, r.identity_name, r.identity_type), r.amount)
             for r in ranked.itertuples(index=False)
         ),
+        currency=",".join(sorted({c for text in totals["currency"] for c in text.split(",")})),
+        provisional_days=len(provisional),
+        provisional_billed=sum(provisional["billed"], ZERO),
     )
 
 

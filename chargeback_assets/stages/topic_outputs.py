@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from chargeback_assets.emitters.base import EmitterError
+from chargeback_assets.emitters.base import EmitterError, PeriodFacts
 from chargeback_assets.emitters.topics import remove_topic_csv, write_topic_csv
+from chargeback_assets.engine.models import is_settled
 from chargeback_assets.stages.checks import reconcile_topics_day, topic_overlay_settings
-from chargeback_assets.stages.emission import emitters_of_type
+from chargeback_assets.stages.emission import emitters_of_type, period_currency
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.storage.emissions import EmissionStatus, record_emission, record_outputs
 from chargeback_assets.storage.topics import topic_rows_for_day
@@ -61,9 +62,16 @@ def publish_topic_days(data: TenantData, days: Sequence[date], *, now: datetime)
         else:
             result.status, result.rows = "emitted", len(rows)
         publish = result.status == "emitted"
+        facts = PeriodFacts(
+            end=day + timedelta(days=1),
+            currency=period_currency(data, [day]),
+            settled=is_settled(day, now.date(), data.tenant.settle_days),
+        )
         for name, directory in csv_dirs:
             try:
-                written = [write_topic_csv(directory, data.tenant_id, day, rows)] if publish else []
+                written = (
+                    [write_topic_csv(directory, data.tenant_id, day, rows, facts.settled)] if publish else []
+                )
                 removed = [] if publish else remove_topic_csv(directory, data.tenant_id, day)
             except EmitterError as exc:
                 result.status, result.note = "failed", str(exc)
@@ -74,7 +82,7 @@ def publish_topic_days(data: TenantData, days: Sequence[date], *, now: datetime)
         for name, emitter in prometheus:
             try:
                 if publish:
-                    emitter.emit_topics(data.tenant_id, data.ecosystem, day, rows)
+                    emitter.emit_topics(data.tenant_id, data.ecosystem, day, rows, facts)
                     removed = []
                 else:
                     removed = emitter.retract_topics(data.tenant_id, day)

@@ -128,6 +128,17 @@ def billing_strays_for_day(source: Source, ecosystem: str, tenant_id: str, day: 
     return _lines(source, ecosystem, tenant_id, "billing_strays", ("date = ?", (day_text(day),)))
 
 
+def billing_currencies(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[str]:
+    """The currencies the day's lines are billed in, sorted (one, unless a bill mixes them)."""
+    where, params = _in_day(day)
+    cursor = source.conn.execute(
+        f"SELECT DISTINCT currency FROM billing WHERE ecosystem = ? AND tenant_id = ? AND {where} "
+        "ORDER BY currency",
+        (ecosystem, tenant_id, *params),
+    )
+    return [currency for (currency,) in cursor]
+
+
 def _in_day(day: date) -> tuple[str, tuple[str, ...]]:
     return "timestamp >= ? AND timestamp < ?", day_bounds(day)
 

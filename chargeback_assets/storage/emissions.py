@@ -30,9 +30,25 @@ class EmissionRecord:
     attempt_count: int
     last_error: str | None
     updated_at: datetime
+    published: PublishedBill | None = None
+    """What the last published output of the day was built from (None before one was)."""
 
 
-_COLUMNS = "emitter_name, pipeline, date, status, attempt_count, last_error, updated_at"
+@dataclass(frozen=True, slots=True)
+class PublishedBill:
+    """The bill an emitted output was built from: its fingerprint, whether the day was settled when it was
+    published, and whether a settled day's bill changed after it was published (sticky: the day stays
+    marked restated)."""
+
+    billing_fingerprint: str | None
+    settled: bool
+    restated: bool = False
+
+
+_COLUMNS = (
+    "emitter_name, pipeline, date, status, attempt_count, last_error, updated_at, billing_fingerprint, "
+    "settled, restated"
+)
 
 
 def record_emission(
@@ -45,18 +61,26 @@ def record_emission(
     status: EmissionStatus,
     at: datetime,
     error: str | None = None,
+    published: PublishedBill | None = None,
 ) -> EmissionRecord:
     """Record one attempt: the first makes the record with attempt_count 1, each later one adds 1.
 
-    `error` is scrubbed of secrets (redaction.py): it may quote a destination's answer.
+    `error` is scrubbed of secrets (redaction.py): it may quote a destination's answer. `published` (for an
+    emitted day) replaces what the record says was published; an attempt without one keeps it.
     """
     if status not in _STATUSES:
         raise ValueError(f"emission status must be one of {list(_STATUSES)}, got {status!r}")
     tx.conn.execute(
-        f"INSERT INTO emission_records (ecosystem, tenant_id, {_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?) "
+        f"INSERT INTO emission_records (ecosystem, tenant_id, {_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) "
         "ON CONFLICT (ecosystem, tenant_id, emitter_name, pipeline, date) DO UPDATE SET "
         "status = excluded.status, attempt_count = emission_records.attempt_count + 1, "
-        "last_error = excluded.last_error, updated_at = excluded.updated_at",
+        "last_error = excluded.last_error, updated_at = excluded.updated_at, "
+        "billing_fingerprint = CASE WHEN excluded.settled IS NULL THEN emission_records.billing_fingerprint "
+        "ELSE excluded.billing_fingerprint END, "
+        "settled = COALESCE(excluded.settled, emission_records.settled), "
+        "restated = CASE WHEN excluded.restated > emission_records.restated THEN excluded.restated "
+        "ELSE emission_records.restated END",
         (
             ecosystem,
             tenant_id,
@@ -66,6 +90,9 @@ def record_emission(
             status,
             None if error is None else scrub(error),
             timestamp_text(at, f"emission of {emitter_name}/{pipeline} for {day}: at"),
+            None if published is None else published.billing_fingerprint,
+            None if published is None else int(published.settled),
+            int(published is not None and published.restated),
         ),
     )
     (record,) = emission_records(tx, ecosystem, tenant_id, emitter_name, pipeline, day)
@@ -131,7 +158,16 @@ def emission_records(
     )
     return [
         EmissionRecord(
-            ecosystem, tenant_id, name, pipe, parse_day(d), status, attempts, error, parse_timestamp(at)
+            ecosystem,
+            tenant_id,
+            name,
+            pipe,
+            parse_day(d),
+            status,
+            attempts,
+            error,
+            parse_timestamp(at),
+            None if settled is None else PublishedBill(fingerprint, bool(settled), bool(restated)),
         )
-        for name, pipe, d, status, attempts, error, at in cursor
+        for name, pipe, d, status, attempts, error, at, fingerprint, settled, restated in cursor
     ]

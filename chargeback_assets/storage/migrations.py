@@ -422,6 +422,15 @@ def _topic_attribution(db: Schema) -> None:
     db.add_column("pipeline_state", "topic_attribution_calculated", int, not_null_default=0)
 
 
+def _published_bill(db: Schema) -> None:
+    """What each emission record's published output was built from: the billing fingerprint, whether the day
+    was settled then, and whether a settled day was since restated (stages/emission.py). NULL before an
+    output is published; kept while later attempts fail or skip."""
+    db.add_column("emission_records", "billing_fingerprint", str)
+    db.add_column("emission_records", "settled", int)
+    db.add_column("emission_records", "restated", int, not_null_default=0)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -433,6 +442,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "billing fingerprint per stage", _stage_fingerprints),
     Migration(9, "gather failures per source", _gather_failures_per_source),
     Migration(10, "topic attribution", _topic_attribution),
+    Migration(11, "published bill per emission", _published_bill),
 )
 
 

@@ -29,6 +29,7 @@ PARTITIONED = [
     "chargeback_facts",
     "chargeback_csv",
     "chargeback_prometheus",
+    "chargeback_focus",
     "topic_metrics",
     "topic_attribution",
     "topic_outputs",

@@ -1,7 +1,7 @@
 """Cost charged to no payer is shown on every chargeback_facts partition, in the tenant report, and warned
 about above the tenant's `unattributed_warn_fraction`, even on days when UNALLOCATED gets nothing."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,7 +43,7 @@ def test_cost_charged_to_no_payer_is_shown_per_partition_and_warned_about(tmp_pa
                 lines = billing_for_day(db, "confluent_cloud", TENANT, day)
                 billed[day] = sum((line.total_cost for line in lines), Decimal(0))
         with ChargebackResource(config_path=str(graph.config_path)).data(TENANT) as data:
-            report = tenant_report(data, days)
+            report = tenant_report(data, days, datetime.now(UTC).date())
 
     assert report.unattributed == sum(expected.values()) > report.unallocated
     shown = {m.partition: m.metadata for m in result.asset_materializations_for_node("chargeback_facts")}

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
-from chargeback_assets.emitters.base import EmitRow, Labels
+from chargeback_assets.emitters.base import EmitRow, Labels, PeriodFacts
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets.engine.models import ChargebackRow, CostType, day_start
 from chargeback_assets.storage.topics import StoredTopicRow
@@ -63,12 +63,21 @@ def emit_row(
     )
 
 
+def period_facts(
+    day: date, *, currency: str = "USD", settled: bool = True, restated: bool = False
+) -> PeriodFacts:
+    """What the emission stage tells an emitter of a one-day period, settled unless a test says otherwise."""
+    return PeriodFacts(end=day + timedelta(days=1), currency=currency, settled=settled, restated=restated)
+
+
 def emit_varied(emitter: PrometheusEmitter) -> None:
     """Two days of every kind of series (tags, teams, both cost types, an org-wide row, hostile and quoted
-    names, amounts past float precision, topics) through `emitter`, then publish: the fixed input of the
-    comparison with the file the hand-written renderer wrote (data/varied.om)."""
+    names, amounts past float precision, topics; a settled day and a provisional one) through `emitter`, then
+    publish: the fixed input of the comparison with the file the hand-written renderer wrote
+    (data/varied.om)."""
     days = (date(2026, 3, 14), date(2026, 3, 15))
     for n, day in enumerate(days):
+        facts = period_facts(day, settled=n == 0)
         emitter.emit(
             "t1",
             day,
@@ -82,10 +91,11 @@ def emit_varied(emitter: PrometheusEmitter) -> None:
                 emit_row(day, "UNALLOCATED", "2.5", allocation_method=None, identity_type="sentinel"),
                 emit_row(day, "u-1", "7", identity_name='a "quoted"\\ name\nx', identity_type="user"),
             ],
+            facts,
         )
         topics = [
             StoredTopicRow(day, "l1", "lkc-1", "KAFKA_STORAGE", topic, Decimal(amount), "USD", "bytes", None)
             for topic, amount in (("orders", "0.75"), ("pay\tments", "0.25"), ("orders", f"0.{n + 1}"))
         ]
-        emitter.emit_topics("t1", "confluent_cloud", day, topics)
+        emitter.emit_topics("t1", "confluent_cloud", day, topics, facts)
     emitter.publish("t1")

@@ -23,7 +23,7 @@ from chargeback_assets.emitters.csv import (
 )
 from chargeback_assets.engine.models import CostType
 from chargeback_assets.validation import ConfigError, validate
-from chargeback_assets_tests.emitters.samples import HOSTILE, emit_row
+from chargeback_assets_tests.emitters.samples import HOSTILE, emit_row, period_facts
 
 DAY = date(2026, 3, 14)
 PARAMS = "tenants.prod.emitters[0].params"
@@ -39,7 +39,9 @@ def test_one_file_per_tenant_and_date_with_the_documented_columns_and_exact_amou
         emit_row(DAY, "sa-1", "10.0001", tags={"team": "payments", "env": "prod"}),
         emit_row(DAY, "sa-2", "-0.5000", resource_id=None, cost_type=CostType.SHARED, allocation_method=None),
     ]
-    written = CsvEmitter(tmp_path / "out").emit("t1", DAY, rows)
+    written = CsvEmitter(tmp_path / "out").emit(
+        "t1", DAY, rows, period_facts(DAY, currency="EUR", settled=False)
+    )
 
     path = tmp_path / "out" / "t1_2026-03-14.csv"
     assert written[0] == str(path)
@@ -59,9 +61,12 @@ def test_one_file_per_tenant_and_date_with_the_documented_columns_and_exact_amou
         "identity_type": "service_account",
         "cost_type": "usage",
         "amount": "10.0001",
+        "currency": "EUR",
         "allocation_method": "usage_ratio",
         "allocation_detail": "",
         "tags": '{"env":"prod","team":"payments"}',
+        "settled": "false",
+        "restated": "false",
     }
     assert (second["resource_id"], second["cost_type"], second["amount"], second["tags"]) == (
         "",
@@ -70,6 +75,11 @@ def test_one_file_per_tenant_and_date_with_the_documented_columns_and_exact_amou
         "{}",
     )
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["t1_2026-03-14.csv", "t1_2026-03-14_teams.csv"]
+    teams = read(tmp_path / "out" / "t1_2026-03-14_teams.csv")
+    assert {(t["team"], t["currency"], t["settled"], t["restated"]) for t in teams} == {
+        ("payments", "EUR", "false", "false"),
+        ("UNTAGGED", "EUR", "false", "false"),
+    }
 
 
 def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Path) -> None:
@@ -88,14 +98,16 @@ def test_cells_a_spreadsheet_would_run_as_formulas_are_neutralized(tmp_path: Pat
         emit_row(DAY, f"sa-{i}", "1.0000", identity_name=text, resource_name=text, tags={"team": text})
         for i, text in enumerate(hostile)
     ]
-    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows)[0])
+    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows, period_facts(DAY))[0])
     cells = read(path)
     assert [c["identity_name"] for c in cells] == ["'" + text for text in hostile]
     assert [c["resource_name"] for c in cells] == ["'" + text for text in hostile]
     teams = read(path.with_name("t1_2026-03-14_teams.csv"))
     assert sorted(t["team"] for t in teams) == sorted("'" + text for text in hostile)
     # a negative amount is a number, not a formula: left alone
-    negative = read(Path(CsvEmitter(tmp_path).emit("t1", DAY, [emit_row(DAY, "sa-1", "-3.2500")])[0]))
+    negative = read(
+        Path(CsvEmitter(tmp_path).emit("t1", DAY, [emit_row(DAY, "sa-1", "-3.2500")], period_facts(DAY))[0])
+    )
     assert negative[0]["amount"] == "-3.2500"
 
 
@@ -105,7 +117,7 @@ def test_hostile_names_and_tags_read_back_exactly_with_the_csv_module_and_pandas
         emit_row(DAY, "sa-1", "1.2500", identity_name=HOSTILE, resource_name=HOSTILE, tags=tags),
         emit_row(DAY, "sa-2", "2.0000"),
     ]
-    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows)[0])
+    path = Path(CsvEmitter(tmp_path).emit("t1", DAY, rows, period_facts(DAY))[0])
     by_pandas = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     for cells in (read(path), by_pandas.to_dict("records")):
         assert [c["identity_id"] for c in cells] == ["sa-1", "sa-2"]
@@ -134,7 +146,7 @@ def test_filename_templates_that_escape_output_dir_or_use_unknown_fields_are_rej
 def test_a_tenant_id_that_would_escape_output_dir_is_refused_when_writing(tmp_path: Path) -> None:
     emitter = CsvEmitter(tmp_path / "out")
     with pytest.raises(EmitterError, match="outside the output directory"):
-        emitter.emit("../../etc/t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+        emitter.emit("../../etc/t1", DAY, [emit_row(DAY, "sa-1", "1.0000")], period_facts(DAY))
     assert not (tmp_path / "etc").exists()
 
 
@@ -150,7 +162,9 @@ def test_emitter_params_are_validated_with_their_key_path() -> None:
 
 def test_monthly_template_fields_and_subdirectories(tmp_path: Path) -> None:
     emitter = CsvEmitter(tmp_path, "{month}/{tenant_id}-{date}.csv")
-    written = emitter.emit("t1", date(2026, 3, 1), [emit_row(date(2026, 3, 1), "sa-1", "2.0000")])
+    written = emitter.emit(
+        "t1", date(2026, 3, 1), [emit_row(date(2026, 3, 1), "sa-1", "2.0000")], period_facts(date(2026, 3, 1))
+    )
     assert written == [str(tmp_path / "2026-03" / "t1-2026-03-01.csv")]
 
 
@@ -162,7 +176,7 @@ def test_team_rollup_sums_per_team_and_cost_type_and_goes_away_with_the_tags(tmp
         emit_row(DAY, "sa-3", "5.0000"),
     ]
     emitter = CsvEmitter(tmp_path)
-    emitter.emit("t1", DAY, rows)
+    emitter.emit("t1", DAY, rows, period_facts(DAY))
     teams_path = tmp_path / "t1_2026-03-14_teams.csv"
     assert teams_path.read_text().splitlines()[0] == ",".join(TEAM_COLUMNS)
     assert read(teams_path) == [
@@ -172,6 +186,9 @@ def test_team_rollup_sums_per_team_and_cost_type_and_goes_away_with_the_tags(tmp
             "team": "UNTAGGED",
             "cost_type": "usage",
             "amount": "5.0000",
+            "currency": "USD",
+            "settled": "true",
+            "restated": "false",
         },
         {
             "date": "2026-03-14",
@@ -179,6 +196,9 @@ def test_team_rollup_sums_per_team_and_cost_type_and_goes_away_with_the_tags(tmp
             "team": "payments",
             "cost_type": "shared",
             "amount": "0.0001",
+            "currency": "USD",
+            "settled": "true",
+            "restated": "false",
         },
         {
             "date": "2026-03-14",
@@ -186,9 +206,12 @@ def test_team_rollup_sums_per_team_and_cost_type_and_goes_away_with_the_tags(tmp
             "team": "payments",
             "cost_type": "usage",
             "amount": "3.3333",
+            "currency": "USD",
+            "settled": "true",
+            "restated": "false",
         },
     ]
-    emitter.emit("t1", DAY, [emit_row(DAY, "sa-3", "5.0000")])
+    emitter.emit("t1", DAY, [emit_row(DAY, "sa-3", "5.0000")], period_facts(DAY))
     assert not teams_path.exists()
     assert sum(Decimal(r["amount"]) for r in read(tmp_path / "t1_2026-03-14.csv")) == Decimal("5.0000")
 
@@ -199,9 +222,9 @@ def test_an_unwritable_output_dir_raises_an_emitter_error_and_leaves_no_temporar
     blocker = tmp_path / "out"
     blocker.write_text("a file where the directory should be")
     with pytest.raises(EmitterError, match="cannot write"):
-        CsvEmitter(blocker).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+        CsvEmitter(blocker).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")], period_facts(DAY))
     writable = tmp_path / "ok"
-    CsvEmitter(writable).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")])
+    CsvEmitter(writable).emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000")], period_facts(DAY))
     assert [p.name for p in writable.iterdir()] == ["t1_2026-03-14.csv"]
 
 
@@ -242,7 +265,8 @@ def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_c
         rows.append((replace(row, env_id=env), own if i % 2 else labels))  # some rows share their labels
     emitter = CsvEmitter(tmp_path)
     for _ in range(2):  # a second period through the same emitter renders from its caches
-        path = Path(emitter.emit("t1", DAY, rows)[0])
+        facts = period_facts(DAY, currency="=X,Y", restated=True)
+        path = Path(emitter.emit("t1", DAY, rows, facts)[0])
         expected = io.StringIO()
         writer = csv.writer(expected, lineterminator="\r\n")
         writer.writerow(COLUMNS)
@@ -257,9 +281,12 @@ def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_c
                     neutralize(lab.identity_type),
                     str(r.cost_type),
                     str(r.amount),
+                    neutralize(facts.currency),
                     neutralize(r.allocation_method or ""),
                     neutralize(r.allocation_detail or ""),
                     json.dumps(dict(sorted(lab.tags.items())), ensure_ascii=False, separators=(",", ":")),
+                    "true",
+                    "true",
                 ]
             )
         assert path.read_bytes() == expected.getvalue().encode("utf-8")
@@ -268,8 +295,8 @@ def test_a_file_is_byte_for_byte_what_the_csv_module_writes_for_the_documented_c
 def test_retracting_a_period_removes_its_file_and_rollup_and_nothing_else(tmp_path: Path) -> None:
     emitter = CsvEmitter(tmp_path)
     other = date(2026, 3, 15)
-    emitter.emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000", tags={"team": "payments"})])
-    emitter.emit("t1", other, [emit_row(other, "sa-1", "2.0000")])
+    emitter.emit("t1", DAY, [emit_row(DAY, "sa-1", "1.0000", tags={"team": "payments"})], period_facts(DAY))
+    emitter.emit("t1", other, [emit_row(other, "sa-1", "2.0000")], period_facts(other))
     assert emitter.retract("t1", DAY) == [
         str(tmp_path / "t1_2026-03-14.csv"),
         str(tmp_path / "t1_2026-03-14_teams.csv"),

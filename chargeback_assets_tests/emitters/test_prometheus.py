@@ -15,6 +15,7 @@ from chargeback_assets_tests.emitters.samples import (
     HOSTILE_LABEL,
     emit_row,
     emit_varied,
+    period_facts,
 )
 from chargeback_assets_tests.real_prometheus import backfilled_prometheus, require_prometheus
 
@@ -58,6 +59,8 @@ AMOUNT_LABELS = {
     "cost_type": "usage",
     "allocation_method": "usage_ratio",
     "env_id": "env-1",
+    "currency": "USD",
+    "settled": "true",
 }
 
 
@@ -70,9 +73,12 @@ def test_the_file_holds_the_same_samples_as_the_hand_written_renderer_wrote(tmp_
 def test_every_emitted_date_is_in_the_file_with_midnight_timestamps_in_seconds(tmp_path: Path) -> None:
     emitter = PrometheusEmitter(tmp_path)
     emitter.emit(
-        "t1", DAY1, [emit_row(DAY1, "sa-1", "1.5000"), emit_row(DAY1, "sa-1", "0.2500", product_category="X")]
+        "t1",
+        DAY1,
+        [emit_row(DAY1, "sa-1", "1.5000"), emit_row(DAY1, "sa-1", "0.2500", product_category="X")],
+        period_facts(DAY1),
     )
-    emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-2", "3.0001")])
+    emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-2", "3.0001")], period_facts(DAY2))
     assert emitter.publish("t1") == [str(tmp_path / "t1.om")]
 
     text = (tmp_path / "t1.om").read_text()
@@ -89,10 +95,10 @@ def test_every_emitted_date_is_in_the_file_with_midnight_timestamps_in_seconds(t
 
 def test_re_emitting_a_date_replaces_its_samples_and_keeps_the_others(tmp_path: Path) -> None:
     emitter = PrometheusEmitter(tmp_path)
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000")])
-    emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-1", "2.0000")])
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000")], period_facts(DAY1))
+    emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-1", "2.0000")], period_facts(DAY2))
     emitter.publish("t1")
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-9", "9.0000")])
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-9", "9.0000")], period_facts(DAY1))
     emitter.publish("t1")
     assert amounts(tmp_path / "t1.om") == [("sa-9", 9.0, T1), ("sa-1", 2.0, T2)]
     assert sorted(p.name for p in (tmp_path / "t1.om.d").iterdir()) == ["2026-03-14", "2026-03-15"]
@@ -104,12 +110,12 @@ def test_tags_and_teams_become_info_and_team_series(tmp_path: Path) -> None:
         emit_row(DAY1, "sa-1", "1.0000", tags={"team": "pay", "cost-center": "42"}),
         emit_row(DAY1, "sa-2", "2.0000", cost_type=CostType.SHARED),
     ]
-    emitter.emit("t1", DAY1, rows)
+    emitter.emit("t1", DAY1, rows, period_facts(DAY1))
     emitter.publish("t1")
     found = samples(tmp_path / "t1.om")
     scope = {"tenant_id": "t1", "ecosystem": "confluent_cloud"}
     for team, cost_type, value in (("pay", "usage", 1.0), ("UNTAGGED", "shared", 2.0)):
-        labels = {**scope, "team": team, "cost_type": cost_type}
+        labels = {**scope, "team": team, "cost_type": cost_type, "currency": "USD", "settled": "true"}
         assert ("chargeback_team_amount", tuple(sorted(labels.items())), value, T1) in found
     tags = {
         **scope,
@@ -124,12 +130,17 @@ def test_tags_and_teams_become_info_and_team_series(tmp_path: Path) -> None:
 def test_tag_keys_that_collide_as_label_names_fail_the_emission(tmp_path: Path) -> None:
     row = emit_row(DAY1, "sa-1", "1.0000", tags={"cost.center": "1", "cost-center": "2"})
     with pytest.raises(EmitterError, match="tag_cost_center"):
-        PrometheusEmitter(tmp_path).emit("t1", DAY1, [row])
+        PrometheusEmitter(tmp_path).emit("t1", DAY1, [row], period_facts(DAY1))
 
 
 def test_label_values_are_escaped(tmp_path: Path) -> None:
     emitter = PrometheusEmitter(tmp_path)
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name='a "quoted"\\ name\nx')])
+    emitter.emit(
+        "t1",
+        DAY1,
+        [emit_row(DAY1, "sa-1", "1.0000", identity_name='a "quoted"\\ name\nx')],
+        period_facts(DAY1),
+    )
     emitter.publish("t1")
     assert 'identity_name="a \\"quoted\\"\\\\ name\\nx"' in (tmp_path / "t1.om").read_text()
 
@@ -143,7 +154,7 @@ def test_control_characters_in_label_values_are_replaced_and_every_sample_stays_
             emit_row(day, "sa-1", "1.0000", identity_name=HOSTILE, tags={"team": HOSTILE}),
             emit_row(day, "sa-2", "2.0000"),
         ]
-        emitter.emit("t1", day, rows)
+        emitter.emit("t1", day, rows, period_facts(day))
     emitter.publish("t1")
     raw = (tmp_path / "t1.om").read_bytes()
     assert not set(raw) & {*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F}  # no control byte but LF
@@ -160,7 +171,7 @@ def test_control_characters_in_label_values_are_replaced_and_every_sample_stays_
 
 def test_prometheus_reads_a_hostile_label_value_back_as_written(tmp_path: Path) -> None:
     emitter = PrometheusEmitter(tmp_path / "out")
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name=HOSTILE)])
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name=HOSTILE)], period_facts(DAY1))
     emitter.publish("t1")
     with backfilled_prometheus(tmp_path, tmp_path / "out" / "t1.om") as url:
         answer = requests.get(
@@ -193,7 +204,9 @@ def test_promtool_accepts_the_file_and_finds_nothing_to_lint(tmp_path: Path) -> 
 def test_an_unwritable_output_dir_is_an_emitter_error(tmp_path: Path) -> None:
     (tmp_path / "out").write_text("not a directory")
     with pytest.raises(EmitterError, match="cannot write"):
-        PrometheusEmitter(tmp_path / "out").emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000")])
+        PrometheusEmitter(tmp_path / "out").emit(
+            "t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000")], period_facts(DAY1)
+        )
 
 
 def test_rows_sharing_labels_across_periods_give_every_period_its_own_exact_lines(tmp_path: Path) -> None:
@@ -204,7 +217,7 @@ def test_rows_sharing_labels_across_periods_give_every_period_its_own_exact_line
             emit_row(day, "sa-1", amount),
             emit_row(day, "sa-1", "0.5000", resource_id="lkc-2"),
         )
-        emitter.emit("t1", day, [(row, shared), (other, shared), (row, shared)])
+        emitter.emit("t1", day, [(row, shared), (other, shared), (row, shared)], period_facts(day))
     emitter.publish("t1")
     found = samples(tmp_path / "t1.om")
     scope = {"tenant_id": "t1", "ecosystem": "confluent_cloud", "identity_id": "sa-1"}
@@ -236,12 +249,16 @@ def test_re_emitting_an_unchanged_period_keeps_its_fragment_and_any_change_rende
 ) -> None:
     emitter = PrometheusEmitter(tmp_path)
     fragment = tmp_path / "t1.om.d" / DAY1.isoformat() / "chargeback_identity_info"
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")])
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")], period_facts(DAY1))
     rendered = fragment.stat().st_ino
-    PrometheusEmitter(tmp_path).emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")])
+    PrometheusEmitter(tmp_path).emit(
+        "t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")], period_facts(DAY1)
+    )
     assert fragment.stat().st_ino == rendered  # the same samples: left as it was
 
-    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments EU")])
+    emitter.emit(
+        "t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments EU")], period_facts(DAY1)
+    )
     emitter.publish("t1")
     assert fragment.stat().st_ino != rendered
     assert [
@@ -249,3 +266,25 @@ def test_re_emitting_an_unchanged_period_keeps_its_fragment_and_any_change_rende
         for metric, labels, _, _ in samples(tmp_path / "t1.om")
         if "info" in metric
     ] == ["Payments EU"]
+
+
+def test_cost_series_carry_the_currency_and_whether_the_day_is_settled(tmp_path: Path) -> None:
+    emitter = PrometheusEmitter(tmp_path)
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", tags={"team": "pay"})], period_facts(DAY1))
+    provisional = period_facts(DAY2, currency="EUR", settled=False)
+    emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-1", "2.0000", tags={"team": "pay"})], provisional)
+    emitter.publish("t1")
+    found = samples(tmp_path / "t1.om")
+    cost = [
+        (metric, dict(labels)["currency"], dict(labels)["settled"], timestamp)
+        for metric, labels, _, timestamp in found
+        if metric.endswith("_amount")
+    ]
+    assert cost == [
+        ("chargeback_amount", "USD", "true", T1),
+        ("chargeback_amount", "EUR", "false", T2),
+        ("chargeback_team_amount", "USD", "true", T1),
+        ("chargeback_team_amount", "EUR", "false", T2),
+    ]
+    info = [dict(labels) for metric, labels, _, _ in found if metric.endswith("_info")]
+    assert info and not any("settled" in labels or "currency" in labels for labels in info)  # not cost series

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from chargeback_assets.config import parse_config
+from chargeback_assets.engine.fingerprint import billing_fingerprint
 from chargeback_assets.engine.models import (
     BillingLine,
     ChargebackRow,
@@ -27,7 +28,7 @@ from chargeback_assets.engine.models import (
     day_start,
 )
 from chargeback_assets.stages.checks import check_reconciliation
-from chargeback_assets.stages.emission import PIPELINE, EmissionFailed, emit_days
+from chargeback_assets.stages.emission import PIPELINE, RESTATED, EmissionFailed, emit_days
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import replace_billing_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day, replace_chargeback_day
@@ -96,10 +97,19 @@ def bill_for(rows: list[ChargebackRow]) -> list[BillingLine]:
 
 
 def store_day(tx: Transaction, day: date, rows: list[ChargebackRow]) -> None:
-    """A calculated day as the pipeline leaves it: its bill, its rows, a new calculation id."""
-    replace_billing_day(tx, ECOSYSTEM, TENANT_ID, day, bill_for(rows))
+    """A calculated day as the pipeline leaves it: its bill, its rows, a new calculation id, the fingerprint
+    of the bill it was calculated from."""
+    bill = bill_for(rows)
+    replace_billing_day(tx, ECOSYSTEM, TENANT_ID, day, bill)
     replace_chargeback_day(tx, ECOSYSTEM, TENANT_ID, day, rows)
-    update_state(tx, ECOSYSTEM, TENANT_ID, day, calculation_id=str(uuid.uuid4()))
+    update_state(
+        tx,
+        ECOSYSTEM,
+        TENANT_ID,
+        day,
+        calculation_id=str(uuid.uuid4()),
+        calculation_fingerprint=billing_fingerprint(bill),
+    )
 
 
 def open_data(
@@ -387,7 +397,40 @@ def test_a_published_day_follows_the_database_even_older_than_lookback_and_an_un
         ("withdrawn", 2),
         ("skipped", 2),
     ]
-    assert records[0].last_error.startswith("replaced the output emitted at 2026-03-20T06:00:00")
+    assert records[0].last_error == f"{RESTATED}; replaced the output emitted at 2026-03-20T06:00:00+00:00"
     assert (
         records[1].last_error == f"no chargeback rows; earlier output withdrawn: {out / 't1_2026-03-17.csv'}"
     )
+
+
+def test_outputs_say_which_days_are_settled_and_a_settled_day_restated_later_says_so_for_good(
+    tmp_path: Path, storage: StorageTarget, stored
+) -> None:
+    # NOW is 2026-03-20 and settle_days is 3: the 16th is settled, the 17th and 18th are provisional
+    data = open_data(storage, [csv_emitter(tmp_path / "csv")])
+    emit_days(data, "csv", DAYS, now=NOW)
+    out = tmp_path / "csv"
+
+    def flags(day: date) -> set[tuple[str, str, str]]:
+        return {(c["currency"], c["settled"], c["restated"]) for c in read_csv(out / f"t1_{day}.csv")}
+
+    assert [flags(day) for day in DAYS] == [
+        {("USD", "true", "false")},
+        {("USD", "false", "false")},
+        {("USD", "false", "false")},
+    ]
+    with stored.transaction() as tx:  # the provider revises a settled day and a provisional one
+        store_day(tx, DAYS[0], rows_for(DAYS[0], salt=4))
+        store_day(tx, DAYS[2], rows_for(DAYS[2], salt=4))
+    emit_days(data, "csv", [DAYS[0], DAYS[2]], now=NOW)
+    assert [flags(day) for day in DAYS] == [
+        {("USD", "true", "true")},
+        {("USD", "false", "false")},
+        {("USD", "false", "false")},  # a provisional day may change: that is no restatement
+    ]
+    records = {r.date: r for r in emission_records(stored, ECOSYSTEM, TENANT_ID)}
+    assert records[DAYS[0]].last_error is not None and records[DAYS[0]].last_error.startswith(RESTATED)
+    assert records[DAYS[0]].published is not None and records[DAYS[0]].published.restated
+    assert not records[DAYS[2]].published.restated and RESTATED not in (records[DAYS[2]].last_error or "")
+    emit_days(data, "csv", [DAYS[0]], now=NOW)  # emitted again, unchanged: still a restated day
+    assert flags(DAYS[0]) == {("USD", "true", "true")}

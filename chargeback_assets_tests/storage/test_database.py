@@ -101,6 +101,7 @@ def test_an_old_database_gets_only_the_missing_migrations(blank_storage: Storage
         (8, "billing fingerprint per stage"),
         (9, "gather failures per source"),
         (10, "topic attribution"),
+        (11, "published bill per emission"),
     ]
     assert versions[0][2] == first_applied
 

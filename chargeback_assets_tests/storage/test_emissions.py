@@ -1,6 +1,11 @@
 import pytest
 
-from chargeback_assets.storage.emissions import EmissionRecord, emission_records, record_emission
+from chargeback_assets.storage.emissions import (
+    EmissionRecord,
+    PublishedBill,
+    emission_records,
+    record_emission,
+)
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
 
 
@@ -25,3 +30,20 @@ def test_an_unknown_status_is_refused(db):
         db.transaction() as tx,
     ):
         record_emission(tx, ECO, TENANT, "csv", "chargeback", DAY, "done", at(1))
+
+
+def test_the_published_bill_outlives_later_attempts_and_a_restatement_stays_marked(db):
+    def record(status, when, published=None):
+        with db.transaction() as tx:
+            return record_emission(
+                tx, ECO, TENANT, "csv", "chargeback", DAY, status, at(when), None, published
+            )
+
+    assert record("emitted", 1, PublishedBill("fp-1", settled=False)).published == PublishedBill(
+        "fp-1", False
+    )
+    assert record("failed", 2).published == PublishedBill("fp-1", False)  # what is out there is unchanged
+    assert record("emitted", 3, PublishedBill("fp-2", True, restated=True)).published == PublishedBill(
+        "fp-2", True, True
+    )
+    assert record("emitted", 4, PublishedBill("fp-2", True)).published == PublishedBill("fp-2", True, True)

@@ -53,6 +53,7 @@ def price_day(
             product_type=cost_type.name,
             quantity=quantity(cost_type, rows, hours),
             unit_price=cost_type.rate,
+            currency=settings.currency,
         )
         for cost_type in settings.cost_types
     ]

@@ -57,8 +57,10 @@ def metered_line(
     product_type: str,
     quantity: Decimal,
     unit_price: Decimal,
+    currency: str,
 ) -> BillingLine:
-    """A daily USD line for one priced quantity; see the module docstring for rounding and proration."""
+    """A daily line for one priced quantity, in the cost model's currency; see the module docstring for
+    rounding and proration."""
     raw_total = quantity * unit_price
     return BillingLine(
         ecosystem=ecosystem,
@@ -70,7 +72,7 @@ def metered_line(
         quantity=quantity,
         unit_price=unit_price,
         total_cost=quantize_line_total(raw_total),
-        currency="USD",
+        currency=currency,
         granularity="daily",
         provider_prorated=False,
         metadata={"raw_total_cost": str(raw_total)},

@@ -8,7 +8,8 @@ from pydantic import Field
 
 from chargeback_assets.ecosystems.identity_source_settings import DiscoveredIdentitySource
 from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
-from chargeback_assets.validation import Exact, Integer, Text, only_when, settings, unique_by
+from chargeback_assets.engine.models import DEFAULT_CURRENCY
+from chargeback_assets.validation import Currency, Exact, Integer, Text, only_when, settings, unique_by
 
 SERVICE_TYPES = frozenset({"generic"})
 """Keys `identity_resolution_overrides` may use for a generic metrics tenant."""
@@ -55,3 +56,5 @@ class GenericMetricsSettings:
     identity_source: DiscoveredIdentitySource
     display_name: Text | None = None
     metrics_step_seconds: MetricsStep = 3600
+    currency: Currency = DEFAULT_CURRENCY
+    """What the cost types' rates are in; every line priced with them is billed in it."""

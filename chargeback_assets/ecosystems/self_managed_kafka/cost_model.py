@@ -63,6 +63,7 @@ def price_day(
             product_type=product_type,
             quantity=quantity,
             unit_price=unit_price,
+            currency=settings.cost_model.currency,
         )
         for product_type, quantity, unit_price in day_quantities(
             rows, window, settings.broker_count, settings.rates

@@ -12,7 +12,8 @@ from pydantic import Field, field_validator
 
 from chargeback_assets.ecosystems.identity_source_settings import IdentitySourceSettings
 from chargeback_assets.ecosystems.prometheus_settings import MetricsStep, PrometheusSettings
-from chargeback_assets.validation import Exact, Integer, Invalid, Text, settings
+from chargeback_assets.engine.models import DEFAULT_CURRENCY
+from chargeback_assets.validation import Currency, Exact, Integer, Invalid, Text, settings
 
 SERVICE_TYPES = frozenset({"kafka"})
 """Keys `identity_resolution_overrides` may use for a self-managed Kafka tenant."""
@@ -45,6 +46,8 @@ class CostModel(CostRates):
     """Rates are Decimal; quoting them in YAML ("0.10") keeps them exact, plain numbers are read via text."""
 
     region_overrides: Mapping[str, RateOverrides] = field(default_factory=lambda: MappingProxyType({}))
+    currency: Currency = DEFAULT_CURRENCY
+    """What the rates are in; every line priced with them is billed in it."""
 
     def rates_for(self, region: str | None) -> CostRates:
         """The rates of `region`: its overrides replace the base rates field by field."""

@@ -89,3 +89,9 @@ def test_a_day_without_any_row_of_its_queries_is_skipped() -> None:
 def test_fixed_quantities_need_no_rows() -> None:
     (line,) = price_day([], DAY, generic_settings(fixed(count=2, rate="0.125")), "t-1")
     assert (line.quantity, line.total_cost) == (Decimal(48), Decimal("6.0000"))
+
+
+def test_lines_are_in_the_settings_currency_usd_unless_told() -> None:
+    (default,) = price_day([], DAY, generic_settings(fixed(count=2, rate="0.125")), "t-1")
+    (euros,) = price_day([], DAY, generic_settings(fixed(count=2, rate="0.125"), currency="EUR"), "t-1")
+    assert (default.currency, euros.currency) == ("USD", "EUR")

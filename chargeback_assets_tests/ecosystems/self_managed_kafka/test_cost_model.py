@@ -20,6 +20,7 @@ from chargeback_assets.ecosystems.self_managed_kafka.cost_model import (
 )
 from chargeback_assets.engine.bill_quality import is_malformed, screen_amount
 from chargeback_assets.engine.models import UTC, MetricRow, Window
+from chargeback_assets.validation import ConfigError
 
 from .settings_builders import CLUSTER_ID, kafka_settings
 
@@ -167,3 +168,16 @@ def test_an_absurd_metric_gives_a_line_the_billing_stage_refuses_instead_of_fail
     assert screened.metadata["raw_amount"] == str(ingress.total_cost)
     assert screened.metadata["parse_error"] == "amount exceeds max_line_amount 10000000"
     assert lines[COMPUTE].total_cost == Decimal("7.2000")
+
+
+def test_the_cost_model_prices_in_its_currency_and_refuses_what_is_not_a_currency_code() -> None:
+    model = {
+        "compute_hourly_rate": "0.10",
+        "storage_per_gib_hourly": "0.0001",
+        "network_ingress_per_gib": "0.01",
+        "network_egress_per_gib": "0.02",
+    }
+    lines = price_day(traffic(), DAY, kafka_settings(cost_model={**model, "currency": "EUR"}), "tenant-1")
+    assert {line.currency for line in lines} == {"EUR"}
+    with pytest.raises(ConfigError, match=r"plugin_settings\.cost_model\.currency.*ISO 4217"):
+        kafka_settings(cost_model={**model, "currency": "euro"})
