@@ -103,5 +103,8 @@ class SqliteDialect(Dialect):
     def references(self, conn: Connection, table: str) -> set[str]:
         return {row[2] for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')}
 
+    def renumber_after(self, conn: Connection, table: str) -> None:
+        """Nothing to do: an INTEGER PRIMARY KEY always numbers a new row after the table's largest id."""
+
 
 SQLITE = SqliteDialect()
