@@ -1,5 +1,6 @@
 """deploy/dagster.yaml: the Dagster instance on PostgreSQL (dagster-postgres), with the chargeback database on
-the same PostgreSQL server, run by the real dagster-webserver and dagster-daemon.
+the same PostgreSQL server (`storage.url`, its password through `${VAR}`), run by the real
+dagster-webserver and dagster-daemon.
 
 A UI backfill over 3 days × 2 tenants is split by Dagster into one run per tenant; with the shipped queue
 both run at once, each in its own worker process started by the default launcher, each step in that
@@ -19,7 +20,10 @@ import pytest
 import yaml
 from dagster._core.launcher import DefaultRunLauncher
 
+from chargeback_assets.config import load_config
 from chargeback_assets.launcher import WorkerCheckingRunLauncher
+from chargeback_assets.storage.database import open_database
+from chargeback_assets.storage.transfer import contents
 from chargeback_assets_tests.assets.test_graph import PARTITIONED
 from chargeback_assets_tests.dagster_processes import (
     REPO_ROOT,
@@ -77,11 +81,16 @@ def test_a_two_tenant_backfill_runs_both_tenants_at_once_on_the_shared_instance(
     tmp_path: Path, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     postgres.create_database("dagster")
+    chargeback_url = postgres.create_database("chargeback").replace(
+        f":{PASSWORD}@", ":${CHARGEBACK_DB_PASSWORD}@"
+    )
     for name, value in instance_environment(postgres, "dagster").items():
         monkeypatch.setenv(name, value)  # this process migrates the instance; the servers inherit them
+    monkeypatch.setenv("CHARGEBACK_DB_PASSWORD", PASSWORD)
     home = prepare_dagster_home(tmp_path / "dagster_home", deploy_instance_settings())
     with running_graph(tmp_path, days=3) as graph:
-        config = configured(graph.config_path, tmp_path / "shared.yaml", slots=4, request_interval_s=0.1)
+        paced = configured(graph.config_path, tmp_path / "paced.yaml", slots=4, request_interval_s=0.1)
+        config = on_postgres(paced, chargeback_url)
         days = [graph.newest - timedelta(days=age) for age in (2, 1, 0)]
         keys = [f"{day}|{tenant}" for day in days for tenant in TENANTS]
         with running_dagster(home, config, daemon=True) as servers, open_instance(home) as instance:
@@ -98,6 +107,8 @@ def test_a_two_tenant_backfill_runs_both_tenants_at_once_on_the_shared_instance(
             }
             launcher = instance.run_launcher
             facts = instance.get_materialized_partitions(dg.AssetKey("chargeback_facts"))
+        with open_database(load_config(config).storage) as db:
+            stored = contents(db)
 
     assert storages == {"PostgresRunStorage", "PostgresEventLogStorage", "PostgresScheduleStorage"}
     assert isinstance(launcher, WorkerCheckingRunLauncher) and isinstance(launcher, DefaultRunLauncher)
@@ -109,6 +120,17 @@ def test_a_two_tenant_backfill_runs_both_tenants_at_once_on_the_shared_instance(
     assert max_overlap([(r.start_time, r.end_time) for r in records]) == 2
     assert max_overlap(spans) == 2, f"both tenants computed at once: {spans}"
     assert facts == set(keys)
+    charged_days = {f"{day}|{tenant}" for _, tenant, day in stored.charged}
+    assert charged_days == set(keys), "both runs wrote their days to the PostgreSQL chargeback database"
+    assert not graph.db_path.exists(), "no SQLite file was made"
+
+
+def on_postgres(config: Path, url: str) -> Path:
+    """The config with its chargeback database on PostgreSQL (`storage.url`) instead of a SQLite file."""
+    document = yaml.safe_load(config.read_text())
+    document["storage"] = {"url": url}
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    return config
 
 
 def tenant_of(run: dict[str, Any]) -> str:
