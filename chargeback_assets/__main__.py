@@ -7,7 +7,7 @@ Prometheus) and says whether it answered; any that did not makes the exit code 1
 Schema of the file. `storage copy --from SRC --to DST` copies a chargeback database (a SQLite file or a
 postgresql:// URL) into another and verifies the copy (storage/transfer.py): it prints the row counts per
 table and the billed and charged totals per (tenant, day) of both, and exits 1 when they differ (nothing is
-kept then) or the destination already holds rows (unless `--replace`).
+kept then) or the destination already holds rows (unless `--replace`); 2 when both name one database.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.engine.models import Window
 from chargeback_assets.runtime import build_runtime
+from chargeback_assets.storage import postgres
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets.storage.transfer import (
@@ -147,6 +148,8 @@ def copy_storage(source: str, destination: str, *, replace: bool) -> int:
     """Copy `source` into `destination` and report both databases' contents (never a password)."""
     if not _is_url(source) and not Path(source).is_file():
         return fail(FAILED, f"no database at {source}: nothing to copy")
+    if _same_database(source, destination):
+        return fail(INVALID, "--from and --to name the same database")
     try:
         with _open(source) as origin, _open(destination) as target:
             try:
@@ -159,6 +162,14 @@ def copy_storage(source: str, destination: str, *, replace: bool) -> int:
     except (DatabaseUnavailableError, DestinationNotEmptyError, ValueError, OSError) as error:
         return fail(FAILED, str(error))
     return OK
+
+
+def _same_database(source: str, destination: str) -> bool:
+    if _is_url(source) != _is_url(destination):
+        return False
+    if _is_url(source):
+        return postgres.location(source) == postgres.location(destination)
+    return Path(source).resolve() == Path(destination).resolve()
 
 
 def _is_url(location: str) -> bool:

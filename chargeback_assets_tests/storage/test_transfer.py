@@ -100,10 +100,12 @@ def assert_reported(output: str, expected: Contents) -> None:
     assert "!=" not in output
 
 
-def test_a_destination_with_rows_is_refused_unless_replaced_and_the_password_is_never_shown(
+def test_the_same_database_or_one_with_rows_is_refused_unless_replaced_and_no_password_is_shown(
     graph_database: Path, postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = postgres_server.create_database("occupied")  # the password in the URL: it must not be echoed
+    assert main(["storage", "copy", "--from", url, "--to", without_password(url)]) == 2
+    assert "--from and --to name the same database" in capsys.readouterr().err
     assert main(["storage", "copy", "--from", str(graph_database), "--to", url]) == 0
     capsys.readouterr()
     assert main(["storage", "copy", "--from", str(graph_database), "--to", url]) == 1
