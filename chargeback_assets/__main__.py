@@ -31,7 +31,6 @@ from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.engine.models import Window
 from chargeback_assets.runtime import build_runtime
-from chargeback_assets.storage import postgres
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets.storage.transfer import (
@@ -40,7 +39,7 @@ from chargeback_assets.storage.transfer import (
     DestinationNotEmptyError,
     copy_database,
 )
-from chargeback_assets.validation import ConfigError
+from chargeback_assets.validation import ConfigError, DatabaseUrl
 
 INVALID = 2
 UNREACHABLE = 1
@@ -168,7 +167,7 @@ def _same_database(source: str, destination: str) -> bool:
     if _is_url(source) != _is_url(destination):
         return False
     if _is_url(source):
-        return postgres.location(source) == postgres.location(destination)
+        return DatabaseUrl(source).location == DatabaseUrl(destination).location
     return Path(source).resolve() == Path(destination).resolve()
 
 
@@ -178,7 +177,7 @@ def _is_url(location: str) -> bool:
 
 def _open(location: str) -> ChargebackDatabase:
     if _is_url(location):
-        return ChargebackDatabase.connect(location)
+        return ChargebackDatabase.connect(DatabaseUrl(location).reveal())  # its password is now masked
     return ChargebackDatabase.open(location)
 
 
