@@ -16,6 +16,7 @@ BENCHMARKS = {
     "emit": "bench.emit",
     "partition_metadata": "bench.partition_metadata",
     "topics": "bench.topics",
+    "postgres": "bench.postgres",
 }
 """Name -> module with `run() -> dict`. `emit` is optional: listed only when its module exists."""
 

@@ -33,18 +33,21 @@ REVISED_AGE_DAYS = 2
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def backfill(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date) -> None:
+def backfill(
+    defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date, tenant: str = TENANT
+) -> None:
+    """One run over `first..last` of `tenant`, tagged as a single-run backfill's run is."""
     result = defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
         instance=instance,
         run_config=QUIET,
         tags={
-            TENANT_TAG: TENANT,
-            "dagster/asset_partition_range_start": partition_key(first, TENANT),
-            "dagster/asset_partition_range_end": partition_key(last, TENANT),
+            TENANT_TAG: tenant,
+            "dagster/asset_partition_range_start": partition_key(first, tenant),
+            "dagster/asset_partition_range_end": partition_key(last, tenant),
         },
     )
     if not result.success:
-        raise RuntimeError(f"the {DAYS}-day backfill run failed")
+        raise RuntimeError(f"the {DAYS}-day backfill run of {tenant} failed")
 
 
 def revision(

@@ -348,6 +348,7 @@ def _known_dimension_ids(
         f"INSERT INTO wanted_dimensions (position, {_DIMENSION_COLUMNS}) VALUES ({', '.join('?' * 11)})",
         [(position, *dimension) for position, dimension in enumerate(wanted)],
     )
+    tx.dialect.analyze(tx.conn, "wanted_dimensions")
     known = {
         wanted[position]: dimension_id
         for position, dimension_id in tx.conn.execute(

@@ -136,3 +136,12 @@ class Dialect(ABC):
     @abstractmethod
     def references(self, conn: Connection, table: str) -> set[str]:
         """The tables that `table`'s foreign keys point at."""
+
+    @abstractmethod
+    def analyze(self, conn: Connection, table: str) -> None:
+        """Give the planner statistics of a temporary table just filled, before a join reads it."""
+
+    @abstractmethod
+    def renumber_after(self, conn: Connection, table: str) -> None:
+        """After rows were inserted into `table` with their ids given (a copy), make the ids the database
+        numbers itself continue after the largest one."""

@@ -103,5 +103,11 @@ class SqliteDialect(Dialect):
     def references(self, conn: Connection, table: str) -> set[str]:
         return {row[2] for row in conn.execute(f'PRAGMA foreign_key_list("{table}")')}
 
+    def analyze(self, conn: Connection, table: str) -> None:
+        """Nothing to do: without statistics SQLite already joins through the unique index."""
+
+    def renumber_after(self, conn: Connection, table: str) -> None:
+        """Nothing to do: an INTEGER PRIMARY KEY always numbers a new row after the table's largest id."""
+
 
 SQLITE = SqliteDialect()
