@@ -74,15 +74,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(name: str, command: list[str], url: str, log_path: Path) -> Iterator[str]:
-    """Run a Prometheus-family server (`/-/ready` when up), yield `url` once it is ready, stop it by PID."""
+def serving(
+    name: str, command: list[str], url: str, log_path: Path, auth: tuple[str, str] | None = None
+) -> Iterator[str]:
+    """Run a Prometheus-family server (`/-/ready` when up, asked with `auth` if it wants basic auth), yield
+    `url` once it is ready, stop it by PID."""
     with log_path.open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30.0
             while True:
                 try:
-                    if requests.get(f"{url}/-/ready", timeout=1).status_code == 200:
+                    if requests.get(f"{url}/-/ready", auth=auth, timeout=1).status_code == 200:
                         break
                 except requests.ConnectionError:
                     pass
@@ -111,24 +114,26 @@ def running_prometheus(workdir: Path, samples: Iterable[Sample]) -> Iterator[str
 
 
 @contextmanager
-def backfilled_prometheus(workdir: Path, openmetrics: Path) -> Iterator[str]:
-    """Blocks built from an OpenMetrics file by promtool, served by Prometheus on a free loopback port."""
+def backfilled_prometheus(workdir: Path, *openmetrics: Path) -> Iterator[str]:
+    """Blocks built from OpenMetrics files (one tenant's each, say) by promtool, served by Prometheus on a
+    free loopback port."""
     require_prometheus()
     data = workdir / "data"
-    subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            "-q",
-            "--max-block-duration=24h",
-            str(openmetrics),
-            str(data),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    for source in openmetrics:
+        subprocess.run(
+            [
+                "promtool",
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "-q",
+                "--max-block-duration=24h",
+                str(source),
+                str(data),
+            ],
+            check=True,
+            capture_output=True,
+        )
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1h\nscrape_configs: []\n")
     url = f"http://127.0.0.1:{free_port()}"

@@ -14,40 +14,48 @@ timestamp = 00:00 UTC of the period in seconds (the 1st of the month for monthly
   (identity, resource) pair with tags; `.` and `-` in tag keys become `_`. Join it in PromQL:
   `chargeback_amount * on(tenant_id, identity_id, resource_id) group_left(tag_team) chargeback_tags_info`.
 - `chargeback_topic_amount{tenant_id, ecosystem, resource_id, topic, product_type, currency, settled}`: a
-  Kafka cluster's
-  cost of the day per topic (the topic-attribution overlay), kept under `<tenant_id>.om.topics.d/<date>/`
-  by `emit_topics`, since the chargeback's own emission replaces its period fragments whole. Not pushed.
+  Kafka cluster's cost of the day per topic (the topic-attribution overlay), kept under
+  `<tenant_id>.om.topics.d/<date>/` by `emit_topics`, since the chargeback's own emission replaces its
+  period fragments whole. Not pushed.
 
 Every cost series (the three `*_amount` metrics) carries `currency` (the ISO code the period is billed in)
 and `settled` (`true` once the day is past the tenant's `settle_days`, `false` while provisional): see
 `cost_labels`.
 
-Each period is kept as a fragment under `<output_dir>/<tenant_id>.om.d/<date>/`, so re-emitting a period
-replaces its samples and `publish` rebuilds the file from all fragments (every emitted date stays exposed).
-With `pushgateway_url`, `publish` also pushes the newest period's samples (without timestamps) to the group
-`job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was withdrawn. Values are
-exact decimal text; Prometheus stores them as float64.
+The samples come from custom collectors (`ChargebackCollector`, `TopicCollector`) and are rendered by
+`prometheus_client`, which writes label names sorted and values as float64 text (Prometheus stores float64;
+the CSV is the exact record). Each period is rendered once, when it is emitted, into a fragment under
+`<output_dir>/<tenant_id>.om.d/<date>/` (one file of sample lines per metric), so re-emitting a period
+replaces its samples and `publish` rebuilds the file from all fragments under one header per metric (every
+emitted date stays exposed) without rendering the history again. With `pushgateway_url`, `publish` also
+pushes the newest period's samples (read back from its fragment, timestamps dropped: the Pushgateway
+refuses them) to the group `job=<job>, tenant_id=<tenant_id>`, or deletes that group once every period was
+withdrawn.
 
-Label values come from outside (display names, tags) and may hold anything. Both formats escape only `\\`,
-`"` and line feed (`\\n`), so every other control character (carriage return, tab, NUL, escape, C1...) is
-replaced by U+FFFD: no reader can then take it for the end of a line or a field, and the name stays
-recognizable. Fragments are written and read as bytes, never through Python's universal newlines
-(which would turn a raw carriage return into a line break). `prometheus_client` is not used to render: its
-escaping is the same three characters (it leaves a carriage return raw), and it builds one exposition per
-registry, where this file is rebuilt from per-period fragments carrying their own timestamps.
+Label values come from outside (display names, tags) and may hold anything. `prometheus_client` escapes only
+`\\`, `"` and line feed, so every other control character (carriage return, tab, NUL, escape, C1...) is
+replaced by U+FFFD first: no reader can then take it for the end of a line or a field, and the name stays
+recognizable. Fragments are written and read as bytes, never through Python's universal newlines (which
+would turn a raw carriage return into a line break).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from importlib.metadata import version
 from operator import itemgetter
 from pathlib import Path
 from typing import IO
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import generate_latest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from chargeback_assets.emitters import pushgateway
 from chargeback_assets.emitters.base import (
@@ -78,6 +86,21 @@ METRICS = {
     TAGS_INFO: "Custom tags of each charged identity and resource pair (value 1).",
     TOPIC_AMOUNT: "Kafka cluster cost of the period per topic and product type (topic attribution).",
 }
+AMOUNT_LABELS = (
+    "tenant_id",
+    "ecosystem",
+    "identity_id",
+    "resource_id",
+    "product_type",
+    "cost_type",
+    "allocation_method",
+    "env_id",
+)
+TEAM_LABELS = ("tenant_id", "ecosystem", "team", "cost_type")
+IDENTITY_LABELS = ("tenant_id", "ecosystem", "identity_id", "identity_name", "identity_type")
+TOPIC_LABELS = ("tenant_id", "ecosystem", "resource_id", "topic", "product_type")
+COST_LABELS = ("currency", "settled")
+"""Added after its own to every cost series: see `cost_labels`."""
 DEFAULT_JOB = "chargeback"
 _LABEL_UNSAFE = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -92,14 +115,14 @@ REPLACEMENT = "\ufffd"
 
 
 def label_value(value: str) -> str:
-    """`value` as a quoted label value's content in OpenMetrics and the Prometheus text format."""
-    return _CONTROLS.sub(REPLACEMENT, value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    """`value` with every control character but line feed replaced, ready for `prometheus_client`'s escaping
+    of `\\`, `"` and line feed."""
+    return _CONTROLS.sub(REPLACEMENT, value)
 
 
-def cost_labels(facts: PeriodFacts) -> str:
-    """The labels every cost series of a period carries after its own: its currency and whether it is
-    settled."""
-    return f',currency="{label_value(facts.currency)}",settled="{flag_text(facts.settled)}"'
+def cost_labels(facts: PeriodFacts) -> list[str]:
+    """The values of `COST_LABELS` for a period: its currency and whether it is settled."""
+    return [label_value(facts.currency), flag_text(facts.settled)]
 
 
 def fragments_of(openmetrics_file: Path) -> Path:
@@ -130,6 +153,38 @@ def label_clashes(keys: Iterable[str]) -> list[list[str]]:
     return [group for group in by_label.values() if len(group) > 1]
 
 
+class Families:
+    """A collector of metric families already built: what `prometheus_client` renders or pushes."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+FINGERPRINT = ".fingerprint"
+"""The file in a period's fragment naming the samples it was rendered from (see `fingerprint`)."""
+_RENDERER = f"prometheus_client {version('prometheus-client')}".encode()
+
+
+def fingerprint(collector: ChargebackCollector | TopicCollector) -> bytes:
+    """A digest of what the collector's families are made of and of the renderer: equal digests render equal
+    fragments."""
+    return hashlib.sha256(_RENDERER + str(collector.content).encode()).hexdigest().encode()
+
+
+def header(metric: str) -> bytes:
+    """The `# HELP` and `# TYPE` lines of one of our metrics."""
+    return generate_latest(Families([Metric(metric, METRICS[metric], "gauge")])).removesuffix(b"# EOF\n")
+
+
+def sample_lines(family: Metric) -> bytes:
+    """The family's samples as OpenMetrics lines, without its header and the closing `# EOF`."""
+    rendered = generate_latest(Families([family]))
+    return rendered.split(b"\n", 2)[2].removesuffix(b"# EOF\n")
+
+
 class PrometheusEmitter:
     wants_lines = False
 
@@ -137,7 +192,7 @@ class PrometheusEmitter:
         self.output_dir = output_dir
         self.pushgateway_url = pushgateway_url
         self.job = job
-        self._samples = SampleRenderer()
+        self._labels = LabelValues()
 
     def file_for(self, tenant_id: str) -> Path:
         return inside(self.output_dir, f"{tenant_id}.om", "OpenMetrics file")
@@ -152,37 +207,41 @@ class PrometheusEmitter:
     def emit(self, tenant_id: str, period: date, rows: Sequence[EmitRow], facts: PeriodFacts) -> list[str]:
         """Replace the period's fragment; the file itself changes in `publish`, which names the outputs (the
         fragments are working state, not something a reader opens)."""
-        by_metric = dict(self._samples.period_samples(rows, int(day_start(period).timestamp()), facts))
-        return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), by_metric)
+        collector = ChargebackCollector(rows, int(day_start(period).timestamp()), facts, self._labels)
+        return self._replace_fragment(self._fragments(tenant_id) / period.isoformat(), collector)
 
     def emit_topics(
         self, tenant_id: str, ecosystem: str, period: date, rows: Sequence[TopicCharge], facts: PeriodFacts
     ) -> list[str]:
         """Replace the period's topic samples; like `emit`, visible at the next `publish`."""
         timestamp = int(day_start(period).timestamp())
-        amounts: dict[tuple[str, str, str], Decimal] = {}
-        for r in rows:
-            key = (r.resource_id, r.topic, r.product_type)
-            amounts[key] = amounts.get(key, ZERO) + r.amount
-        e, cost = self._samples.escaped, cost_labels(facts)
-        lines = [
-            f'{TOPIC_AMOUNT}{{tenant_id="{e[tenant_id]}",ecosystem="{e[ecosystem]}",resource_id="{e[resource]}",'
-            f'topic="{e[topic]}",product_type="{e[product]}"{cost}}} {amount:f} {timestamp}\n'
-            for (resource, topic, product), amount in sorted(amounts.items())
-        ]
+        collector = TopicCollector(tenant_id, ecosystem, rows, timestamp, facts, self._labels)
         target = self._topic_fragments(tenant_id) / period.isoformat()
-        return self._replace_fragment(target, {TOPIC_AMOUNT: lines} if lines else {})
+        return self._replace_fragment(target, collector)
 
     def retract_topics(self, tenant_id: str, period: date) -> list[str]:
         return self._drop_fragment(tenant_id, self._topic_fragments(tenant_id) / period.isoformat(), "topic")
 
-    def _replace_fragment(self, target: Path, by_metric: Mapping[str, list[str]]) -> list[str]:
+    def _replace_fragment(self, target: Path, collector: ChargebackCollector | TopicCollector) -> list[str]:
+        """Swap the period's fragment for the collector's samples, unless it already holds exactly those:
+        rendering is what costs, and most emissions of a day repeat an unchanged day (a re-materialized
+        partition, the lookback window). Rendering comes first, so a bad tag key fails before anything is
+        written."""
+        digest = fingerprint(collector)
         period = target.name
+        fingerprint_file = target / FINGERPRINT
+        try:
+            if fingerprint_file.is_file() and fingerprint_file.read_bytes() == digest:
+                return []
+        except OSError as exc:
+            raise EmitterError(f"cannot read the samples of {period} under {target.parent}: {exc}") from exc
+        rendered = {family.name: sample_lines(family) for family in collector.collect()}
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{period}.", dir=target.parent))
-            for metric, lines in by_metric.items():
-                (staging / metric).write_bytes("".join(lines).encode("utf-8"))
+            for metric, lines in rendered.items():
+                (staging / metric).write_bytes(lines)
+            (staging / FINGERPRINT).write_bytes(digest)
             if target.exists():
                 retired = target.with_name(f".{target.name}.old")
                 shutil.rmtree(retired, ignore_errors=True)
@@ -218,12 +277,12 @@ class PrometheusEmitter:
         topic_periods = self._periods(tenant_id, self._topic_fragments(tenant_id))
 
         def write(out: IO[bytes]) -> None:
-            for metric, help_text in METRICS.items():
+            for metric in METRICS:
                 sources = topic_periods if metric == TOPIC_AMOUNT else periods
                 files = [p / metric for p in sources if (p / metric).exists()]
                 if not files:
                     continue
-                out.write(f"# HELP {metric} {help_text}\n# TYPE {metric} gauge\n".encode())
+                out.write(header(metric))
                 for file in files:
                     with file.open("rb") as fragment:
                         shutil.copyfileobj(fragment, out)
@@ -234,7 +293,7 @@ class PrometheusEmitter:
         if self.pushgateway_url:
             group = {"tenant_id": tenant_id}
             published.append(
-                pushgateway.push(self.pushgateway_url, self.job, group, self._push_text(periods[-1]))
+                pushgateway.push(self.pushgateway_url, self.job, group, self._untimed(periods[-1]))
                 if periods
                 else pushgateway.delete(self.pushgateway_url, self.job, group)
             )
@@ -249,40 +308,54 @@ class PrometheusEmitter:
         except OSError as exc:
             raise EmitterError(f"cannot read the emitted periods under {root}: {exc}") from exc
 
-    def _push_text(self, period_dir: Path) -> bytes:
-        """The period's samples as Prometheus text without timestamps (the Pushgateway refuses them)."""
-        lines = []
-        for metric in METRICS:
-            file = period_dir / metric
-            if file.exists():
-                lines.append(f"# TYPE {metric} gauge".encode())
-                samples = file.read_bytes().split(b"\n")  # not splitlines(): a line ends at \n only
-                lines += [line.rsplit(b" ", 1)[0] for line in samples if line]
-        return b"\n".join(lines) + b"\n"
+    def _untimed(self, period_dir: Path) -> Families:
+        """The period's samples read back from its fragment, without timestamps (the Pushgateway refuses
+        them)."""
+        text = b"".join(
+            header(metric) + (period_dir / metric).read_bytes()
+            for metric in METRICS
+            if (period_dir / metric).exists()
+        )
+        families = []
+        for parsed in text_string_to_metric_families(text.decode("utf-8") + "# EOF\n"):
+            family = Metric(parsed.name, parsed.documentation, parsed.type)
+            family.samples = [sample._replace(timestamp=None) for sample in parsed.samples]
+            families.append(family)
+        return Families(families)
 
 
-class SampleRenderer:
-    """A period's rows as sample lines; label values are escaped once per distinct text, and the tag
-    labels once per `Labels`, for every period an emitter writes.
-
-    Each line is one format string: a large period has tens of thousands of `chargeback_amount` series.
-    """
+class LabelValues:
+    """Label values made safe once per distinct text (see `label_value`), and tag labels once per tag set,
+    for every period an emitter writes: a large period repeats a few hundred values over tens of thousands
+    of series."""
 
     def __init__(self) -> None:
-        self.escaped: Memo[str, str] = Memo(label_value)
-        self._tag_labels: Memo[Labels, str] = Memo(self._render_tags)
+        self.safe: Memo[str, str] = Memo(label_value)
+        self.tags: Memo[Tags, dict[str, str]] = Memo(self._tag_labels)
 
-    def _render_tags(self, labels: Labels) -> str:
-        return "".join(f',{name}="{self.escaped[value]}"' for name, value in _tag_labels(labels.tags))
+    def _tag_labels(self, tags: Tags) -> dict[str, str]:
+        return {name: self.safe[value] for name, value in _tag_labels(dict(tags))}
 
-    def period_samples(
-        self, rows: Sequence[EmitRow], timestamp: int, facts: PeriodFacts
-    ) -> Iterator[tuple[str, list[str]]]:
-        """(metric, its sample lines) for one period, every list sorted so the file is reproducible."""
+
+Tags = tuple[tuple[str, str], ...]
+"""A row's tags as sorted (key, value) pairs."""
+
+
+class ChargebackCollector:
+    """One period's chargeback rows as the gauge families of the OpenMetrics file, every sample stamped
+    with the period's start; the samples of each family sorted, so the file is reproducible.
+
+    The rows are summed per series at once: `content` is all the families are made of, so equal contents
+    render equal fragments (see `fingerprint`).
+    """
+
+    def __init__(
+        self, rows: Sequence[EmitRow], timestamp: int, facts: PeriodFacts, labels: LabelValues
+    ) -> None:
         amounts: dict[tuple[str, ...], Decimal] = {}
         identities: dict[tuple[str, ...], Labels] = {}
         tagged: dict[tuple[str, ...], Labels] = {}
-        for r, labels in rows:
+        for r, row_labels in rows:
             key = (
                 r.tenant_id,
                 r.ecosystem,
@@ -294,51 +367,76 @@ class SampleRenderer:
                 r.env_id,
             )
             amounts[key] = amounts.get(key, ZERO) + r.amount
-            identities[key[:3]] = labels
-            if labels.tags:
-                tagged[key[:4]] = labels
-        e, cost = self.escaped, cost_labels(facts)
-        yield (
-            AMOUNT,
-            [
-                f'{AMOUNT}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                f'resource_id="{e[resource]}",product_type="{e[product]}",cost_type="{e[cost_type]}",'
-                f'allocation_method="{e[method]}",env_id="{e[env]}"{cost}}} {amount:f} {timestamp}\n'
-                for (tenant, ecosystem, identity, resource, product, cost_type, method, env), amount in (
-                    sorted(amounts.items(), key=_first)
-                )
-            ],
-        )
+            identities[key[:3]] = row_labels
+            if row_labels.tags:
+                tagged[key[:4]] = row_labels
         teams = team_totals(rows)
-        if teams is not None:
-            tenant, ecosystem = e[rows[0][0].tenant_id], e[rows[0][0].ecosystem]
-            yield (
-                TEAM_AMOUNT,
-                [
-                    f'{TEAM_AMOUNT}{{tenant_id="{tenant}",ecosystem="{ecosystem}",team="{e[team]}",'
-                    f'cost_type="{e[cost_type]}"{cost}}} {amount:f} {timestamp}\n'
-                    for (team, cost_type), amount in teams.items()
-                ],
-            )
-        yield (
-            IDENTITY_INFO,
-            [
-                f'{IDENTITY_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                f'identity_name="{e[labels.identity_name]}",identity_type="{e[labels.identity_type]}"}} 1 '
-                f"{timestamp}\n"
-                for (tenant, ecosystem, identity), labels in sorted(identities.items(), key=_first)
-            ],
+        self.content = (
+            timestamp,
+            tuple(cost_labels(facts)),
+            sorted(amounts.items(), key=_first),
+            (rows[0][0].tenant_id, rows[0][0].ecosystem, list(teams.items())) if teams is not None else None,
+            sorted((key, i.identity_name, i.identity_type) for key, i in identities.items()),
+            sorted((key, tuple(sorted(t.tags.items()))) for key, t in tagged.items()),
         )
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        timestamp, cost, amounts, teams, identities, tagged = self.content
+        safe = self._labels.safe
+        family = GaugeMetricFamily(AMOUNT, METRICS[AMOUNT], labels=AMOUNT_LABELS + COST_LABELS)
+        for key, amount in amounts:
+            family.add_metric([*(safe[value] for value in key), *cost], float(amount), timestamp)
+        yield family
+        if teams is not None:
+            tenant, ecosystem, totals = teams
+            family = GaugeMetricFamily(TEAM_AMOUNT, METRICS[TEAM_AMOUNT], labels=TEAM_LABELS + COST_LABELS)
+            for (team, cost_type), amount in totals:
+                values = [safe[tenant], safe[ecosystem], safe[team], cost_type, *cost]
+                family.add_metric(values, float(amount), timestamp)
+            yield family
+        family = GaugeMetricFamily(IDENTITY_INFO, METRICS[IDENTITY_INFO], labels=IDENTITY_LABELS)
+        for key, name, identity_type in identities:
+            family.add_metric([safe[value] for value in (*key, name, identity_type)], 1, timestamp)
+        yield family
         if tagged:
-            tag_labels = self._tag_labels
-            yield (
-                TAGS_INFO,
-                [
-                    f'{TAGS_INFO}{{tenant_id="{e[tenant]}",ecosystem="{e[ecosystem]}",identity_id="{e[identity]}",'
-                    f'resource_id="{e[resource]}"{tag_labels[labels]}}} 1 {timestamp}\n'
-                    for (tenant, ecosystem, identity, resource), labels in sorted(tagged.items(), key=_first)
-                ],
-            )
+            family = Metric(TAGS_INFO, METRICS[TAGS_INFO], "gauge")
+            tag_labels = self._labels.tags
+            for key, tags in tagged:
+                scope = dict(zip(AMOUNT_LABELS, (safe[value] for value in key), strict=False))
+                family.add_sample(TAGS_INFO, {**scope, **tag_labels[tags]}, 1, timestamp)
+            yield family
+
+
+class TopicCollector:
+    """One day's topic rows of a tenant as the `chargeback_topic_amount` family, summed per series."""
+
+    def __init__(
+        self,
+        tenant_id: str,
+        ecosystem: str,
+        rows: Sequence[TopicCharge],
+        timestamp: int,
+        facts: PeriodFacts,
+        labels: LabelValues,
+    ) -> None:
+        amounts: dict[tuple[str, str, str], Decimal] = {}
+        for r in rows:
+            key = (r.resource_id, r.topic, r.product_type)
+            amounts[key] = amounts.get(key, ZERO) + r.amount
+        self.content = (timestamp, (tenant_id, ecosystem), tuple(cost_labels(facts)), sorted(amounts.items()))
+        self._labels = labels
+
+    def collect(self) -> Iterator[Metric]:
+        timestamp, scope, cost, amounts = self.content
+        if not amounts:
+            return
+        safe = self._labels.safe
+        family = GaugeMetricFamily(TOPIC_AMOUNT, METRICS[TOPIC_AMOUNT], labels=TOPIC_LABELS + COST_LABELS)
+        for key, amount in amounts:
+            values = [*(safe[value] for value in (*scope, *key)), *cost]
+            family.add_metric(values, float(amount), timestamp)
+        yield family
 
 
 def _tag_labels(tags: Mapping[str, str]) -> list[tuple[str, str]]:

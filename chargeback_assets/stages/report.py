@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from chargeback_assets.engine.models import Window, day_start, is_settled
+from chargeback_assets import frames
 from chargeback_assets.engine.money import ZERO
-from chargeback_assets.stages.checks import reconcile_day, reconcile_topics_day
+from chargeback_assets.stages.checks import reconcile_topics_day
 from chargeback_assets.stages.scope import TenantData
-from chargeback_assets.storage.chargeback import chargeback_amounts_for_day, unattributed_amounts_for_day
-from chargeback_assets.storage.inventory import all_resources, identities_overlapping
+from chargeback_assets.storage.inventory import all_resources
 from chargeback_assets.storage.topics import topic_rows_for_day
 
 
@@ -45,49 +44,36 @@ class TenantReport:
 
 
 def tenant_report(data: TenantData, days: Sequence[date], today: date, top: int = 10) -> TenantReport:
-    """The tenant's totals over `days`; which of them are still provisional is judged as of `today`."""
-    billed = allocated = unallocated = unattributed = provisional_billed = ZERO
-    mismatched = provisional = 0
-    currencies: set[str] = set()
-    by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for day in days:
-        check = reconcile_day(data, day)
-        currencies.update(check.currency.split(","))
-        if not is_settled(day, today, data.tenant.settle_days):
-            provisional += 1
-            provisional_billed += check.billed
-        billed += check.billed
-        allocated += check.allocated
-        unallocated += check.unallocated
-        unattributed += sum(unattributed_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day), ZERO)
-        mismatched += len(check.mismatches)
-        for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
-            by_identity[fact.identity_id] += fact.amount
-    window = Window(day_start(min(days)), day_start(max(days)))
-    names = {
-        i.identity_id: (i.display_name or "", i.identity_type)
-        for i in identities_overlapping(data.db, data.ecosystem, data.tenant_id, window)
+    """The tenant's totals over `days` (consecutive); which of them are still provisional is judged as of
+    `today`."""
+    first, last = min(days), max(days)
+    totals = frames.tenant_totals(data, first, last, today)
+    provisional = totals[~totals["settled"]]
+    resources = {
+        r.resource_id: (r.display_name or "", f"resource {r.resource_type}")
+        for r in all_resources(data.db, data.ecosystem, data.tenant_id)
     }
-    for resource in all_resources(data.db, data.ecosystem, data.tenant_id):
-        names.setdefault(
-            resource.resource_id, (resource.display_name or "", f"resource {resource.resource_type}")
-        )
-    ranked = sorted(by_identity.items(), key=lambda item: (-item[1], item[0]))[:top]
+    ranked = frames.identity_totals(data, first, last, top)
+
+    def named(identity_id: str, name: str, identity_type: str) -> tuple[str, str]:
+        """An identity's name and type; else a resource's, named as one; else a sentinel."""
+        return (name, identity_type) if identity_type else resources.get(identity_id, ("", "sentinel"))
+
     return TenantReport(
         tenant=data.tenant.name,
-        days=len(days),
-        billed=billed,
-        allocated=allocated,
-        unallocated=unallocated,
-        unattributed=unattributed,
-        mismatched_lines=mismatched,
+        days=len(totals),
+        billed=sum(totals["billed"], ZERO),
+        allocated=sum(totals["allocated"], ZERO),
+        unallocated=sum(totals["unallocated"], ZERO),
+        unattributed=sum(totals["unattributed"], ZERO),
+        mismatched_lines=int(totals["mismatched_lines"].sum()),
         top=tuple(
-            IdentityCost(identity_id, *names.get(identity_id, ("", "sentinel")), amount)
-            for identity_id, amount in ranked
+            IdentityCost(r.identity_id, *named(r.identity_id, r.identity_name, r.identity_type), r.amount)
+            for r in ranked.itertuples(index=False)
         ),
-        currency=",".join(sorted(currencies)),
-        provisional_days=provisional,
-        provisional_billed=provisional_billed,
+        currency=",".join(sorted({c for text in totals["currency"] for c in text.split(",")})),
+        provisional_days=len(provisional),
+        provisional_billed=sum(provisional["billed"], ZERO),
     )
 
 

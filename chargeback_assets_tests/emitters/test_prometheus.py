@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from chargeback_assets.emitters.base import EmitterError, Labels
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
@@ -13,22 +14,60 @@ from chargeback_assets_tests.emitters.samples import (
     HOSTILE_AS_READ,
     HOSTILE_LABEL,
     emit_row,
+    emit_varied,
     period_facts,
 )
 from chargeback_assets_tests.real_prometheus import backfilled_prometheus, require_prometheus
 
 DAY1, DAY2 = date(2026, 3, 14), date(2026, 3, 15)
 T1, T2 = 1773446400, 1773532800  # 00:00 UTC of DAY1, DAY2 in seconds
+VARIED = Path(__file__).with_name("data") / "varied.om"
+"""What the hand-written renderer (before prometheus_client) wrote for `emit_varied`."""
 
-AMOUNT_SERIES = (
-    'chargeback_amount{{tenant_id="t1",ecosystem="confluent_cloud",identity_id="{identity}",resource_id="lkc-1",'
-    'product_type="KAFKA_NUM_CKU",cost_type="usage",allocation_method="usage_ratio",env_id="env-1",'
-    'currency="USD",settled="true"}}'
-)
+Series = tuple[str, tuple[tuple[str, str], ...], float, float | None]
 
 
-def amount_lines(text: str) -> list[str]:
-    return [line for line in text.splitlines() if line.startswith("chargeback_amount{")]
+def samples(path: Path) -> list[Series]:
+    """(metric, sorted labels, value, timestamp in seconds) of every sample, as an OpenMetrics reader parses
+    it, in file order. Line by line: a series' samples of several days are not contiguous in the file, which
+    promtool and Prometheus accept but the strict parser of `prometheus_client` refuses."""
+    found = []
+    for line in path.read_bytes().decode("utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            metric = line.split("{", 1)[0]
+            [family] = text_string_to_metric_families(f"# TYPE {metric} gauge\n{line}\n# EOF\n")
+            [s] = family.samples
+            stamp = None if s.timestamp is None else float(s.timestamp.sec)
+            found.append((s.name, tuple(sorted(s.labels.items())), s.value, stamp))
+    return found
+
+
+def amounts(path: Path) -> list[tuple[str, float, float | None]]:
+    """(identity_id, value, timestamp) of the chargeback_amount samples, in file order."""
+    return [
+        (dict(labels)["identity_id"], value, timestamp)
+        for metric, labels, value, timestamp in samples(path)
+        if metric == "chargeback_amount"
+    ]
+
+
+AMOUNT_LABELS = {
+    "tenant_id": "t1",
+    "ecosystem": "confluent_cloud",
+    "resource_id": "lkc-1",
+    "product_type": "KAFKA_NUM_CKU",
+    "cost_type": "usage",
+    "allocation_method": "usage_ratio",
+    "env_id": "env-1",
+    "currency": "USD",
+    "settled": "true",
+}
+
+
+def test_the_file_holds_the_same_samples_as_the_hand_written_renderer_wrote(tmp_path: Path) -> None:
+    emit_varied(PrometheusEmitter(tmp_path))
+    assert sorted(samples(tmp_path / "t1.om"), key=repr) == sorted(samples(VARIED), key=repr)
+    assert len(samples(VARIED)) == 32
 
 
 def test_every_emitted_date_is_in_the_file_with_midnight_timestamps_in_seconds(tmp_path: Path) -> None:
@@ -45,14 +84,13 @@ def test_every_emitted_date_is_in_the_file_with_midnight_timestamps_in_seconds(t
     text = (tmp_path / "t1.om").read_text()
     assert text.endswith("# EOF\n")
     assert text.count("# TYPE chargeback_amount gauge") == 1
-    assert amount_lines(text) == [
-        AMOUNT_SERIES.format(identity="sa-1") + f" 1.7500 {T1}",  # two categories of one label set: summed
-        AMOUNT_SERIES.format(identity="sa-2") + f" 3.0001 {T2}",
-    ]
-    assert (
-        'chargeback_identity_info{tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-2",'
-        f'identity_name="SA-2",identity_type="service_account"}} 1 {T2}'
-    ) in text.splitlines()
+    assert [s for s in samples(tmp_path / "t1.om") if s[0] == "chargeback_amount"] == [
+        ("chargeback_amount", tuple(sorted({**AMOUNT_LABELS, "identity_id": "sa-1"}.items())), 1.75, T1),
+        ("chargeback_amount", tuple(sorted({**AMOUNT_LABELS, "identity_id": "sa-2"}.items())), 3.0001, T2),
+    ]  # two categories of one label set: summed
+    identity = {"tenant_id": "t1", "ecosystem": "confluent_cloud", "identity_id": "sa-2"}
+    info = {**identity, "identity_name": "SA-2", "identity_type": "service_account"}
+    assert ("chargeback_identity_info", tuple(sorted(info.items())), 1.0, T2) in samples(tmp_path / "t1.om")
 
 
 def test_re_emitting_a_date_replaces_its_samples_and_keeps_the_others(tmp_path: Path) -> None:
@@ -62,10 +100,7 @@ def test_re_emitting_a_date_replaces_its_samples_and_keeps_the_others(tmp_path: 
     emitter.publish("t1")
     emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-9", "9.0000")], period_facts(DAY1))
     emitter.publish("t1")
-    assert amount_lines((tmp_path / "t1.om").read_text()) == [
-        AMOUNT_SERIES.format(identity="sa-9") + f" 9.0000 {T1}",
-        AMOUNT_SERIES.format(identity="sa-1") + f" 2.0000 {T2}",
-    ]
+    assert amounts(tmp_path / "t1.om") == [("sa-9", 9.0, T1), ("sa-1", 2.0, T2)]
     assert sorted(p.name for p in (tmp_path / "t1.om.d").iterdir()) == ["2026-03-14", "2026-03-15"]
 
 
@@ -77,17 +112,19 @@ def test_tags_and_teams_become_info_and_team_series(tmp_path: Path) -> None:
     ]
     emitter.emit("t1", DAY1, rows, period_facts(DAY1))
     emitter.publish("t1")
-    lines = (tmp_path / "t1.om").read_text().splitlines()
-    team = (
-        'chargeback_team_amount{{tenant_id="t1",ecosystem="confluent_cloud",team="{}",cost_type="{}",'
-        'currency="USD",settled="true"}}'
-    )
-    assert team.format("pay", "usage") + f" 1.0000 {T1}" in lines
-    assert team.format("UNTAGGED", "shared") + f" 2.0000 {T1}" in lines
-    assert (
-        'chargeback_tags_info{tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-1",resource_id="lkc-1",'
-        f'tag_cost_center="42",tag_team="pay"}} 1 {T1}'
-    ) in lines
+    found = samples(tmp_path / "t1.om")
+    scope = {"tenant_id": "t1", "ecosystem": "confluent_cloud"}
+    for team, cost_type, value in (("pay", "usage", 1.0), ("UNTAGGED", "shared", 2.0)):
+        labels = {**scope, "team": team, "cost_type": cost_type, "currency": "USD", "settled": "true"}
+        assert ("chargeback_team_amount", tuple(sorted(labels.items())), value, T1) in found
+    tags = {
+        **scope,
+        "identity_id": "sa-1",
+        "resource_id": "lkc-1",
+        "tag_cost_center": "42",
+        "tag_team": "pay",
+    }
+    assert ("chargeback_tags_info", tuple(sorted(tags.items())), 1.0, T1) in found
 
 
 def test_tag_keys_that_collide_as_label_names_fail_the_emission(tmp_path: Path) -> None:
@@ -122,10 +159,10 @@ def test_control_characters_in_label_values_are_replaced_and_every_sample_stays_
     raw = (tmp_path / "t1.om").read_bytes()
     assert not set(raw) & {*range(0x00, 0x0A), *range(0x0B, 0x20), 0x7F}  # no control byte but LF
     lines = raw.decode("utf-8").split("\n")
-    scope = 'tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-1"'
+    scope = 'ecosystem="confluent_cloud",identity_id="sa-1"'
     assert [line for line in lines if line.startswith(f"chargeback_identity_info{{{scope},")] == [
-        f'chargeback_identity_info{{{scope},identity_name="{HOSTILE_LABEL}",identity_type="service_account"}}'
-        f" 1 {timestamp}"
+        f'chargeback_identity_info{{{scope},identity_name="{HOSTILE_LABEL}",identity_type="service_account",'
+        f'tenant_id="t1"}} 1.0 {timestamp}'
         for timestamp in (T1, T2)
     ]
     assert sum(line.startswith("chargeback_amount{") for line in lines) == 4
@@ -146,21 +183,12 @@ def test_prometheus_reads_a_hostile_label_value_back_as_written(tmp_path: Path) 
     assert series["metric"]["identity_name"] == HOSTILE_AS_READ
 
 
-def test_promtool_accepts_the_file(tmp_path: Path) -> None:
+def test_promtool_accepts_the_file_and_finds_nothing_to_lint(tmp_path: Path) -> None:
     require_prometheus()
-    emitter = PrometheusEmitter(tmp_path / "out")
-    for day in (DAY1, DAY2):
-        emitter.emit("t1", day, [emit_row(day, "sa-1", "1.0000", tags={"team": "pay"})], period_facts(day))
-    emitter.publish("t1")
+    emit_varied(PrometheusEmitter(tmp_path / "out"))
+    published = tmp_path / "out" / "t1.om"
     blocks = subprocess.run(
-        [
-            "promtool",
-            "tsdb",
-            "create-blocks-from",
-            "openmetrics",
-            str(tmp_path / "out" / "t1.om"),
-            str(tmp_path / "db"),
-        ],
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(published), str(tmp_path / "db")],
         capture_output=True,
         text=True,
     )
@@ -169,6 +197,8 @@ def test_promtool_accepts_the_file(tmp_path: Path) -> None:
         ["promtool", "tsdb", "list", str(tmp_path / "db")], capture_output=True, text=True
     )
     assert str(T1 * 1000) in listing.stdout
+    lint = subprocess.run(["promtool", "check", "metrics"], input=published.read_bytes(), capture_output=True)
+    assert (lint.returncode, lint.stdout, lint.stderr) == (0, b"", b"")
 
 
 def test_an_unwritable_output_dir_is_an_emitter_error(tmp_path: Path) -> None:
@@ -189,27 +219,53 @@ def test_rows_sharing_labels_across_periods_give_every_period_its_own_exact_line
         )
         emitter.emit("t1", day, [(row, shared), (other, shared), (row, shared)], period_facts(day))
     emitter.publish("t1")
-    lines = (tmp_path / "t1.om").read_text().splitlines()
-    scope = 'tenant_id="t1",ecosystem="confluent_cloud",identity_id="sa-1"'
-    identity = (
-        f'chargeback_identity_info{{{scope},identity_name="Pay \\"app\\"",identity_type="service_account"}}'
-    )
+    found = samples(tmp_path / "t1.om")
+    scope = {"tenant_id": "t1", "ecosystem": "confluent_cloud", "identity_id": "sa-1"}
+    identity = {**scope, "identity_name": 'Pay "app"', "identity_type": "service_account"}
     assert [
-        line for line in lines if line.startswith(("chargeback_identity_info{", "chargeback_tags_info{"))
+        (metric, dict(labels), timestamp) for metric, labels, _, timestamp in found if "info" in metric
     ] == [
-        f"{identity} 1 {T1}",
-        f"{identity} 1 {T2}",
-        f'chargeback_tags_info{{{scope},resource_id="lkc-1",tag_cost_center="4\\\\2"}} 1 {T1}',
-        f'chargeback_tags_info{{{scope},resource_id="lkc-2",tag_cost_center="4\\\\2"}} 1 {T1}',
-        f'chargeback_tags_info{{{scope},resource_id="lkc-1",tag_cost_center="4\\\\2"}} 1 {T2}',
-        f'chargeback_tags_info{{{scope},resource_id="lkc-2",tag_cost_center="4\\\\2"}} 1 {T2}',
+        ("chargeback_identity_info", identity, T1),
+        ("chargeback_identity_info", identity, T2),
+        ("chargeback_tags_info", {**scope, "resource_id": "lkc-1", "tag_cost_center": "4\\2"}, T1),
+        ("chargeback_tags_info", {**scope, "resource_id": "lkc-2", "tag_cost_center": "4\\2"}, T1),
+        ("chargeback_tags_info", {**scope, "resource_id": "lkc-1", "tag_cost_center": "4\\2"}, T2),
+        ("chargeback_tags_info", {**scope, "resource_id": "lkc-2", "tag_cost_center": "4\\2"}, T2),
     ]
-    assert amount_lines("\n".join(lines)) == [
-        AMOUNT_SERIES.format(identity="sa-1") + f" 2.0000 {T1}",  # the row given twice counts twice
-        AMOUNT_SERIES.format(identity="sa-1").replace("lkc-1", "lkc-2") + f" 0.5000 {T1}",
-        AMOUNT_SERIES.format(identity="sa-1") + f" 4.0000 {T2}",
-        AMOUNT_SERIES.format(identity="sa-1").replace("lkc-1", "lkc-2") + f" 0.5000 {T2}",
+    assert [
+        (dict(labels)["resource_id"], value, timestamp)
+        for metric, labels, value, timestamp in found
+        if metric == "chargeback_amount"
+    ] == [
+        ("lkc-1", 2.0, T1),  # the row given twice counts twice
+        ("lkc-2", 0.5, T1),
+        ("lkc-1", 4.0, T2),
+        ("lkc-2", 0.5, T2),
     ]
+
+
+def test_re_emitting_an_unchanged_period_keeps_its_fragment_and_any_change_renders_it_again(
+    tmp_path: Path,
+) -> None:
+    emitter = PrometheusEmitter(tmp_path)
+    fragment = tmp_path / "t1.om.d" / DAY1.isoformat() / "chargeback_identity_info"
+    emitter.emit("t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")], period_facts(DAY1))
+    rendered = fragment.stat().st_ino
+    PrometheusEmitter(tmp_path).emit(
+        "t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments")], period_facts(DAY1)
+    )
+    assert fragment.stat().st_ino == rendered  # the same samples: left as it was
+
+    emitter.emit(
+        "t1", DAY1, [emit_row(DAY1, "sa-1", "1.0000", identity_name="Payments EU")], period_facts(DAY1)
+    )
+    emitter.publish("t1")
+    assert fragment.stat().st_ino != rendered
+    assert [
+        dict(labels)["identity_name"]
+        for metric, labels, _, _ in samples(tmp_path / "t1.om")
+        if "info" in metric
+    ] == ["Payments EU"]
 
 
 def test_cost_series_carry_the_currency_and_whether_the_day_is_settled(tmp_path: Path) -> None:
@@ -218,15 +274,17 @@ def test_cost_series_carry_the_currency_and_whether_the_day_is_settled(tmp_path:
     provisional = period_facts(DAY2, currency="EUR", settled=False)
     emitter.emit("t1", DAY2, [emit_row(DAY2, "sa-1", "2.0000", tags={"team": "pay"})], provisional)
     emitter.publish("t1")
-    lines = (tmp_path / "t1.om").read_text().splitlines()
-    cost_lines = [
-        line for line in lines if line.startswith(("chargeback_amount{", "chargeback_team_amount{"))
+    found = samples(tmp_path / "t1.om")
+    cost = [
+        (metric, dict(labels)["currency"], dict(labels)["settled"], timestamp)
+        for metric, labels, _, timestamp in found
+        if metric.endswith("_amount")
     ]
-    assert [[*line.split("} ")[0].rsplit(",", 2)[1:], line.rsplit(" ", 1)[1]] for line in cost_lines] == [
-        ['currency="USD"', 'settled="true"', str(T1)],
-        ['currency="EUR"', 'settled="false"', str(T2)],
-        ['currency="USD"', 'settled="true"', str(T1)],
-        ['currency="EUR"', 'settled="false"', str(T2)],
+    assert cost == [
+        ("chargeback_amount", "USD", "true", T1),
+        ("chargeback_amount", "EUR", "false", T2),
+        ("chargeback_team_amount", "USD", "true", T1),
+        ("chargeback_team_amount", "EUR", "false", T2),
     ]
-    info = [line for line in lines if line.startswith(("chargeback_identity_info{", "chargeback_tags_info{"))]
-    assert info and not any("settled=" in line or "currency=" in line for line in info)  # not cost series
+    info = [dict(labels) for metric, labels, _, _ in found if metric.endswith("_info")]
+    assert info and not any("settled" in labels or "currency" in labels for labels in info)  # not cost series

@@ -83,3 +83,23 @@ def test_a_hostile_label_value_is_pushed_and_served_escaped(tmp_path: Path, push
     ]
     assert f'identity_name="{HOSTILE_LABEL}"' in info
     assert pushed(pushgateway, "chargeback_amount", "t-hostile") == {"sa-1": "1"}
+
+
+def test_credentials_in_the_url_are_sent_as_basic_auth_and_never_shown(tmp_path: Path) -> None:
+    login = ("pusher", "s3cret-pw")
+    with running_pushgateway(tmp_path, basic_auth=login) as url:
+        anonymous = PrometheusEmitter(tmp_path / "anonymous", pushgateway_url=url)
+        anonymous.emit("t-auth", DAY1, [emit_row(DAY1, "sa-1", "1.0000")], period_facts(DAY1))
+        with pytest.raises(EmitterError, match="refused the push: HTTP 401"):
+            anonymous.publish("t-auth")
+
+        signed = url.replace("http://", "http://pusher:s3cret-pw@")
+        emitter = PrometheusEmitter(tmp_path / "out", pushgateway_url=signed)
+        emitter.emit("t-auth", DAY1, [emit_row(DAY1, "sa-1", "1.5000")], period_facts(DAY1))
+        published = emitter.publish("t-auth")
+        assert pushed(url, "chargeback_amount", "t-auth", auth=login) == {"sa-1": "1.5"}
+        emitter.retract("t-auth", DAY1)
+        published += emitter.publish("t-auth")
+        assert pushed(url, "chargeback_amount", "t-auth", auth=login) == {}
+    assert published[1] == published[3] == f"{url}/metrics/job/chargeback/tenant_id/t-auth"
+    assert not any("s3cret" in output for output in published)
