@@ -68,6 +68,7 @@ def replace_chargeback_day(
             fact[1] = _common(fact[1], row.metadata)
     dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts])
     delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
+    metadata_text = _MetadataTexts()
     tx.conn.executemany(
         "INSERT INTO chargeback_facts (ecosystem, tenant_id, timestamp, dimension_id, amount, metadata_json) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -78,12 +79,36 @@ def replace_chargeback_day(
                 ts,
                 dimension_ids[dimension],
                 format(amount, "f"),
-                encode_json(metadata, f"chargeback metadata at {ts}") if metadata else "{}",
+                metadata_text(metadata, ts),
             )
             for (ts, dimension), (amount, metadata) in facts.items()
         ],
     )
     return len(facts)
+
+
+class _MetadataTexts:
+    """Each distinct fact metadata encoded once per day written.
+
+    A day's tens of thousands of facts carry a few hundred distinct metadata mappings (the line's env_id
+    and the tier that charged it), each in its own dict: keyed by their items, equal ones share one text.
+    """
+
+    def __init__(self) -> None:
+        self._texts: dict[tuple[tuple[tuple[str, Any], ...], tuple[type, ...]], str] = {}
+
+    def __call__(self, metadata: Mapping[str, Any], ts: str) -> str:
+        if not metadata:
+            return "{}"
+        # The types too: 1, 1.0 and True are equal keys but different JSON.
+        key = (tuple(metadata.items()), tuple(map(type, metadata.values())))
+        try:
+            text = self._texts.get(key)
+        except TypeError:  # a value that cannot be hashed (a list): encoded on its own
+            return encode_json(metadata, f"chargeback metadata at {ts}")
+        if text is None:
+            text = self._texts[key] = encode_json(metadata, f"chargeback metadata at {ts}")
+        return text
 
 
 def chargeback_rows_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[ChargebackRow]:
