@@ -13,6 +13,7 @@ BENCHMARKS = {
     "allocation": "bench.allocation",
     "sandbox_day": "bench.sandbox_day",
     "backfill": "bench.backfill",
+    "scale": "bench.scale",
     "emit": "bench.emit",
     "partition_metadata": "bench.partition_metadata",
     "topics": "bench.topics",

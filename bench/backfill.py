@@ -4,7 +4,8 @@ The backfill is `chargeback_job` executed in process as one single-run range (th
 partition range puts on its run), on a fresh Dagster instance and an empty database each time. Then the
 sandbox revises one day's bill; the billing-change sensor is evaluated (it must request exactly that
 partition) and the requested partition is executed: the revision time is sensor tick + re-materialization.
-Building the definitions and starting the sandbox are not timed.
+Building the definitions and starting the sandbox are not timed. After the timing, every day is reconciled
+line by line from storage (allocated == billed for each billing line), or the benchmark fails.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
 from chargeback_assets.partitions import partition_key
 from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.stages.checks import reconcile_day
 
 BACKFILL_RUNS = 3
 REVISION_RUNS = 3
@@ -47,7 +49,20 @@ def backfill(
         },
     )
     if not result.success:
-        raise RuntimeError(f"the {DAYS}-day backfill run of {tenant} failed")
+        raise RuntimeError(f"the backfill run of {tenant}, {first}..{last}, failed")
+
+
+def require_reconciled(config_path: Path, first: date, last: date, tenant: str = TENANT) -> None:
+    """Every day's stored chargeback sums, line by line, exactly to its bill (read back after the timing)."""
+    with ChargebackResource(config_path=str(config_path)).data(tenant) as data:
+        for offset in range((last - first).days + 1):
+            day = first + timedelta(days=offset)
+            outcome = reconcile_day(data, day)
+            if not outcome.passed or outcome.lines == 0:
+                raise RuntimeError(
+                    f"{day}: {outcome.lines} billing lines, allocated {outcome.allocated} of billed "
+                    f"{outcome.billed}; {list(outcome.mismatches[:3])}"
+                )
 
 
 def revision(
@@ -83,11 +98,13 @@ def one_backfill(sandbox: RemoteSandbox, workdir: Path, first: date, last: date)
         backfill_s, _ = timed(lambda: backfill(defs, instance, first, last))
         backfill_requests = sandbox.requests() - before
         server_cpu = sandbox.cpu_seconds() - server_cpu
+        require_reconciled(config_path, first, last)
         ticks, reruns = [], []
         day = last - timedelta(days=REVISED_AGE_DAYS)
         for attempt in range(REVISION_RUNS):
             sandbox.revise_bill(day, Decimal("1.10") + Decimal(attempt) / 100)
             tick_s, run_s = revision(defs, instance, config_path, day)
+            require_reconciled(config_path, day, day)
             ticks.append(tick_s)
             reruns.append(run_s)
     return {

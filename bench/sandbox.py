@@ -26,8 +26,16 @@ SEED = 7
 START_TIMEOUT_S = 120
 
 
-def _serve(conn: Connection, size: str, seed: int, end_date: date, days: int, start_date: date) -> None:
-    org = generate_org(size, seed=seed, end_date=end_date, days=days)
+def _serve(
+    conn: Connection,
+    size: str,
+    seed: int,
+    end_date: date,
+    days: int,
+    start_date: date,
+    service_accounts: int | None,
+) -> None:
+    org = generate_org(size, seed=seed, end_date=end_date, days=days, service_accounts=service_accounts)
     # The simulator stands in for Confluent Cloud: keep its full collections off the organization it
     # holds, so its answers are not what the benchmark times.
     gc.freeze()
@@ -83,12 +91,18 @@ class RemoteSandbox:
 
 
 @contextmanager
-def remote_sandbox(end_date: date, days: int, start_date: date) -> Iterator[RemoteSandbox]:
-    """The large organization covering `[end_date - days, end_date)`, served until the block ends."""
+def remote_sandbox(
+    end_date: date, days: int, start_date: date, service_accounts: int | None = None
+) -> Iterator[RemoteSandbox]:
+    """The large organization covering `[end_date - days, end_date)`, served until the block ends;
+    `service_accounts` replaces its count of service accounts."""
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     process = context.Process(
-        target=_serve, args=(child, SIZE, SEED, end_date, days, start_date), name="bench-sandbox", daemon=True
+        target=_serve,
+        args=(child, SIZE, SEED, end_date, days, start_date, service_accounts),
+        name="bench-sandbox",
+        daemon=True,
     )
     process.start()
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import string
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -78,15 +78,27 @@ METRIC_STEPS_S = (60, 120, 180, 300)
 
 
 def generate_org(
-    size: str = "small", seed: int = 7, end_date: date | None = None, days: int = 35
+    size: str = "small",
+    seed: int = 7,
+    end_date: date | None = None,
+    days: int = 35,
+    service_accounts: int | None = None,
 ) -> Organization:
-    """The organization of `size` whose data covers the UTC days [end_date - days, end_date)."""
+    """The organization of `size` whose data covers the UTC days [end_date - days, end_date).
+
+    `service_accounts` replaces the size's count, so a benchmark can grow one dimension of the work alone.
+    """
     if size not in SIZES:
         raise ValueError(f"sandbox size {size!r} is not one of {sorted(SIZES)}")
     if days < 1:
         raise ValueError(f"sandbox days must be at least 1, got {days}")
+    spec = SIZES[size]
+    if service_accounts is not None:
+        if service_accounts < 1:
+            raise ValueError(f"sandbox service_accounts must be at least 1, got {service_accounts}")
+        spec = replace(spec, service_accounts=service_accounts)
     end = end_date or datetime.now(UTC).date()
-    return _Builder(SIZES[size], size, seed, end - timedelta(days=days), end).build()
+    return _Builder(spec, size, seed, end - timedelta(days=days), end).build()
 
 
 def _ts(moment: datetime) -> str:

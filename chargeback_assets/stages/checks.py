@@ -13,7 +13,7 @@ from decimal import Decimal
 from chargeback_assets.ecosystems.confluent_cloud.settings import TopicAttributionSettings
 from chargeback_assets.engine.bill_quality import PARSE_ERROR, RAW_AMOUNT, ROW_ID
 from chargeback_assets.engine.fingerprint import line_id
-from chargeback_assets.engine.models import UNALLOCATED, BillingLine, currency_of
+from chargeback_assets.engine.models import UNALLOCATED, currency_of
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import (
@@ -22,18 +22,14 @@ from chargeback_assets.storage.billing import (
     malformed_billing_for_day,
 )
 from chargeback_assets.storage.chargeback import (
-    FactAmount,
-    chargeback_amounts_for_day,
+    billing_line_key,
+    day_totals,
     identity_amounts_for_day,
     unattributed_amounts_for_day,
 )
 from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.topics import topic_lines_for_day, topic_metric_failures, topic_rows_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day
-
-
-def _line_key(item: BillingLine | FactAmount) -> tuple[object, ...]:
-    return (item.timestamp, item.env_id, item.resource_id or "", item.product_type, item.product_category)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,38 +57,31 @@ class DayReconciliation:
 def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
     """Compare, line by line, the stored chargeback with the stored bill.
 
-    Reads only each fact's line key, identity and amount: a large day has tens of thousands of facts, and
-    both the reconciliation and the unallocated-share checks read every day of their run.
+    Reads the facts as sums per line (`day_totals`): a large day has tens of thousands of facts, and the
+    check reads every day of its run.
     """
     lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
-    allocated: dict[tuple[object, ...], Decimal] = defaultdict(lambda: ZERO)
-    total = unallocated = ZERO
-    rows = 0
-    for fact in chargeback_amounts_for_day(data.db, data.ecosystem, data.tenant_id, day):
-        rows += 1
-        allocated[_line_key(fact)] += fact.amount
-        total += fact.amount
-        if fact.identity_id == UNALLOCATED:
-            unallocated += fact.amount
+    totals = day_totals(data.db, data.ecosystem, data.tenant_id, day)
+    allocated = dict(totals.by_line)
     mismatches = []
     for line in lines:
-        got = allocated.pop(_line_key(line), ZERO)
+        got = allocated.pop(billing_line_key(line), ZERO)
         if got != line.total_cost:
             where = f"{day} {line.product_type} {line.resource_id or '<org>'}"
             mismatches.append(f"{where}: billed {line.total_cost}, rows sum {got}")
     mismatches += [
         f"{day} rows without a billing line: {key[3]} {key[2] or '<org>'} {got}"
-        for key, got in allocated.items()
+        for key, got in sorted(allocated.items())
     ]
     return DayReconciliation(
         day=day,
         billed=sum((line.total_cost for line in lines), ZERO),
-        allocated=total,
-        unallocated=unallocated,
+        allocated=totals.total,
+        unallocated=totals.unallocated,
         mismatches=tuple(mismatches),
         currency=currency_of(lines),
         lines=len(lines),
-        rows=rows,
+        rows=totals.facts,
     )
 
 

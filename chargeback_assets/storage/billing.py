@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from functools import cache
 
 from chargeback_assets.engine.bill_quality import MALFORMED
 from chargeback_assets.engine.fingerprint import line_id
@@ -147,6 +148,7 @@ def _lines(
     source: Source, ecosystem: str, tenant_id: str, table: str, where: tuple[str, tuple[str, ...]]
 ) -> list[BillingLine]:
     condition, params = where
+    timestamp_of = cache(parse_timestamp)  # a day's lines share a handful of timestamps
     cursor = source.conn.execute(
         f"SELECT {_LINE_COLUMNS} FROM {table} WHERE ecosystem = ? AND tenant_id = ? AND {condition} "
         + _DAY_ORDER,
@@ -156,7 +158,7 @@ def _lines(
         BillingLine(
             ecosystem=ecosystem,
             tenant_id=tenant_id,
-            timestamp=parse_timestamp(ts),
+            timestamp=timestamp_of(ts),
             env_id=env_id,
             resource_id=resource_id,
             product_type=product_type,

@@ -431,6 +431,77 @@ def _published_bill(db: Schema) -> None:
     db.add_column("emission_records", "restated", int, not_null_default=0)
 
 
+def _resolution_snapshots(db: Schema) -> None:
+    """Each distinct identity snapshot of a day's resolutions stored once, and each line's scopes as lists of
+    snapshot numbers, instead of one 13-column row per (line, scope, identity): a cluster's lines all name
+    the same key owners, and writing and reading those copies was most of resolution's cost. Stored days
+    are moved over as they are, so a later calculation of them sees exactly what their resolution saw.
+    """
+    scope = {"ecosystem": str, "tenant_id": str}
+    db.create_table(
+        "resolution_identities",
+        {
+            **scope,
+            "date": str,
+            "snapshot": int,
+            "identity_id": str,
+            "identity_type": str,
+            "display_name": str,
+            "created_at": str,
+            "deleted_at": str,
+            "last_seen_at": str,
+            "metadata_json": str,
+        },
+        pk=("ecosystem", "tenant_id", "date", "snapshot"),
+        nullable=("display_name", "created_at", "deleted_at", "last_seen_at"),
+    )
+    for column in _RESOLVED_SCOPES:
+        db.add_column("resolution_contexts", column, str, not_null_default="")
+    day: tuple[str, str, str] | None = None
+    numbers: dict[tuple[str | None, ...], int] = {}
+    refs: dict[str, dict[str, list[int]]] = {}
+    for ecosystem, tenant_id, date, line_id, resolved_scope, *snapshot in db.execute(
+        "SELECT ecosystem, tenant_id, date, line_id, scope, identity_id, identity_type, display_name, "
+        "created_at, deleted_at, last_seen_at, metadata_json FROM identity_resolutions "
+        "ORDER BY ecosystem, tenant_id, date, line_id, scope, position"
+    ):
+        if (ecosystem, tenant_id, date) != day:
+            _store_snapshots(db, day, numbers, refs)
+            day, numbers, refs = (ecosystem, tenant_id, date), {}, {}
+        number = numbers.setdefault(tuple(snapshot), len(numbers))
+        refs.setdefault(line_id, {}).setdefault(resolved_scope, []).append(number)
+    _store_snapshots(db, day, numbers, refs)
+    db.execute("DROP TABLE identity_resolutions")
+
+
+_RESOLVED_SCOPES = ("resource_active", "metrics_derived")
+
+
+def _store_snapshots(
+    db: Schema,
+    day: tuple[str, str, str] | None,
+    numbers: dict[tuple[str | None, ...], int],
+    refs: dict[str, dict[str, list[int]]],
+) -> None:
+    """One stored day's snapshots and its lines' references, for `_resolution_snapshots`."""
+    if day is None:
+        return
+    db.conn.executemany(
+        "INSERT INTO resolution_identities (ecosystem, tenant_id, date, snapshot, identity_id, "
+        "identity_type, display_name, created_at, deleted_at, last_seen_at, metadata_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*day, number, *snapshot) for snapshot, number in numbers.items()],
+    )
+    db.conn.executemany(
+        "UPDATE resolution_contexts SET resource_active = ?, metrics_derived = ? "
+        "WHERE ecosystem = ? AND tenant_id = ? AND date = ? AND line_id = ?",
+        [
+            (*(",".join(map(str, scopes.get(s, []))) for s in _RESOLVED_SCOPES), *day, line_id)
+            for line_id, scopes in refs.items()
+        ],
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -443,6 +514,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "gather failures per source", _gather_failures_per_source),
     Migration(10, "topic attribution", _topic_attribution),
     Migration(11, "published bill per emission", _published_bill),
+    Migration(12, "resolution identity snapshots once per day", _resolution_snapshots),
 )
 
 

@@ -2,7 +2,10 @@
 
 Each identity is stored as the snapshot the handler used (not a reference to the identities table): the
 handler may have made sentinel identities that are not in the inventory, and the calculation must see
-exactly what resolution saw. `tenant_period` is not stored; the calculation fills it from the inventory.
+exactly what resolution saw. A day's lines share most of their identities (every line of a cluster names
+the cluster's API-key owners), so each distinct snapshot is stored once per day in `resolution_identities`,
+numbered, and a line's scopes list those numbers in the handler's order (`resolution_contexts`).
+`tenant_period` is not stored; the calculation fills it from the inventory.
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ from chargeback_assets.storage.inventory import (
     identity_snapshot,
 )
 
-_SCOPES = ("resource_active", "metrics_derived")
+SCOPES = ("resource_active", "metrics_derived")
+"""The stored scopes, each a column of `resolution_contexts` listing snapshot numbers."""
+
+
+def snapshot_refs(numbers: list[int]) -> str:
+    """A scope's snapshot numbers as stored: comma-separated, in order ('' for none)."""
+    return ",".join(map(str, numbers))
 
 
 def replace_resolutions_day(
@@ -31,35 +40,37 @@ def replace_resolutions_day(
 ) -> int:
     """Replace the day's resolutions (keyed by billing line id); returns the number of lines stored."""
     d = day_text(day)
-    identity_rows = []
-    context_rows = []
+    numbers: dict[tuple[str | None, ...], int] = {}  # snapshot -> its number within the day
     # One identity object is shared by many lines (a cluster's key owners by all its lines): encode it once.
-    snapshots: dict[int, tuple[str | None, ...]] = {}
+    number_of: dict[int, int] = {}
+    context_rows = []
     for line_id, resolution in resolutions.items():
         what = f"resolution of billing line {line_id}"
-        context_rows.append(
-            (ecosystem, tenant_id, d, line_id, encode_json(resolution.context, f"{what}: context"))
-        )
-        for scope in _SCOPES:
-            for position, identity in enumerate(getattr(resolution, scope).values()):
-                snapshot = snapshots.get(id(identity))
-                if snapshot is None:
+        refs = []
+        for scope in SCOPES:
+            scope_numbers = []
+            for identity in getattr(resolution, scope).values():
+                number = number_of.get(id(identity))
+                if number is None:
                     who = f"{what}: {scope} identity {identity.identity_id}"
-                    snapshot = snapshots[id(identity)] = identity_snapshot(
-                        ecosystem, tenant_id, identity, who
-                    )
-                identity_rows.append((ecosystem, tenant_id, d, line_id, scope, position, *snapshot))
-    for table in ("identity_resolutions", "resolution_contexts"):
+                    snapshot = identity_snapshot(ecosystem, tenant_id, identity, who)
+                    number = number_of[id(identity)] = numbers.setdefault(snapshot, len(numbers))
+                scope_numbers.append(number)
+            refs.append(snapshot_refs(scope_numbers))
+        context_rows.append(
+            (ecosystem, tenant_id, d, line_id, encode_json(resolution.context, f"{what}: context"), *refs)
+        )
+    for table in ("resolution_identities", "resolution_contexts"):
         delete_day(tx, table, ecosystem, tenant_id, day)
     tx.conn.executemany(
-        "INSERT INTO resolution_contexts (ecosystem, tenant_id, date, line_id, context_json) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO resolution_contexts (ecosystem, tenant_id, date, line_id, context_json, "
+        f"{', '.join(SCOPES)}) VALUES (?, ?, ?, ?, ?, ?, ?)",
         context_rows,
     )
     tx.conn.executemany(
-        "INSERT INTO identity_resolutions (ecosystem, tenant_id, date, line_id, scope, position, "
-        f"{IDENTITY_SNAPSHOT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
-        identity_rows,
+        "INSERT INTO resolution_identities (ecosystem, tenant_id, date, snapshot, "
+        f"{IDENTITY_SNAPSHOT_COLUMNS}) VALUES ({', '.join('?' * 11)})",
+        [(ecosystem, tenant_id, d, number, *snapshot) for snapshot, number in numbers.items()],
     )
     return len(context_rows)
 
@@ -67,27 +78,32 @@ def replace_resolutions_day(
 def resolutions_for_day(
     source: Source, ecosystem: str, tenant_id: str, day: date
 ) -> dict[str, IdentityResolution]:
-    """line_id -> resolution, lines in id order, identities in the order the handler gave them."""
-    d = day_text(day)
-    scope_params = (ecosystem, tenant_id, d)
-    resolutions = {
-        line_id: IdentityResolution(context=decode_json(context_json))
-        for line_id, context_json in source.conn.execute(
-            "SELECT line_id, context_json FROM resolution_contexts "
+    """line_id -> resolution, lines in id order, identities in the order the handler gave them.
+
+    Lines that named the same snapshot share one `Identity`, decoded once.
+    """
+    scope_params = (ecosystem, tenant_id, day_text(day))
+    identities: dict[str, Identity] = {
+        str(number): identity_from_row(ecosystem, tenant_id, snapshot)
+        for number, *snapshot in source.conn.execute(
+            f"SELECT snapshot, {IDENTITY_SNAPSHOT_COLUMNS} FROM resolution_identities "
+            "WHERE ecosystem = ? AND tenant_id = ? AND date = ?",
+            scope_params,
+        )
+    }
+
+    def identity_set(refs: str) -> IdentitySet:
+        return IdentitySet([identities[number] for number in refs.split(",")] if refs else ())
+
+    return {
+        line_id: IdentityResolution(
+            resource_active=identity_set(resource_active),
+            metrics_derived=identity_set(metrics_derived),
+            context=decode_json(context_json),
+        )
+        for line_id, context_json, resource_active, metrics_derived in source.conn.execute(
+            f"SELECT line_id, context_json, {', '.join(SCOPES)} FROM resolution_contexts "
             "WHERE ecosystem = ? AND tenant_id = ? AND date = ? ORDER BY line_id",
             scope_params,
         )
     }
-    decoded: dict[tuple[str | None, ...], Identity] = {}  # equal snapshots repeat across lines: decode once
-    for line_id, scope, *snapshot in source.conn.execute(
-        f"SELECT line_id, scope, {IDENTITY_SNAPSHOT_COLUMNS} FROM identity_resolutions "
-        "WHERE ecosystem = ? AND tenant_id = ? AND date = ? ORDER BY line_id, scope, position",
-        scope_params,
-    ):
-        key = tuple(snapshot)
-        identity = decoded.get(key)
-        if identity is None:
-            identity = decoded[key] = identity_from_row(ecosystem, tenant_id, key)
-        identities: IdentitySet = getattr(resolutions[line_id], scope)
-        identities.add(identity)
-    return resolutions

@@ -16,7 +16,7 @@ _DAY_PARTITIONED = (
     ("chargeback_facts", "timestamp", True),
     ("usage_metrics", "date", False),
     ("usage_fetch_failures", "date", False),
-    ("identity_resolutions", "date", False),
+    ("resolution_identities", "date", False),
     ("resolution_contexts", "date", False),
     ("topic_metrics", "date", False),
     ("topic_metrics_failures", "date", False),

@@ -90,6 +90,17 @@ def test_unknown_size_is_refused():
         generate_org("huge")
 
 
+def test_the_service_account_count_can_be_scaled_alone():
+    """The scale benchmark grows one dimension of the work: the other counts of the size stay."""
+    base = generate_org("small", seed=7, end_date=END, days=2)
+    doubled = generate_org("small", seed=7, end_date=END, days=2, service_accounts=24)
+    assert len(base.objects["service_accounts"]) == 12
+    assert len(doubled.objects["service_accounts"]) == 24
+    assert len(doubled.objects["kafka_clusters"]) == len(base.objects["kafka_clusters"])
+    with pytest.raises(ValueError, match="service_accounts must be at least 1"):
+        generate_org("small", service_accounts=0)
+
+
 def test_costs_cover_every_product_line_with_exact_amounts(small_org):
     by_type = Counter(row["line_type"] for row in small_org.costs)
     assert set(by_type) == LINE_TYPES

@@ -96,6 +96,19 @@ def test_a_day_round_trips_in_a_fixed_order_and_replacing_it_reuses_dimensions(d
     )
 
 
+def test_metadata_equal_in_python_but_not_in_json_is_stored_as_given(db):
+    """1, 1.0 and True are equal (and hash alike) in Python, but each fact keeps its own JSON; nested
+    metadata, which cannot be hashed, is stored too."""
+    values = [1, 1.0, True, {"tier": [1, 2]}]
+    rows = [
+        replace(ROW, identity_id=f"sa-{i}", metadata={"env_id": "env-1", "x": value})
+        for i, value in enumerate(values)
+    ]
+    _write(db, rows)
+    stored = [r.metadata["x"] for r in chargeback_rows_for_day(db, ECO, TENANT, DAY)]
+    assert [(type(value), value) for value in stored] == [(type(value), value) for value in values]
+
+
 def test_replacing_a_day_leaves_other_days_and_tenants_alone(db):
     next_day = DAY + timedelta(days=1)
     _write(db, [ROW])

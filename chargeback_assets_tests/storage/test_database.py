@@ -76,7 +76,7 @@ def test_opening_twice_changes_nothing(blank_storage: StorageTarget):
     assert set(schema) >= {
         "billing", "resources", "identities", "chargeback_dimensions", "chargeback_facts", "pipeline_state",
         "pipeline_runs", "custom_tags", "emission_records", "usage_metrics", "usage_fetch_failures",
-        "identity_resolutions", "resolution_contexts", "gather_counters", "run_leases", "billing_strays",
+        "resolution_identities", "resolution_contexts", "gather_counters", "run_leases", "billing_strays",
         VERSION_TABLE,
         "topic_metrics", "topic_metrics_failures", "topic_attribution_lines", "topic_attribution_facts",
     }  # fmt: skip
@@ -102,6 +102,7 @@ def test_an_old_database_gets_only_the_missing_migrations(blank_storage: Storage
         (9, "gather failures per source"),
         (10, "topic attribution"),
         (11, "published bill per emission"),
+        (12, "resolution identity snapshots once per day"),
     ]
     assert versions[0][2] == first_applied
 

@@ -3,7 +3,10 @@ from decimal import Decimal
 import pytest
 
 from chargeback_assets.engine.models import Identity, IdentityResolution, IdentitySet
+from chargeback_assets.storage.inventory import IDENTITY_SNAPSHOT_COLUMNS, identity_snapshot
+from chargeback_assets.storage.migrations import MIGRATIONS
 from chargeback_assets.storage.resolutions import replace_resolutions_day, resolutions_for_day
+from chargeback_assets_tests.databases import StorageTarget
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
 
 OWNER = Identity(
@@ -45,3 +48,56 @@ def test_an_identity_of_another_tenant_is_refused(db):
             replace_resolutions_day(
                 tx, ECO, TENANT, DAY, {"line-1": IdentityResolution(IdentitySet([stranger]))}
             )
+
+
+def test_a_day_resolved_before_migration_12_reads_back_as_it_was_written(blank_storage: StorageTarget):
+    """Rows in the old one-row-per-(line, scope, identity) table move to the day's snapshots, identities in
+    the handler's order, a snapshot shared by two lines stored once, and the old table is gone."""
+    before_12 = [m for m in MIGRATIONS if m.version < 12]
+    with blank_storage.open(before_12) as old, old.transaction() as tx:
+        rows = []
+        for line, scope, identities in (
+            ("line-b", "resource_active", [OWNER, KEY]),
+            ("line-b", "metrics_derived", [UNKNOWN, OWNER]),
+            ("line-a", "resource_active", [OWNER]),
+        ):
+            for position, identity in enumerate(identities):
+                snapshot = identity_snapshot(ECO, TENANT, identity, "test")
+                rows.append((ECO, TENANT, DAY.isoformat(), line, scope, position, *snapshot))
+        tx.conn.executemany(
+            "INSERT INTO identity_resolutions (ecosystem, tenant_id, date, line_id, scope, position, "
+            f"{IDENTITY_SNAPSHOT_COLUMNS}) VALUES ({', '.join('?' * 13)})",
+            rows,
+        )
+        tx.conn.executemany(
+            "INSERT INTO resolution_contexts (ecosystem, tenant_id, date, line_id, context_json) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [
+                (ECO, TENANT, DAY.isoformat(), "line-a", "{}"),
+                (ECO, TENANT, DAY.isoformat(), "line-b", '{"api_key_to_owner":{"key-1":"sa-owner"}}'),
+                (ECO, TENANT, DAY.isoformat(), "line-c", "{}"),
+            ],
+        )
+    with blank_storage.open() as db:
+        stored = resolutions_for_day(db, ECO, TENANT, DAY)
+        snapshots = db.conn.execute("SELECT COUNT(*) FROM resolution_identities").fetchone()[0]
+        assert "identity_resolutions" not in db.dialect.tables(db.conn)
+    assert stored == {
+        "line-a": IdentityResolution(resource_active=IdentitySet([OWNER])),
+        "line-b": IdentityResolution(
+            resource_active=IdentitySet([OWNER, KEY]),
+            metrics_derived=IdentitySet([UNKNOWN, OWNER]),
+            context={"api_key_to_owner": {"key-1": "sa-owner"}},
+        ),
+        "line-c": IdentityResolution(),
+    }
+    assert snapshots == 3
+
+
+def test_lines_naming_the_same_identity_store_it_once(db):
+    shared = IdentityResolution(resource_active=IdentitySet([OWNER, KEY]))
+    with db.transaction() as tx:
+        replace_resolutions_day(tx, ECO, TENANT, DAY, {f"line-{i}": shared for i in range(50)})
+    assert db.conn.execute("SELECT COUNT(*) FROM resolution_identities").fetchone()[0] == 2
+    stored = resolutions_for_day(db, ECO, TENANT, DAY)
+    assert all(resolution == shared for resolution in stored.values()) and len(stored) == 50

@@ -66,7 +66,7 @@ def test_exactly_the_chosen_days_are_dropped_for_that_tenant_only(db):
         deleted = delete_days(tx, ECO, TENANT, [OLDER], DAY)  # OLD is kept, as if a run computed it
     one_day = {
         "billing": 1, "billing_strays": 1, "chargeback_facts": 1, "usage_metrics": 1,
-        "usage_fetch_failures": 0, "identity_resolutions": 0, "resolution_contexts": 0, "pipeline_state": 1,
+        "usage_fetch_failures": 0, "resolution_identities": 0, "resolution_contexts": 0, "pipeline_state": 1,
         "topic_metrics": 0, "topic_metrics_failures": 0, "topic_attribution_lines": 0,
         "topic_attribution_facts": 0,
     }  # fmt: skip
