@@ -32,7 +32,7 @@ from chargeback_assets.ecosystems.retry import RetryBudget
 from chargeback_assets.engine.models import Window
 from chargeback_assets.runtime import build_runtime
 from chargeback_assets.storage.database import ChargebackDatabase
-from chargeback_assets.storage.postgres import DatabaseUnavailableError
+from chargeback_assets.storage.dialect import DatabaseUnavailableError
 from chargeback_assets.storage.transfer import (
     Contents,
     CopyMismatchError,

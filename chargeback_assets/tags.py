@@ -20,7 +20,7 @@ from pathlib import Path
 from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
 from chargeback_assets.config import tag_problem
 from chargeback_assets.storage.database import open_database
-from chargeback_assets.storage.postgres import DatabaseUnavailableError
+from chargeback_assets.storage.dialect import DatabaseUnavailableError
 from chargeback_assets.storage.tags import EntityTag, list_tags, remove_tag, set_tag
 from chargeback_assets.tenants import removed_hint
 

@@ -29,8 +29,8 @@ from chargeback_assets.cli import FAILED, OK, USAGE, fail, load_config_or_report
 from chargeback_assets.config import AppConfig
 from chargeback_assets.emitters.prometheus import fragments_of
 from chargeback_assets.storage.database import ChargebackDatabase, open_database
+from chargeback_assets.storage.dialect import DatabaseUnavailableError
 from chargeback_assets.storage.emissions import PublishedOutput, published_outputs
-from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets.storage.tenants import TenantKey, purge_tenant, stored_tenants
 
 PUSHGATEWAY_TIMEOUT_SECONDS = 10.0

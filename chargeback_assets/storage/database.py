@@ -22,7 +22,6 @@ from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chargeback_assets.storage import postgres
 from chargeback_assets.storage.codec import day_bounds, day_text
 from chargeback_assets.storage.dialect import Connection, Dialect, Schema
 from chargeback_assets.storage.migrations import (
@@ -122,6 +121,9 @@ class ChargebackDatabase:
     def connect(cls, url: str, migrations: Sequence[Migration] = MIGRATIONS) -> ChargebackDatabase:
         """Connect to a PostgreSQL database and migrate it; fails at once, naming host and database (never
         the password), when the server cannot be reached or refuses the credentials."""
+        # Imported here: psycopg adds about 9 MB to every process, and a SQLite deployment never needs it.
+        from chargeback_assets.storage import postgres
+
         conn = postgres.connect(url)
         try:
             return cls(conn, postgres.POSTGRES, conn.location)._migrated(migrations)

@@ -22,6 +22,12 @@ on PostgreSQL; read back as `Decimal` either way (the repositories call `Decimal
 ColumnType = type[str] | type[int] | type[Decimal]
 
 
+class DatabaseUnavailableError(RuntimeError):
+    """The database could not be reached or refused the credentials: raised at once, naming host and
+    database, never the password. Defined here, not beside psycopg, so that catching it costs a SQLite
+    deployment no psycopg import."""
+
+
 class Cursor(Protocol):
     """What the repositories use of a cursor: both sqlite3's and psycopg's have it."""
 

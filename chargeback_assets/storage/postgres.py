@@ -25,7 +25,15 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
 from chargeback_assets.redaction import MASK, scrub
-from chargeback_assets.storage.dialect import ColumnType, Connection, Cursor, Dialect, Money, Schema
+from chargeback_assets.storage.dialect import (
+    ColumnType,
+    Connection,
+    Cursor,
+    DatabaseUnavailableError,
+    Dialect,
+    Money,
+    Schema,
+)
 from chargeback_assets.validation import DatabaseUrl
 
 DEFAULT_CONNECT_TIMEOUT_S = 10
@@ -38,11 +46,6 @@ _TEXT = 'TEXT COLLATE "C"'
 _TYPES: dict[ColumnType, str] = {str: _TEXT, int: "BIGINT", Money: "NUMERIC"}
 _IN_TRANSACTION = (TransactionStatus.ACTIVE, TransactionStatus.INTRANS, TransactionStatus.INERROR)
 _LITERAL = re.compile(r"('(?:[^']|'')*')")
-
-
-class DatabaseUnavailableError(RuntimeError):
-    """The database could not be reached or refused the credentials: raised at once, naming host and
-    database, never the password."""
 
 
 @cache

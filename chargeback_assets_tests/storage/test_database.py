@@ -1,6 +1,8 @@
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -11,6 +13,7 @@ from chargeback_assets.engine.models import BillingLine, ChargebackRow, CostType
 from chargeback_assets.storage.billing import billing_for_day, replace_billing_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day, replace_chargeback_day
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.dialect import DatabaseUnavailableError
 from chargeback_assets.storage.leases import Lease, leases, take_lease
 from chargeback_assets.storage.migrations import (
     MIGRATIONS,
@@ -21,7 +24,6 @@ from chargeback_assets.storage.migrations import (
     latest_version,
 )
 from chargeback_assets.storage.pipeline import get_state
-from chargeback_assets.storage.postgres import DatabaseUnavailableError
 from chargeback_assets_tests.databases import StorageTarget
 from chargeback_assets_tests.real_postgres import PASSWORD
 from chargeback_assets_tests.real_prometheus import free_port
@@ -396,3 +398,16 @@ def test_a_wrong_password_or_database_fails_naming_host_and_database_never_the_p
     assert PASSWORD not in str(refused.value) and wrong not in str(refused.value)
     with pytest.raises(DatabaseUnavailableError, match=r"/nowhere: .*database \"nowhere\" does not exist"):
         ChargebackDatabase.connect(postgres_server.url("nowhere"))
+
+
+def test_a_sqlite_deployment_never_imports_psycopg(tmp_path):
+    """psycopg costs every process about 9 MB; only a `storage.url` deployment should pay it."""
+    script = (
+        "import sys\n"
+        "from chargeback_assets.definitions import build_definitions\n"
+        "from chargeback_assets.storage.database import ChargebackDatabase\n"
+        f"ChargebackDatabase.open({str(tmp_path / 'chargeback.db')!r}).close()\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
