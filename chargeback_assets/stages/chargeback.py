@@ -177,7 +177,7 @@ def calculate_days(
                 yield allocate_stored_day(ahead, day)
 
     with collector_paused():
-        for allocated in computed_ahead(allocated_days, ahead=1):
+        for allocated in computed_ahead(allocated_days):
             yield write_allocated_day(scope, allocated, run_id)
 
 
