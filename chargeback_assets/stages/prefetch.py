@@ -29,7 +29,7 @@ def computed_ahead(items: Callable[[], Generator[T, None, None]]) -> Iterator[T]
     returns, so nothing of the stage outlives it.
     """
     handoff: queue.SimpleQueue[tuple[bool, object]] = queue.SimpleQueue()
-    may_compute = threading.Semaphore(1)  # released each time the caller is done with an item
+    may_compute = threading.Semaphore(1)  # released each time the caller takes an item
     stop = threading.Event()
 
     def wait_for_turn() -> bool:
@@ -62,8 +62,8 @@ def computed_ahead(items: Callable[[], Generator[T, None, None]]) -> Iterator[T]
                 if value is not None:
                     raise value  # type: ignore[misc]
                 return
+            may_compute.release()  # the next item is computed while the caller holds this one
             yield value  # type: ignore[misc]
-            may_compute.release()
     finally:
         stop.set()
         thread.join()

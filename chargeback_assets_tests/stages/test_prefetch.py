@@ -1,4 +1,5 @@
 import threading
+import time
 from collections.abc import Generator
 
 import pytest
@@ -47,3 +48,21 @@ def test_a_caller_that_stops_early_leaves_no_thread_and_closes_the_items_in_thei
     consumer.close()
     assert closed_in == ["computed-ahead"]
     assert not any(t.name == "computed-ahead" for t in threading.enumerate())
+
+
+def test_the_next_item_is_computed_while_the_caller_holds_one_and_none_beyond_it() -> None:
+    """The overlap is the point (the caller's work hides the next item's), and one item ahead bounds a stage
+    to two days in memory."""
+    started = [threading.Event() for _ in range(4)]
+
+    def items() -> Generator[int, None, None]:
+        for i, event in enumerate(started):
+            event.set()
+            yield i
+
+    consumer = computed_ahead(items)
+    assert next(consumer) == 0
+    assert started[1].wait(timeout=30), "item 1 was not computed while the caller held item 0"
+    time.sleep(0.2)  # room for a wrong implementation to run further ahead
+    assert not started[2].is_set()
+    assert list(consumer) == [1, 2, 3]
