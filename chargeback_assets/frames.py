@@ -51,8 +51,9 @@ CHARGEBACK_COLUMNS = (
     "team",
     "tags",
 )
-"""`chargeback_rows`: the CSV's columns, plus `team` (the `team` tag, `UNTAGGED` without one) and `tags` as a
-dict (identity tags, overridden by resource tags of the same key)."""
+"""`chargeback_rows`: the CSV's columns but the per-day ones (`currency` and `settled`, which `tenant_totals`
+gives per day, and `restated`), plus `team` (the `team` tag, `UNTAGGED` without one) and `tags` as a dict
+(identity tags, overridden by resource tags of the same key)."""
 IDENTITY_COLUMNS = ("identity_id", "identity_name", "identity_type", "amount")
 TEAM_COLUMNS = ("team", "amount")
 TENANT_DAY_COLUMNS = (
