@@ -50,10 +50,19 @@ def billing_windows(start: date, end: date, days_per_query: int) -> list[tuple[d
     return windows
 
 
+def canonical_json(row: Any) -> str:
+    """The row as JSON with sorted keys and no spaces: equal rows give equal text wherever keys moved."""
+    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def digest_of(canonical: str) -> str:
+    """First 12 hex digits of the sha256 of a row's canonical JSON."""
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+
 def row_hash(row: Any) -> str:
     """First 12 hex digits of the sha256 of the row's canonical JSON: stable when rows or keys move."""
-    canonical = json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+    return digest_of(canonical_json(row))
 
 
 class MalformedRow(ValueError):
@@ -139,8 +148,8 @@ class _Row:
         return (self.day, self.env_id, self.resource_id, self.product_type, self.product_category)
 
 
-def _read_row(row: Any, undated_day: date) -> _Row:
-    digest = row_hash(row)
+def _read_row(row: Any, undated_day: date, digest: str | None = None) -> _Row:
+    digest = digest or row_hash(row)
     if not isinstance(row, dict):
         return _malformed({}, digest, f"row is not an object: {type(row).__name__}", undated_day)
     try:
@@ -242,21 +251,28 @@ def _read_rows(fetched: Iterable[tuple[date, Any]]) -> Iterator[_Row]:
     Rows sharing an `id` are one row served twice (pages or windows that overlap): it is read once and its
     copies counted. If their contents differ we cannot tell which is the bill, so every version is malformed.
     Rows without an id cannot be told apart from price tiers and are all read.
+
+    Until every row is in, a row with an id is kept as its canonical JSON text (which its digest is made
+    from anyway), a fraction of the decoded object's memory: a 30-day bill of a large organization would
+    otherwise hold every page's objects at once. `fetched` may be a generator, so each page can go as soon
+    as it is read.
     """
-    by_id: dict[str, dict[str, tuple[date, Any, int]]] = {}
+    by_id: dict[str, dict[str, tuple[date, str, int]]] = {}
     for undated_day, row in fetched:
         row_id = _row_id(row) if isinstance(row, dict) else None
         if row_id is None:
             yield _read_row(row, undated_day)
             continue
         versions = by_id.setdefault(row_id, {})
-        digest = row_hash(row)
-        first_day, _, copies = versions.get(digest, (undated_day, row, 0))
-        versions[digest] = (min(first_day, undated_day), row, copies + 1)
+        canonical = canonical_json(row)
+        digest = digest_of(canonical)
+        first_day, _, copies = versions.get(digest, (undated_day, canonical, 0))
+        versions[digest] = (min(first_day, undated_day), canonical, copies + 1)
     for row_id, versions in by_id.items():
-        for digest, (undated_day, row, copies) in versions.items():
+        for digest, (undated_day, canonical, copies) in versions.items():
+            row = json.loads(canonical)
             if len(versions) == 1:
-                parsed = _read_row(row, undated_day)
+                parsed = _read_row(row, undated_day, digest)
             else:
                 problem = f"row id {row_id} came back with {len(versions)} different contents"
                 parsed = _malformed(row, digest, problem, undated_day)
@@ -356,8 +372,11 @@ class CCloudCostSource:
         """The lines of the rows the API returned for `[start, end)`, each on its own start_date, a row
         served by two windows read once; raises CCloudApiError if any window fails. A row dated outside
         `[start, end)` is returned too: the billing stage reports it as a stray."""
-        fetched: list[tuple[date, Any]] = []
-        for window_start, window_end in billing_windows(start, end, self.days_per_query):
-            params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
-            fetched += [(window_start, row) for row in self.client.list(COSTS_PATH, params)]
-        return _lines(fetched, self.tenant_id)
+
+        def fetched() -> Iterator[tuple[date, Any]]:
+            for window_start, window_end in billing_windows(start, end, self.days_per_query):
+                params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
+                for row in self.client.list(COSTS_PATH, params):
+                    yield window_start, row
+
+        return _lines(fetched(), self.tenant_id)
