@@ -18,9 +18,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from chargeback_assets.sandbox import SandboxServer, generate_org
-from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
-
 SIZE = "large"
 SEED = 7
 START_TIMEOUT_S = 120
@@ -35,6 +32,10 @@ def _serve(
     start_date: date,
     service_accounts: int | None,
 ) -> None:
+    # Imported here, in the sandbox's process: the simulator's numpy has no place in the measured one.
+    from chargeback_assets.sandbox import SandboxServer, generate_org
+    from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
+
     org = generate_org(size, seed=seed, end_date=end_date, days=days, service_accounts=service_accounts)
     # The simulator stands in for Confluent Cloud: keep its full collections off the organization it
     # holds, so its answers are not what the benchmark times.
@@ -51,6 +52,13 @@ def _serve(
             elif command == "revise":
                 server.revise_bill(*args)
                 conn.send(None)
+            elif command == "config":
+                workdir, tenant_name, tenant = args
+                conn.send(
+                    write_config(
+                        workdir / "chargeback.yaml", {tenant_name: tenant}, workdir / "chargeback.db"
+                    )
+                )
             elif command == "usage":
                 used = resource.getrusage(resource.RUSAGE_SELF)
                 conn.send((used.ru_utime + used.ru_stime, used.ru_maxrss))
@@ -81,10 +89,8 @@ class RemoteSandbox:
         return self._ask("usage")[1]
 
     def write_config(self, workdir: Path, tenant_name: str) -> Path:
-        """A config with this one tenant, its database in `workdir`."""
-        return write_config(
-            workdir / "chargeback.yaml", {tenant_name: self.tenant}, workdir / "chargeback.db"
-        )
+        """A config with this one tenant, its database in `workdir` (written by the sandbox's process)."""
+        return self._ask("config", workdir, tenant_name, self.tenant)
 
     def stop(self) -> None:
         self._ask("stop")

@@ -400,14 +400,17 @@ def test_a_wrong_password_or_database_fails_naming_host_and_database_never_the_p
         ChargebackDatabase.connect(postgres_server.url("nowhere"))
 
 
-def test_a_sqlite_deployment_never_imports_psycopg(tmp_path):
-    """psycopg costs every process about 9 MB; only a `storage.url` deployment should pay it."""
+def test_a_run_on_sqlite_imports_neither_psycopg_nor_pandas(tmp_path):
+    """psycopg costs every process about 9 MB and pandas with numpy about 45 MB: only a `storage.url`
+    deployment needs the first, and only the DataFrame API the others (sqlite-utils would load them)."""
     script = (
         "import sys\n"
         "from chargeback_assets.definitions import build_definitions\n"
         "from chargeback_assets.storage.database import ChargebackDatabase\n"
         f"ChargebackDatabase.open({str(tmp_path / 'chargeback.db')!r}).close()\n"
-        "print('psycopg' in sys.modules)\n"
+        "print(sorted({'psycopg', 'pandas', 'numpy'} & set(sys.modules)))\n"
+        "from chargeback_assets import frames\n"
+        "print(frames.pd.__name__)\n"
     )
     imported = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    assert imported.stdout.strip() == "False"
+    assert imported.stdout.split() == ["[]", "pandas"]
