@@ -12,7 +12,7 @@ which keeps Dagster from failing the check step, and with it every partition's e
 partition failed.
 """
 
-from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from operator import attrgetter
@@ -42,7 +42,6 @@ from chargeback_assets.stages.checks import (
     unallocated_day,
     unattributed_day,
 )
-from chargeback_assets.stages.prefetch import computed_ahead
 from chargeback_assets.stages.scope import TenantData
 
 MAX_LISTED = 20
@@ -74,28 +73,22 @@ def _partitioned_check(
         chargeback.hold_tenants(by_tenant, context.log.info)
         for tenant_name, days in by_tenant.items():
             start = chargeback.tenant(tenant_name).start_date
-
-            def verdicts(
-                tenant_name: str = tenant_name, days: list[date] = days, start: date = start
-            ) -> Generator[tuple[date, Verdict], None, None]:
-                with chargeback.data(tenant_name) as data:
-                    for day in days:
-                        if day < start:
-                            yield day, (True, {"note": f"nothing to check: before start_date {start}"})
-                        else:
-                            yield day, evaluate(data, day)
-
-            for day, (passed, metadata) in computed_ahead(verdicts):
-                key = str(partition_key(day, tenant_name))
-                yield dg.AssetCheckEvaluation(
-                    asset_key=spec.asset_key,
-                    check_name=name,
-                    passed=passed,
-                    metadata=scrubbed_metadata(metadata),
-                    severity=severity,
-                    partition=key,
-                    target_materialization_data=targets.get(key),
-                )
+            with chargeback.data(tenant_name) as data:
+                for day in days:
+                    if day < start:
+                        passed, metadata = True, {"note": f"nothing to check: before start_date {start}"}
+                    else:
+                        passed, metadata = evaluate(data, day)
+                    key = str(partition_key(day, tenant_name))
+                    yield dg.AssetCheckEvaluation(
+                        asset_key=spec.asset_key,
+                        check_name=name,
+                        passed=passed,
+                        metadata=scrubbed_metadata(metadata),
+                        severity=severity,
+                        partition=key,
+                        target_materialization_data=targets.get(key),
+                    )
         # The check's own output: what the steps downstream of a blocking check wait for.
         yield dg.Output(None, output_name=spec.get_python_identifier())
 

@@ -92,13 +92,6 @@ class ChargebackResource(dg.ConfigurableResource):
             yield TenantData(self.tenant(tenant_name), db)
 
     @contextmanager
-    def reader(self, scope: TenantScope) -> Iterator[TenantScope]:
-        """`scope`'s tenant and runtime on a database connection of its own: for a thread that reads and
-        computes ahead while `scope`'s connection writes (a connection serves one thread)."""
-        with self.database() as db:
-            yield TenantScope(scope.tenant, db, scope.runtime)
-
-    @contextmanager
     def scope(self, tenant_name: str) -> Iterator[TenantScope]:
         """A tenant's runtime (clients, sessions) and the database, closed when the work is done."""
         tenant = self.tenant(tenant_name)

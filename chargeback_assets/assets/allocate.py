@@ -9,7 +9,7 @@ from chargeback_assets.assets.runs import TenantWork, identity_costs, money
 from chargeback_assets.constants import ALLOCATE
 from chargeback_assets.partitions import DATE, partition_key
 from chargeback_assets.resources import ChargebackResource
-from chargeback_assets.stages.chargeback import calculate_days
+from chargeback_assets.stages.chargeback import calculate_day
 from chargeback_assets.stages.retention import Retention, apply_retention
 from chargeback_assets.stages.scope import TenantScope, describe_days
 
@@ -56,11 +56,12 @@ def build_allocate_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.A
         retired: dict[str, Retention] = {}
 
         def allocate(scope: TenantScope, wanted: list[date]) -> None:
-            for result in calculate_days(scope, lambda: chargeback.reader(scope), wanted, context.run.run_id):
+            for day in wanted:
+                result = calculate_day(scope, day, context.run.run_id)
                 unknown.update(result.unknown_product_types)
                 work.record(
                     scope.tenant.name,
-                    result.day,
+                    day,
                     {
                         "dagster/row_count": result.rows,
                         **money("billed", result.billed, result.currency),

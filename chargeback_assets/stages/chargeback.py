@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Generator, Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from chargeback_assets.engine.calculate import (
-    DayAllocation,
-    LinePlan,
-    allocate_day,
-    line_window,
-    with_tenant_period,
-)
+from chargeback_assets.engine.calculate import LinePlan, allocate_day, line_window, with_tenant_period
 from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.models import (
     DEFAULT_CURRENCY,
@@ -28,7 +20,6 @@ from chargeback_assets.engine.models import (
 )
 from chargeback_assets.engine.money import ZERO
 from chargeback_assets.stages.bulk import collector_paused
-from chargeback_assets.stages.prefetch import computed_ahead
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import (
     allocation_attempts,
@@ -93,20 +84,13 @@ def plan_lines(scope: TenantScope, day: date, lines: list[BillingLine]) -> list[
     return plans
 
 
-@dataclass(slots=True)
-class AllocatedDay:
-    """A day allocated from storage and not yet written: what `write_allocated_day` needs."""
-
-    day: date
-    built_from: str | None
-    lines: list[BillingLine]
-    outcome: DayAllocation
-
-
 @collector_paused()
-def allocate_stored_day(scope: TenantScope, day: date) -> AllocatedDay:
-    """Read a day's bill, resolutions and usage and allocate it; writes nothing, so a thread with a
-    connection of its own can allocate the next day while the previous one is written."""
+def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> ChargebackDay:
+    """Allocate and write one day; lines that keep failing are retried here and booked to UNALLOCATED.
+
+    The failed attempts are committed on their own before the rows, so they count even if the write fails.
+    The calculation remembers what failed in the inventory gather it used, which holds back its publication.
+    """
     built_from = get_state(scope.db, scope.ecosystem, scope.tenant_id, day).billing_fingerprint
     lines = billing_for_day(scope.db, scope.ecosystem, scope.tenant_id, day)
     attempts = allocation_attempts(scope.db, scope.ecosystem, scope.tenant_id, day)
@@ -116,19 +100,6 @@ def allocate_stored_day(scope: TenantScope, day: date) -> AllocatedDay:
         retry_limit=scope.tenant.allocation_retry_limit,
         params=scope.tenant.allocator_params,
     )
-    return AllocatedDay(day, built_from, lines, outcome)
-
-
-@collector_paused()
-def write_allocated_day(
-    scope: TenantScope, allocated: AllocatedDay, run_id: str | None = None
-) -> ChargebackDay:
-    """Write an allocated day; lines that kept failing were booked to UNALLOCATED by the allocation.
-
-    The failed attempts are committed on their own before the rows, so they count even if the write fails.
-    The calculation remembers what failed in the inventory gather it used, which holds back its publication.
-    """
-    day, outcome = allocated.day, allocated.outcome
     if outcome.failed_attempts:
         with scope.db.transaction() as tx:
             increment_allocation_attempts(tx, scope.ecosystem, scope.tenant_id, outcome.failed_attempts)
@@ -145,40 +116,9 @@ def write_allocated_day(
             calculation_id=str(uuid.uuid4()),
             calculation_completed_at=datetime.now(UTC),
             calculation_run_id=run_id,
-            calculation_fingerprint=allocated.built_from,
+            calculation_fingerprint=built_from,
         )
-    return summarize(day, allocated.lines, outcome.rows, written, len(outcome.exhausted), scope)
-
-
-def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> ChargebackDay:
-    """Allocate and write one day (lines that keep failing are retried and booked to UNALLOCATED)."""
-    return write_allocated_day(scope, allocate_stored_day(scope, day), run_id)
-
-
-def calculate_days(
-    scope: TenantScope,
-    reader: Callable[[], AbstractContextManager[TenantScope]],
-    days: Sequence[date],
-    run_id: str | None = None,
-) -> Iterator[ChargebackDay]:
-    """Calculate `days` in order, each day allocated in a background thread while the one before it is
-    written; yields each day once it is committed.
-
-    `reader` opens the same tenant on a database connection of its own, for that thread. The writes stay
-    on `scope`'s connection, one day at a time in day order, so a failure leaves the days before it written
-    and the ones after it untouched, as when the days are calculated one after the other. What this gains:
-    SQLite works on a day's write with the GIL released, while the other thread allocates. The collector
-    stays paused across both threads (each stage would otherwise re-enable it for the other).
-    """
-
-    def allocated_days() -> Generator[AllocatedDay, None, None]:
-        with reader() as ahead:
-            for day in days:
-                yield allocate_stored_day(ahead, day)
-
-    with collector_paused():
-        for allocated in computed_ahead(allocated_days):
-            yield write_allocated_day(scope, allocated, run_id)
+    return summarize(day, lines, outcome.rows, written, len(outcome.exhausted), scope)
 
 
 def summarize(
