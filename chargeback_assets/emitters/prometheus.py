@@ -42,7 +42,7 @@ would turn a raw carriage return into a line break).
 from __future__ import annotations
 
 import hashlib
-import pickle
+import json
 import re
 import shutil
 import tempfile
@@ -171,9 +171,11 @@ _RENDERER = f"prometheus_client {version('prometheus-client')}".encode()
 
 def fingerprint(collector: ChargebackCollector | TopicCollector) -> bytes:
     """A digest of what the collector's families are made of and of the renderer: equal digests render equal
-    fragments. The content is pickled as the rows gave it, unsorted: the same rows in the same order (the
-    storage reads them ordered) give the same digest, and a different order only costs a render."""
-    return hashlib.sha256(_RENDERER + pickle.dumps(collector.content, protocol=5)).hexdigest().encode()
+    fragments. The content is encoded as the rows gave it, unsorted: the same rows in the same order (the
+    storage reads them ordered) give the same digest, and a different order only costs a render. JSON, not
+    pickle, whose bytes also depend on which equal strings happen to be one object."""
+    encoded = json.dumps(collector.content, separators=(",", ":")).encode()
+    return hashlib.sha256(_RENDERER + encoded).hexdigest().encode()
 
 
 def header(metric: str) -> bytes:
@@ -349,7 +351,7 @@ class ChargebackCollector:
 
     The rows are summed per series at once: `content` is all the families are made of, so equal contents
     render equal fragments (see `fingerprint`). It is sorted only in `collect`, and holds amounts as decimal
-    text (which pickles several times faster than `Decimal`, and converts to the same float): an unchanged
+    text (which encodes several times faster than `Decimal`, and converts to the same float): an unchanged
     period is recognized without either.
     """
 
@@ -428,7 +430,7 @@ class TopicCollector:
         for r in rows:
             key = (r.resource_id, r.topic, r.product_type)
             amounts[key] = amounts.get(key, ZERO) + r.amount
-        self.content = (timestamp, (tenant_id, ecosystem), tuple(cost_labels(facts)), sorted(amounts.items()))
+        self.content = (timestamp, (tenant_id, ecosystem), tuple(cost_labels(facts)), sorted(_texts(amounts)))
         self._labels = labels
 
     def collect(self) -> Iterator[Metric]:

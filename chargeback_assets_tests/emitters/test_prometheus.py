@@ -1,4 +1,5 @@
 import subprocess
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -6,7 +7,7 @@ import pytest
 import requests
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from chargeback_assets.emitters.base import EmitterError, Labels
+from chargeback_assets.emitters.base import EmitRow, EmitterError, Labels
 from chargeback_assets.emitters.prometheus import PrometheusEmitter
 from chargeback_assets.engine.models import CostType
 from chargeback_assets_tests.emitters.samples import (
@@ -266,6 +267,24 @@ def test_re_emitting_an_unchanged_period_keeps_its_fragment_and_any_change_rende
         for metric, labels, _, _ in samples(tmp_path / "t1.om")
         if "info" in metric
     ] == ["Payments EU"]
+
+
+def test_an_unchanged_period_is_recognized_whichever_equal_strings_are_one_object(tmp_path: Path) -> None:
+    """A later run reads the same rows into new objects: the digest must follow the values only (a pickle's
+    bytes also say which equal strings were shared)."""
+
+    def rows(identity: Callable[[], str]) -> list[EmitRow]:
+        return [
+            emit_row(DAY1, identity(), "1.0000", product_type=product)
+            for product in ("KAFKA_NUM_CKU", "KAFKA_STORAGE")
+        ]
+
+    fragment = tmp_path / "t1.om.d" / DAY1.isoformat() / "chargeback_amount"
+    shared = "sa-1"
+    PrometheusEmitter(tmp_path).emit("t1", DAY1, rows(lambda: shared), period_facts(DAY1))
+    rendered = fragment.stat().st_ino
+    PrometheusEmitter(tmp_path).emit("t1", DAY1, rows(lambda: "".join(["sa", "-1"])), period_facts(DAY1))
+    assert fragment.stat().st_ino == rendered
 
 
 def test_cost_series_carry_the_currency_and_whether_the_day_is_settled(tmp_path: Path) -> None:
