@@ -9,7 +9,7 @@ bulk: the tenant's known dimensions are loaded once into a dict, missing ones ar
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
@@ -223,42 +223,6 @@ def chargeback_facts_for_day(
     ]
 
 
-class FactAmount(NamedTuple):
-    """What reconciling a day with its bill needs of a stored fact: its billing line's key, who, how much."""
-
-    timestamp: datetime
-    env_id: str
-    resource_id: str | None
-    product_type: str
-    product_category: str
-    identity_id: str
-    amount: Decimal
-
-
-def chargeback_amounts_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[FactAmount]:
-    """The day's facts reduced to `FactAmount`, in the order of `chargeback_rows_for_day`."""
-    timestamp_of = cache(parse_timestamp)
-    return [
-        FactAmount(
-            timestamp_of(ts),
-            env_id,
-            resource_id,
-            product_type,
-            product_category,
-            identity_id,
-            Decimal(amount),
-        )
-        for ts, env_id, resource_id, product_type, product_category, identity_id, amount in _day_facts(
-            source,
-            ecosystem,
-            tenant_id,
-            day,
-            "f.timestamp, d.env_id, d.resource_id, d.product_type, d.product_category, d.identity_id, "
-            "f.amount",
-        )
-    ]
-
-
 LineKey = tuple[str, str, str, str, str]
 """A billing line's key as the facts carry it: stored timestamp, env_id, resource_id ('' for none),
 product_type, product_category."""
@@ -275,14 +239,14 @@ def billing_line_key(line: BillingLine) -> LineKey:
     )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class DayTotals:
     """A day's facts summed per billing line, in all, and for UNALLOCATED."""
 
-    by_line: dict[LineKey, Decimal] = field(default_factory=dict)
-    total: Decimal = ZERO
-    unallocated: Decimal = ZERO
-    facts: int = 0
+    by_line: dict[LineKey, Decimal]
+    total: Decimal
+    unallocated: Decimal
+    facts: int
 
 
 def day_totals(source: Source, ecosystem: str, tenant_id: str, day: date) -> DayTotals:
@@ -292,8 +256,7 @@ def day_totals(source: Source, ecosystem: str, tenant_id: str, day: date) -> Day
     reconciliation check and the unallocated share read every day of their run.
     """
     start, end = day_bounds(day)
-    totals = DayTotals()
-    by_line = totals.by_line
+    by_line: dict[LineKey, Decimal] = {}
     total = unallocated = ZERO
     facts = 0
     for ts, env_id, resource_id, product_type, product_category, identity_id, amount in source.conn.execute(
@@ -309,8 +272,7 @@ def day_totals(source: Source, ecosystem: str, tenant_id: str, day: date) -> Day
         if identity_id == UNALLOCATED:
             unallocated += value
         facts += 1
-    totals.total, totals.unallocated, totals.facts = total, unallocated, facts
-    return totals
+    return DayTotals(by_line, total, unallocated, facts)
 
 
 def identity_amounts_for_day(

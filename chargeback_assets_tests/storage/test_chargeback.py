@@ -6,14 +6,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chargeback_assets.engine.models import ChargebackRow, CostType
+from chargeback_assets.engine.models import BillingLine, ChargebackRow, CostType
 from chargeback_assets.storage.chargeback import (
     ChargebackFact,
-    FactAmount,
-    chargeback_amounts_for_day,
+    billing_line_key,
     chargeback_dates,
     chargeback_facts_for_day,
     chargeback_rows_for_day,
+    day_totals,
     replace_chargeback_day,
 )
 from chargeback_assets_tests.databases import UNIQUE_VIOLATION
@@ -207,17 +207,36 @@ def test_the_light_reads_give_the_rows_fields_in_the_rows_order(db):
         None,
         Decimal("70.0000"),
     )
-    assert chargeback_amounts_for_day(db, ECO, TENANT, DAY) == [
-        FactAmount(
-            r.timestamp, r.env_id, r.resource_id, r.product_type, r.product_category, r.identity_id, r.amount
-        )
-        for r in stored
-    ]
-    assert [f.identity_id for f in chargeback_amounts_for_day(db, ECO, TENANT, DAY)] == [
-        "UNALLOCATED",
-        "sa-1",
-        "sa-1",
-        "sa-2",
-    ]
     assert chargeback_facts_for_day(db, ECO, OTHER_TENANT, DAY) == []
-    assert chargeback_amounts_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []
+
+
+def test_day_totals_sum_the_facts_per_billing_line_in_all_and_for_unallocated(db):
+    rows = [
+        replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
+        replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
+        replace(ROW, identity_id="UNALLOCATED", resource_id=None, allocation_method=None),
+        replace(ROW, timestamp=at(5), amount=Decimal("-2.5000")),
+    ]
+    _write(db, rows)
+    _write(db, [replace(ROW, timestamp=at(day=DAY + timedelta(days=1)))], day=DAY + timedelta(days=1))
+    totals = day_totals(db, ECO, TENANT, DAY)
+    by_line: dict[object, Decimal] = {}
+    for row in rows:  # each row keyed as the billing line it was allocated from
+        line = BillingLine(
+            ECO,
+            TENANT,
+            row.timestamp,
+            row.resource_id or "",
+            row.product_category,
+            row.product_type,
+            Decimal(1),
+            row.amount,
+            row.amount,
+            env_id=row.env_id,
+        )
+        by_line[billing_line_key(line)] = by_line.get(billing_line_key(line), Decimal(0)) + row.amount
+    assert totals.by_line == by_line
+    assert totals.total == sum(row.amount for row in rows)
+    assert totals.unallocated == ROW.amount
+    assert totals.facts == len(rows)
+    assert day_totals(db, ECO, OTHER_TENANT, DAY).facts == 0
