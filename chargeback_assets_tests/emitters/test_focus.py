@@ -4,6 +4,7 @@ PyPI focus-validator's verdict on its output (a good file passes, a broken one f
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import replace
 from datetime import date
@@ -11,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chargeback_assets.emitters.base import EmitterError, LineTotals, PeriodFacts
 from chargeback_assets.emitters.focus import COLUMNS, FocusEmitter
@@ -145,6 +148,55 @@ def test_a_restated_settled_day_and_a_month_are_what_the_stage_says(tmp_path: Pa
         "2026-04-01T00:00:00Z",
     )
     assert (row["x_Settled"], row["x_Restated"]) == ("true", "true")
+
+
+ODD_TEXT = st.sampled_from(["", "plain", "=1+1", 'say "hi"', "a,b", "line\nbreak", "cr\rx", " lead", "é"])
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(ODD_TEXT, ODD_TEXT, ODD_TEXT, ODD_TEXT), min_size=1, max_size=6), ODD_TEXT)
+def test_cells_holding_commas_quotes_and_line_breaks_read_back_as_they_are_in_csv_module_bytes(
+    tmp_path: Path, draws: list[tuple[str, str, str, str]], env_name: str
+) -> None:
+    emitter, shared = FocusEmitter(tmp_path), emit_row(DAY, "sa-0", "1.0000", resource_name="a,b")[1]
+    drawn = []
+    for i, (name, detail, team, resource_name) in enumerate(draws):
+        row, labels = emit_row(
+            DAY,
+            f"sa-{name}",
+            f"{i}.5000",
+            identity_name=name or "x",
+            allocation_detail=detail or None,
+            resource_name=resource_name,
+            tags={"team": team, 'k,"': team},
+        )
+        drawn.append((row, shared if i % 3 == 2 else labels))  # some rows share their labels
+    (path,) = emitter.emit(f"t{env_name}", DAY, drawn, replace(facts(), env_names={"env-1": env_name}))
+    written = Path(path).read_bytes()
+    cells = read(Path(path))
+    for (row, labels), cell in zip(drawn, cells, strict=True):
+        assert (cell["BillingAccountId"], cell["x_IdentityId"], cell["x_IdentityName"]) == (
+            f"t{env_name}",
+            row.identity_id,
+            labels.identity_name,
+        )
+        assert (cell["ResourceName"], cell["SubAccountName"], cell["x_AllocationDetail"]) == (
+            labels.resource_name or "lkc-1",
+            env_name,
+            row.allocation_detail or "",
+        )
+        assert cell["ChargeDescription"] == f"KAFKA KAFKA_NUM_CKU charged to {row.identity_id} (usage_ratio)"
+        tags = json.loads(cell["Tags"])
+        assert (tags.get("team"), tags.get('k,"'), cell["x_Team"]) == (
+            labels.tags.get("team"),
+            labels.tags.get('k,"'),
+            labels.tags.get("team", ""),
+        )
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    writer.writerows([cell[column] for column in COLUMNS] for cell in cells)
+    assert written == expected.getvalue().encode("utf-8")
 
 
 @pytest.mark.parametrize(
