@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from chargeback_assets.assets.emit import EMIT_ASSETS
+from chargeback_assets.assets.topics import TOPIC_OUTPUTS
 from chargeback_assets.config import AppConfig, TenantConfig
 from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
@@ -33,6 +34,7 @@ from chargeback_assets.stages.emission import pending_emissions
 from chargeback_assets.stages.recalculation import recalculation_needs
 from chargeback_assets.stages.scope import StageError, describe_days
 from chargeback_assets.stages.suspension import suspension
+from chargeback_assets.stages.topic_outputs import pending_topic_outputs
 from chargeback_assets.storage.pipeline import FAILED, PipelineRun, record_run
 
 if TYPE_CHECKING:  # what define_asset_job returns; Dagster does not export the class
@@ -381,8 +383,9 @@ def emission_retry_requests(
         if not chargeback.tenant(name).emitters:
             continue
         with chargeback.data(name) as data:
-            owed = {kind: pending_emissions(data, kind, now) for kind in EMIT_ASSETS}
-        for kind, pending in owed.items():
+            owed = {asset: pending_emissions(data, kind, now) for kind, asset in EMIT_ASSETS.items()}
+            owed[TOPIC_OUTPUTS] = pending_topic_outputs(data, now)
+        for asset, pending in owed.items():
             ready = [p for p in pending if _run_ended(instance, p.calculation_run_id)]
             for days in contiguous_runs([p.day for p in ready]):
                 keys = [str(partition_key(day, name)) for day in days]
@@ -391,8 +394,8 @@ def emission_retry_requests(
                 )
                 reasons = sorted({p.reason for p in ready if days[0] <= p.day <= days[-1]})
                 request = dg.RunRequest(
-                    run_key=f"emission_retry|{keys[0]}..{keys[-1]}|{EMIT_ASSETS[kind]}|{attempts}",
-                    asset_selection=[dg.AssetKey(EMIT_ASSETS[kind])],
+                    run_key=f"emission_retry|{keys[0]}..{keys[-1]}|{asset}|{attempts}",
+                    asset_selection=[dg.AssetKey(asset)],
                     tags={
                         TENANT_TAG: name,
                         TRIGGER_TAG: "emission_retry",
@@ -400,10 +403,7 @@ def emission_retry_requests(
                         RANGE_END: keys[-1],
                     },
                 )
-                yield (
-                    request,
-                    f"{name}: {EMIT_ASSETS[kind]} owes {describe_days(days)} ({', '.join(reasons)})",
-                )
+                yield request, f"{name}: {asset} owes {describe_days(days)} ({', '.join(reasons)})"
 
 
 def _run_ended(instance: dg.DagsterInstance, run_id: str | None) -> bool:
@@ -419,8 +419,8 @@ def build_emission_retry_sensor(config: AppConfig, job: UnresolvedAssetJobDefini
         minimum_interval_seconds=config.orchestration.emission_retry_interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Materializes again the emitter partitions still owed within each emitter's "
-        "lookback_days: a failed CSV or push, or a calculated day never emitted since. Attempts are counted "
-        "in emission_records. Skips suspended tenants.",
+        "lookback_days: a failed CSV or push, or a calculated day never emitted since, and topic outputs "
+        "that failed. Attempts are counted in emission_records. Skips suspended tenants.",
     )
     def emission_retry_sensor(
         context: dg.SensorEvaluationContext, chargeback: ChargebackResource

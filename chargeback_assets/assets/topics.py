@@ -13,6 +13,8 @@ from chargeback_assets.stages.topic_outputs import TopicOutputsNotPublished, pub
 from chargeback_assets.stages.topics import attribute_topics_day, fetch_topic_metrics
 
 TOP_TOPICS = 10
+TOPIC_OUTPUTS = "topic_outputs"
+"""The asset that publishes the topic attribution (the emission retry sensor requests it again)."""
 
 TOPIC_COSTS_SCHEMA = dg.TableSchema(
     columns=[
@@ -100,7 +102,7 @@ def build_topic_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.Asse
         yield from work.results()
 
     @dg.asset(
-        name="topic_outputs",
+        name=TOPIC_OUTPUTS,
         group_name=TOPICS,
         partitions_def=partitions,
         deps=["topic_attribution"],

@@ -18,12 +18,20 @@ from chargeback_assets.emitters.base import EmitterError, PeriodFacts
 from chargeback_assets.emitters.topics import remove_topic_csv, write_topic_csv
 from chargeback_assets.engine.models import is_settled
 from chargeback_assets.stages.checks import reconcile_topics_day, topic_overlay_settings
-from chargeback_assets.stages.emission import emitters_of_type, period_currency
+from chargeback_assets.stages.emission import PendingEmission, emitters_of_type, period_currency
 from chargeback_assets.stages.scope import StageError, TenantData
-from chargeback_assets.storage.emissions import EmissionStatus, record_emission, record_outputs
+from chargeback_assets.storage.emissions import (
+    EmissionStatus,
+    emission_records,
+    record_emission,
+    record_outputs,
+)
+from chargeback_assets.storage.pipeline import get_state
 from chargeback_assets.storage.topics import topic_rows_for_day
 
 PIPELINE = "topic_attribution"
+EMITTER_TYPES = ("csv", "prometheus")
+"""The emitter types that publish topic outputs (a topic CSV beside the chargeback's, topic series)."""
 
 
 @dataclass(slots=True)
@@ -61,7 +69,8 @@ def publish_topic_days(data: TenantData, days: Sequence[date], *, now: datetime)
             result.status, result.note = "blocked", "; ".join(verdict.mismatches[:3])
         else:
             result.status, result.rows = "emitted", len(rows)
-        publish = result.status == "emitted"
+        status, note = result.status, result.note  # each emitter's own outcome, whatever another's was
+        publish = status == "emitted"
         facts = PeriodFacts(
             end=day + timedelta(days=1),
             currency=period_currency(data, [day]),
@@ -78,7 +87,7 @@ def publish_topic_days(data: TenantData, days: Sequence[date], *, now: datetime)
                 records.append((name, day, "failed", str(exc), []))
                 continue
             result.outputs += written
-            records.append((name, day, result.status, _note(result.note, removed), written))
+            records.append((name, day, status, _note(note, removed), written))
         for name, emitter in prometheus:
             try:
                 if publish:
@@ -90,7 +99,7 @@ def publish_topic_days(data: TenantData, days: Sequence[date], *, now: datetime)
                 result.status, result.note = "failed", str(exc)
                 records.append((name, day, "failed", str(exc), []))
                 continue
-            records.append((name, day, result.status, _note(result.note, removed), []))
+            records.append((name, day, status, _note(note, removed), []))
         outcome.append(result)
     for name, emitter in prometheus:
         try:
@@ -124,3 +133,28 @@ def _note(note: str | None, removed: list[str]) -> str | None:
     if removed:
         return f"{note or 'withdrawn'}; removed {', '.join(removed)}"
     return note
+
+
+def pending_topic_outputs(data: TenantData, now: datetime) -> list[PendingEmission]:
+    """Days whose topic outputs failed at an emitter and are still within its `lookback_days`: what the
+    emission retry sensor asks `topic_outputs` for again. A blocked day is not owed: it is published once a
+    recalculation makes its topic rows reconcile. Nor is anything owed by a tenant without the overlay: its
+    topic outputs only withdraw, and a failed push of its OpenMetrics file is the chargeback emitter's to
+    retry."""
+    if topic_overlay_settings(data) is None:
+        return []
+    pending = []
+    for kind in EMITTER_TYPES:
+        for config in emitters_of_type(data.tenant, kind):
+            since = data.tenant.start_date
+            if config.lookback_days is not None:
+                since = max(since, now.date() - timedelta(days=config.lookback_days))
+            for record in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE):
+                if record.status == "failed" and record.date >= since:
+                    state = get_state(data.db, data.ecosystem, data.tenant_id, record.date)
+                    pending.append(
+                        PendingEmission(
+                            record.date, config.name, record.attempt_count, "failed", state.calculation_run_id
+                        )
+                    )
+    return sorted(pending, key=lambda p: (p.day, p.emitter))

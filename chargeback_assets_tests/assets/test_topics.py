@@ -17,6 +17,7 @@ from chargeback_assets.engine.fingerprint import line_id
 from chargeback_assets.engine.topics import UNATTRIBUTED_TOPIC
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.sandbox.generator import INTERNAL_TOPICS, TOPIC_RECEIVED_BYTES
+from chargeback_assets.sensors import RANGE_END, RANGE_START
 from chargeback_assets.stages.topic_outputs import PIPELINE
 from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
@@ -24,6 +25,7 @@ from chargeback_assets.storage.emissions import emission_records
 from chargeback_assets.storage.topics import topic_lines_for_day, topic_rows_for_day
 from chargeback_assets_tests.graph import QUIET, Graph, running_graph
 from chargeback_assets_tests.test_partition_truth import readme_contract
+from chargeback_assets_tests.test_sensors import launch, retry_requests
 
 ECO = "confluent_cloud"
 CLUSTER_LINES = {
@@ -242,3 +244,40 @@ def test_topic_outputs_of_a_day_computed_from_an_older_bill_are_withdrawn_not_pu
     with ChargebackDatabase.open(graph.db_path) as db:
         records = emission_records(db, ECO, "acme-prod", "csv", PIPELINE)
     assert [(r.date, r.status) for r in records] == [(day, "blocked")]
+
+
+def test_failed_topic_outputs_are_requested_again_by_the_emission_retry_sensor(
+    graph: Graph, instance
+) -> None:
+    """A directory where the day's topic CSV goes makes its publication fail: the chargeback is published,
+    the topic outputs are recorded failed, and the emission retry sensor asks `topic_outputs` (only) for the
+    day again, once per attempt, until a retry publishes it."""
+    day = graph.newest - timedelta(days=1)
+    key = f"{day}|acme-prod"
+    blocker = graph.workdir / "csv" / f"topic_attr_acme-prod_{day}.csv"
+    blocker.mkdir(parents=True)
+    assert not graph.run("acme-prod", day, instance=instance, raise_on_error=False).success
+
+    def topic_records() -> list[tuple[date, str, str, int]]:
+        with ChargebackDatabase.open(graph.db_path) as db:
+            records = emission_records(db, ECO, "acme-prod", pipeline=PIPELINE)
+        return [(r.date, r.emitter_name, r.status, r.attempt_count) for r in records]
+
+    assert topic_records() == [(day, "csv", "failed", 1), (day, "prometheus", "emitted", 1)]
+    [request] = retry_requests(graph, instance)
+    assert request.asset_selection == [dg.AssetKey("topic_outputs")]
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == (key, key)
+    assert request.run_key == f"emission_retry|{key}..{key}|topic_outputs|{day}:csv:1"
+
+    assert not launch(graph, instance, request).success, "the directory is still in the way"
+    [again] = retry_requests(graph, instance)
+    assert again.run_key.endswith(f"{day}:csv:2"), "a new attempt is a new request"
+
+    blocker.rmdir()
+    assert launch(graph, instance, again).success
+    assert topic_records() == [(day, "csv", "emitted", 3), (day, "prometheus", "emitted", 3)]
+    with blocker.open(newline="") as handle:
+        assert {row["topic"] for row in csv.DictReader(handle)} == {
+            row.topic for row in stored(graph, "acme-prod", day)[2]
+        }
+    assert retry_requests(graph, instance) == [], "nothing owed any more"
