@@ -122,6 +122,13 @@ class PendingEmission:
     """The run that calculated the current chargeback: the emission is that run's own until it ends."""
 
 
+def owed_since(data: TenantData, config: EmitterConfig, now: datetime) -> date:
+    """The oldest day an emitter can still owe: the tenant's `start_date`, or `lookback_days` ago if later."""
+    if config.lookback_days is None:
+        return data.tenant.start_date
+    return max(data.tenant.start_date, now.date() - timedelta(days=config.lookback_days))
+
+
 def pending_emissions(data: TenantData, emitter_type: str, now: datetime) -> list[PendingEmission]:
     """What each emitter of the type still owes within its `lookback_days`, as the seed's EmitterRunner sees
     it: days whose emission failed, and calculated days whose current chargeback was never emitted (no record
@@ -130,9 +137,7 @@ def pending_emissions(data: TenantData, emitter_type: str, now: datetime) -> lis
     """
     pending = []
     for config in emitters_of_type(data.tenant, emitter_type):
-        since = data.tenant.start_date
-        if config.lookback_days is not None:
-            since = max(since, now.date() - timedelta(days=config.lookback_days))
+        since = owed_since(data, config, now)
         calculated = {
             s.tracking_date: s for s in calculated_days(data.db, data.ecosystem, data.tenant_id, since)
         }

@@ -18,7 +18,12 @@ from chargeback_assets.emitters.base import EmitterError, PeriodFacts
 from chargeback_assets.emitters.topics import remove_topic_csv, write_topic_csv
 from chargeback_assets.engine.models import is_settled
 from chargeback_assets.stages.checks import reconcile_topics_day, topic_overlay_settings
-from chargeback_assets.stages.emission import PendingEmission, emitters_of_type, period_currency
+from chargeback_assets.stages.emission import (
+    PendingEmission,
+    emitters_of_type,
+    owed_since,
+    period_currency,
+)
 from chargeback_assets.stages.scope import StageError, TenantData
 from chargeback_assets.storage.emissions import (
     EmissionStatus,
@@ -146,9 +151,7 @@ def pending_topic_outputs(data: TenantData, now: datetime) -> list[PendingEmissi
     pending = []
     for kind in EMITTER_TYPES:
         for config in emitters_of_type(data.tenant, kind):
-            since = data.tenant.start_date
-            if config.lookback_days is not None:
-                since = max(since, now.date() - timedelta(days=config.lookback_days))
+            since = owed_since(data, config, now)
             for record in emission_records(data.db, data.ecosystem, data.tenant_id, config.name, PIPELINE):
                 if record.status == "failed" and record.date >= since:
                     state = get_state(data.db, data.ecosystem, data.tenant_id, record.date)
