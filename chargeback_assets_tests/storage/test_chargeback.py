@@ -36,6 +36,16 @@ ROW = ChargebackRow(
 )
 
 
+MIXED_DAY = (
+    replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
+    replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
+    replace(ROW, identity_id="UNALLOCATED", resource_id=None, allocation_method=None),
+    replace(ROW, timestamp=at(5), amount=Decimal("-2.5000")),
+)
+"""A day's rows in four dimensions: another hour and identity, a shared cost, UNALLOCATED without a resource,
+and a negative amount."""
+
+
 def _write(db, rows, day=DAY, tenant_id=TENANT):
     with db.transaction() as tx:
         return replace_chargeback_day(tx, ECO, tenant_id, day, rows)
@@ -183,12 +193,7 @@ def test_a_day_written_after_others_reuses_their_dimensions_and_numbers_new_ones
 
 
 def test_the_light_reads_give_the_rows_fields_in_the_rows_order(db):
-    rows = [
-        replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
-        replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
-        replace(ROW, identity_id="UNALLOCATED", resource_id=None, allocation_method=None),
-        replace(ROW, timestamp=at(5), amount=Decimal("-2.5000")),
-    ]
+    rows = MIXED_DAY
     _write(db, rows)
     stored = chargeback_rows_for_day(db, ECO, TENANT, DAY)
     assert chargeback_facts_for_day(db, ECO, TENANT, DAY) == [
@@ -211,12 +216,7 @@ def test_the_light_reads_give_the_rows_fields_in_the_rows_order(db):
 
 
 def test_day_totals_sum_the_facts_per_billing_line_in_all_and_for_unallocated(db):
-    rows = [
-        replace(ROW, timestamp=at(5), identity_id="sa-2", amount=Decimal("0.0001")),
-        replace(ROW, cost_type=CostType.SHARED, allocation_detail="no_metrics_located", metadata={}),
-        replace(ROW, identity_id="UNALLOCATED", resource_id=None, allocation_method=None),
-        replace(ROW, timestamp=at(5), amount=Decimal("-2.5000")),
-    ]
+    rows = MIXED_DAY
     _write(db, rows)
     _write(db, [replace(ROW, timestamp=at(day=DAY + timedelta(days=1)))], day=DAY + timedelta(days=1))
     totals = day_totals(db, ECO, TENANT, DAY)
