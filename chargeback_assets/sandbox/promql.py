@@ -119,7 +119,8 @@ def evaluate(store: UsageStore, query: RangeQuery, start_ms: int, end_ms: int, s
     result = []
     for key in sorted(groups):
         total, seen = groups[key]
-        values = [[int(t) / 1000, _format_value(v)] for t, v in zip(eval_ms[seen], total[seen], strict=True)]
+        times = (eval_ms[seen] / 1000).tolist()
+        values = list(map(list, zip(times, _format_values(total[seen]), strict=True)))
         result.append({"metric": dict(key), "values": values})
     return result
 
@@ -136,8 +137,20 @@ def _sum_over_time(
     return cumulative[right] - cumulative[left], right > left
 
 
+def _format_values(values: np.ndarray) -> list[str]:
+    """`_format_value` of each; a range of whole numbers (byte counts, the usual answer) in one conversion."""
+    if values.size and (np.floor(values) == values).all() and np.abs(values).max() < 2**53:
+        return list(map(str, values.astype(np.int64).tolist()))
+    return [_format_value(value) for value in values.tolist()]
+
+
 def _format_value(value: float) -> str:
-    """Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, never an exponent."""
+    """Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, never an exponent.
+
+    Python's `repr` gives the same shortest digits and writes no exponent between 1e-4 and 1e16, so numpy's
+    slower positional formatter is left for the values outside that range (and NaN, Inf)."""
     if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
+    if 1e-4 <= abs(value) < 1e16:
+        return repr(value)
     return np.format_float_positional(value, trim="-")

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
 from threading import Lock
 
 import numpy as np
@@ -103,6 +104,7 @@ class GeneratedUsage(UsageStore):
             OrderedDict()
         )
         self._lock = Lock()
+        self._series_seeds: dict[Series, int] = {}
 
     def extent_ms(self, series: Series) -> tuple[int, int]:
         profile = self._profiles[series]
@@ -129,7 +131,10 @@ class GeneratedUsage(UsageStore):
         if profile.kind == "share":
             day_samples = self._share_of_day(profile, day)
         else:
-            day_samples = _draw_day(self._seed, series.key, profile, day)
+            series_seed = self._series_seeds.get(series)
+            if series_seed is None:
+                series_seed = self._series_seeds[series] = stable_int(series.key)
+            day_samples = _draw_day(self._seed, series_seed, profile, day)
         with self._lock:
             self._cache[key] = day_samples
             if len(self._cache) > self._cache_days:
@@ -169,11 +174,16 @@ class GeneratedUsage(UsageStore):
         return grid, total, seen
 
 
-def _draw_day(seed: int, series_key: str, profile: Profile, day: int) -> Samples:
+def _draw_day(seed: int, series_seed: int, profile: Profile, day: int) -> Samples:
+    """`series_seed` is `stable_int(series.key)`, worked out once per series by the caller: a backfill draws
+    tens of thousands of series-days and the digest would otherwise be most of the cost outside numpy."""
     start = day * DAY_MS
     ts = np.arange(start, start + DAY_MS, profile.step_ms, dtype=np.int64)
-    ts = ts[(ts >= profile.active_from_ms) & (ts < profile.active_until_ms)]
-    rng = np.random.default_rng([seed, stable_int(series_key), day])
+    active = None
+    if profile.active_from_ms > start or profile.active_until_ms < start + DAY_MS:
+        active = (ts >= profile.active_from_ms) & (ts < profile.active_until_ms)
+        ts = ts[active]
+    rng = np.random.default_rng([seed, series_seed, day])
     n = ts.size
     if profile.kind == "cfu":
         values = rng.integers(1, int(profile.level * 2) + 1, n).astype(np.float64) / 2
@@ -183,9 +193,19 @@ def _draw_day(seed: int, series_key: str, profile: Profile, day: int) -> Samples
         in_burst = (ts - start) // 3_600_000 == burst_hour
         values[in_burst] = np.floor(profile.level * 60 * rng.lognormal(0.0, 0.3, int(in_burst.sum())))
     else:
-        daily_swing = 1.0 + 0.5 * np.sin((ts - start) / DAY_MS * 2 * np.pi)
+        swing = _daily_swing(profile.step_ms)
+        daily_swing = swing if active is None else swing[active]
         values = np.floor(profile.level * daily_swing * rng.lognormal(0.0, 0.4, n))
     return ts, values
+
+
+@cache
+def _daily_swing(step_ms: int) -> np.ndarray:
+    """The sine a steady series' level follows over a UTC day, at each step: the same for every day."""
+    offsets = np.arange(0, DAY_MS, step_ms, dtype=np.int64)
+    swing = 1.0 + 0.5 * np.sin(offsets / DAY_MS * 2 * np.pi)
+    swing.setflags(write=False)
+    return swing
 
 
 _EMPTY: Samples = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64))

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chargeback_assets.sandbox import SandboxServer
 from chargeback_assets.sandbox.generator import FLINK_CFU, REQUEST_BYTES, RESPONSE_BYTES
+from chargeback_assets.sandbox.promql import _format_value, _format_values
 
 DAY = datetime(2026, 6, 14, tzinfo=UTC)
 S = int(DAY.timestamp())
@@ -123,6 +127,31 @@ def test_steps_without_samples_are_omitted(server, small_org):
     hours = sorted({(t - start * 1000) // 3_600_000 for t in ts.tolist()})
     assert 0 < len(hours) < 24
     assert [t for t, _ in (mine[0] if mine else [])] == [start + (h + 1) * STEP - 0.001 for h in hours]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(3.0, "3"), (-0.0, "0"), (1.5, "1.5"), (0.1, "0.1"), (1e-7, "0.0000001"), (2.5e20, "250000000000000000000")],
+)
+def test_sample_values_are_written_as_go_formats_them(value, text):
+    """strconv.FormatFloat(v, 'f', -1, 64): no exponent at either end of the range."""
+    assert _format_value(value) == text
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_sample_values_take_the_shortest_digits_that_read_back_exactly(value):
+    """The fast paths (integers, repr's exponent-free range) agree with numpy's positional formatter (which
+    alone writes -0.0 as "-0"; a sum of samples is never negative zero)."""
+    assert _format_value(value) == np.format_float_positional(value + 0.0, trim="-")
+    assert float(_format_value(value)) == value
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False).map(lambda v: v + 0.0), min_size=1))
+def test_a_range_of_values_is_written_as_each_value_alone(values):
+    """Whole-number ranges take a vectorized path; it must not change a single character."""
+    integral = [float(int(v)) if abs(v) < 2**53 else v for v in values]
+    for sample in (values, integral):
+        assert _format_values(np.array(sample)) == [_format_value(v) for v in sample]
 
 
 @pytest.mark.parametrize(
