@@ -176,7 +176,13 @@ class ProductHandler(Protocol):
 
     def resolve(
         self, line: BillingLine, inventory: InventoryView, usage: ResourceUsage | None
-    ) -> IdentityResolution: ...
+    ) -> IdentityResolution:
+        """Who the line's resource can be charged to in the window `inventory` covers.
+
+        It must depend on the line only through its resource (`resource_id`, and the tenant): the lines of
+        one resource in one window are resolved once and share the result, which nothing may change.
+        """
+        ...
 
     def allocator(self, product_type: str) -> Allocator: ...
 

@@ -43,23 +43,16 @@ def replace_resolutions_day(
     numbers: dict[tuple[str | None, ...], int] = {}  # snapshot -> its number within the day
     # One identity object is shared by many lines (a cluster's key owners by all its lines): encode it once.
     number_of: dict[int, int] = {}
+    # And one resolution by all the lines of a resource (stages/resolution.py): its columns are worked once.
+    columns_of: dict[int, tuple[str, ...]] = {}
     context_rows = []
     for line_id, resolution in resolutions.items():
-        what = f"resolution of billing line {line_id}"
-        refs = []
-        for scope in SCOPES:
-            scope_numbers = []
-            for identity in getattr(resolution, scope).values():
-                number = number_of.get(id(identity))
-                if number is None:
-                    who = f"{what}: {scope} identity {identity.identity_id}"
-                    snapshot = identity_snapshot(ecosystem, tenant_id, identity, who)
-                    number = number_of[id(identity)] = numbers.setdefault(snapshot, len(numbers))
-                scope_numbers.append(number)
-            refs.append(snapshot_refs(scope_numbers))
-        context_rows.append(
-            (ecosystem, tenant_id, d, line_id, encode_json(resolution.context, f"{what}: context"), *refs)
-        )
+        columns = columns_of.get(id(resolution))
+        if columns is None:
+            columns = columns_of[id(resolution)] = _resolution_columns(
+                ecosystem, tenant_id, resolution, f"resolution of billing line {line_id}", numbers, number_of
+            )
+        context_rows.append((ecosystem, tenant_id, d, line_id, *columns))
     for table in ("resolution_identities", "resolution_contexts"):
         delete_day(tx, table, ecosystem, tenant_id, day)
     tx.conn.executemany(
@@ -73,6 +66,29 @@ def replace_resolutions_day(
         [(ecosystem, tenant_id, d, number, *snapshot) for snapshot, number in numbers.items()],
     )
     return len(context_rows)
+
+
+def _resolution_columns(
+    ecosystem: str,
+    tenant_id: str,
+    resolution: IdentityResolution,
+    what: str,
+    numbers: dict[tuple[str | None, ...], int],
+    number_of: dict[int, int],
+) -> tuple[str, ...]:
+    """`context_json` and each scope's snapshot numbers; new snapshots are numbered into `numbers`."""
+    refs = []
+    for scope in SCOPES:
+        scope_numbers = []
+        for identity in getattr(resolution, scope).values():
+            number = number_of.get(id(identity))
+            if number is None:
+                who = f"{what}: {scope} identity {identity.identity_id}"
+                snapshot = identity_snapshot(ecosystem, tenant_id, identity, who)
+                number = number_of[id(identity)] = numbers.setdefault(snapshot, len(numbers))
+            scope_numbers.append(number)
+        refs.append(snapshot_refs(scope_numbers))
+    return (encode_json(resolution.context, f"{what}: context"), *refs)
 
 
 def resolutions_for_day(
@@ -95,12 +111,22 @@ def resolutions_for_day(
     def identity_set(refs: str) -> IdentitySet:
         return IdentitySet([identities[number] for number in refs.split(",")] if refs else ())
 
+    # The lines of one resource stored the same columns: they are read back as one shared resolution.
+    shared: dict[tuple[str, str, str], IdentityResolution] = {}
+
+    def resolution(context_json: str, resource_active: str, metrics_derived: str) -> IdentityResolution:
+        key = (context_json, resource_active, metrics_derived)
+        found = shared.get(key)
+        if found is None:
+            found = shared[key] = IdentityResolution(
+                resource_active=identity_set(resource_active),
+                metrics_derived=identity_set(metrics_derived),
+                context=decode_json(context_json),
+            )
+        return found
+
     return {
-        line_id: IdentityResolution(
-            resource_active=identity_set(resource_active),
-            metrics_derived=identity_set(metrics_derived),
-            context=decode_json(context_json),
-        )
+        line_id: resolution(context_json, resource_active, metrics_derived)
         for line_id, context_json, resource_active, metrics_derived in source.conn.execute(
             f"SELECT line_id, context_json, {', '.join(SCOPES)} FROM resolution_contexts "
             "WHERE ecosystem = ? AND tenant_id = ? AND date = ? ORDER BY line_id",

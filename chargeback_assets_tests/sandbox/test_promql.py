@@ -131,7 +131,14 @@ def test_steps_without_samples_are_omitted(server, small_org):
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(3.0, "3"), (-0.0, "0"), (1.5, "1.5"), (0.1, "0.1"), (1e-7, "0.0000001"), (2.5e20, "250000000000000000000")],
+    [
+        (3.0, "3"),
+        (-0.0, "0"),
+        (1.5, "1.5"),
+        (0.1, "0.1"),
+        (1e-7, "0.0000001"),
+        (2.5e20, "250000000000000000000"),
+    ],
 )
 def test_sample_values_are_written_as_go_formats_them(value, text):
     """strconv.FormatFloat(v, 'f', -1, 64): no exponent at either end of the range."""

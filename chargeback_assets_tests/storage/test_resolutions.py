@@ -34,6 +34,19 @@ def test_resolutions_round_trip_with_identity_order_and_decimal_context(db):
     assert resolutions_for_day(db, ECO, OTHER_TENANT, DAY) == {}
 
 
+def test_lines_sharing_a_resolution_read_back_sharing_one(db):
+    """A resource's lines are resolved once (stages/resolution.py); stored per line, read back as one."""
+    cluster = IdentityResolution(
+        resource_active=IdentitySet([OWNER]), context={"usage_by_owner": {"sa-owner": Decimal("2.5")}}
+    )
+    other = IdentityResolution(resource_active=IdentitySet([KEY]))
+    with db.transaction() as tx:
+        replace_resolutions_day(tx, ECO, TENANT, DAY, {"read": cluster, "write": cluster, "sr": other})
+    stored = resolutions_for_day(db, ECO, TENANT, DAY)
+    assert stored == {"read": cluster, "sr": other, "write": cluster}
+    assert stored["read"] is stored["write"] and stored["sr"] is not stored["read"]
+
+
 def test_replacing_a_day_drops_lines_no_longer_resolved(db):
     with db.transaction() as tx:
         replace_resolutions_day(tx, ECO, TENANT, DAY, {"old": IdentityResolution(IdentitySet([KEY]))})
