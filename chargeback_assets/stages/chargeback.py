@@ -103,8 +103,9 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
     if outcome.failed_attempts:
         with scope.db.transaction() as tx:
             increment_allocation_attempts(tx, scope.ecosystem, scope.tenant_id, outcome.failed_attempts)
+    known = scope.known_dimensions
     with scope.db.transaction() as tx:
-        written = replace_chargeback_day(tx, scope.ecosystem, scope.tenant_id, day, outcome.rows)
+        written = replace_chargeback_day(tx, scope.ecosystem, scope.tenant_id, day, outcome.rows, known)
         gathered = get_state(tx, scope.ecosystem, scope.tenant_id, day)
         update_state(
             tx,
@@ -118,6 +119,7 @@ def calculate_day(scope: TenantScope, day: date, run_id: str | None = None) -> C
             calculation_run_id=run_id,
             calculation_fingerprint=built_from,
         )
+    known.keep()
     return summarize(day, lines, outcome.rows, written, len(outcome.exhausted), scope)
 
 

@@ -10,6 +10,7 @@ from chargeback_assets.config import TenantConfig
 from chargeback_assets.ecosystems.base import EcosystemRuntime
 from chargeback_assets.redaction import scrub
 from chargeback_assets.stages.views import InventoryViews
+from chargeback_assets.storage.chargeback import KnownDimensions
 from chargeback_assets.storage.database import ChargebackDatabase
 
 
@@ -45,11 +46,13 @@ class TenantScope(TenantData):
     """A tenant's data plus its running ecosystem (sources, handlers), as the gather stages need.
 
     A scope lives for one step of one tenant; `inventory_views` reads the stored inventory the first time a
-    stage asks and serves every later day of the step from it.
+    stage asks and serves every later day of the step from it, and `known_dimensions` holds the chargeback
+    dimension ids its days have written.
     """
 
     runtime: EcosystemRuntime
     _views: InventoryViews | None = field(default=None, init=False, repr=False)
+    known_dimensions: KnownDimensions = field(default_factory=KnownDimensions, init=False, repr=False)
 
     @property
     def inventory_views(self) -> InventoryViews:

@@ -46,14 +46,51 @@ _COST_TYPE_OF = {c.value: c for c in CostType}
 _MISSING = object()
 
 
+class KnownDimensions:
+    """Dimension ids that committed writes of one step used, so that its later days need not look them up.
+
+    A tenant's days name mostly the same dimensions (its identities, resources and tiers), and looking up
+    ten thousand of them was a fifth of writing a day. Ids a write looked up or inserted are held apart
+    until the caller says its transaction committed (`keep`): a rolled-back write's new ids never existed.
+    Kept ids stay valid while their facts do; a step writes its days and deletes none of them, and
+    retention removes only dimensions left without facts.
+    """
+
+    __slots__ = ("_kept", "_pending")
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[Any, ...], int] = {}
+        self._pending: dict[tuple[Any, ...], int] = {}
+
+    def known_of(self, wanted: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+        """The kept ids of `wanted`; a new write begins, so ids pending from one that failed are dropped."""
+        self._pending = {}
+        kept = self._kept
+        return {dimension: kept[dimension] for dimension in wanted if dimension in kept}
+
+    def hold(self, ids: dict[tuple[Any, ...], int]) -> None:
+        self._pending = ids
+
+    def keep(self) -> None:
+        """The write that used the pending ids committed."""
+        self._kept.update(self._pending)
+        self._pending = {}
+
+
 def replace_chargeback_day(
-    tx: Transaction, ecosystem: str, tenant_id: str, day: date, rows: Sequence[ChargebackRow]
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    day: date,
+    rows: Sequence[ChargebackRow],
+    known: KnownDimensions | None = None,
 ) -> int:
     """Replace the day's facts; returns the number of facts written.
 
     Rows sharing a dimension and timestamp are summed into one fact (a line split into several tiers can
     charge one identity twice: both amounts are owed). The fact keeps the metadata entries on which all
-    its rows agree, so the result does not depend on the order of the rows.
+    its rows agree, so the result does not depend on the order of the rows. `known` carries dimension ids
+    across the days of a step; call its `keep()` once the transaction committed.
     """
     facts: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
     timestamps: dict[datetime, str] = {}
@@ -74,7 +111,7 @@ def replace_chargeback_day(
         else:
             fact[0] += amount
             fact[1] = _common(fact[1], row.metadata)
-    dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts])
+    dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts], known)
     delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
     metadata_text = _MetadataTexts()
     tx.conn.executemany(
@@ -339,22 +376,24 @@ def chargeback_dates(source: Source, ecosystem: str, tenant_id: str, since: date
 
 
 def _dimension_ids(
-    tx: Transaction, ecosystem: str, tenant_id: str, dimensions: Sequence[tuple[Any, ...]]
+    tx: Transaction,
+    ecosystem: str,
+    tenant_id: str,
+    dimensions: Sequence[tuple[Any, ...]],
+    memo: KnownDimensions | None = None,
 ) -> dict[tuple[Any, ...], int]:
     """Get-or-create every dimension at once; new ones are numbered in order of first appearance.
 
-    Only the day's dimensions are looked up (through a temporary table joined on the unique index): a
-    tenant gathers dimensions for as long as it runs, and loading all of them for every day written made
-    each write slower and larger than the last.
+    Only the day's dimensions are looked up (through a temporary table joined on the unique index), and
+    only those `memo` does not hold: a tenant gathers dimensions for as long as it runs, and loading all of
+    them for every day written made each write slower and larger than the last.
     """
     wanted = list(dict.fromkeys(dimensions))
-    if not wanted:
-        return {}
-    if _has_dimensions(tx, ecosystem, tenant_id):
-        known = _known_dimension_ids(tx, ecosystem, tenant_id, wanted)
-    else:
-        known = {}  # a tenant's first day: nothing to look up
-    missing = [d for d in wanted if d not in known]
+    known = memo.known_of(wanted) if memo is not None else {}
+    unknown = [d for d in wanted if d not in known] if known else wanted
+    if unknown and _has_dimensions(tx, ecosystem, tenant_id):  # none yet: a tenant's first day
+        known.update(_known_dimension_ids(tx, ecosystem, tenant_id, unknown))
+    missing = [d for d in unknown if d not in known]
     if missing:
         for dimension in missing:
             if dimension[7] not in _COST_TYPE_OF:
@@ -370,6 +409,8 @@ def _dimension_ids(
             [(dimension_id, *dimension) for dimension, dimension_id in new.items()],
         )
         known.update(new)
+    if memo is not None:
+        memo.hold(known)
     return known
 
 

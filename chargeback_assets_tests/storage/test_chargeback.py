@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from chargeback_assets.engine.models import BillingLine, ChargebackRow, CostType
 from chargeback_assets.storage.chargeback import (
     ChargebackFact,
+    KnownDimensions,
     billing_line_key,
     chargeback_dates,
     chargeback_facts_for_day,
@@ -46,9 +47,9 @@ MIXED_DAY = (
 and a negative amount."""
 
 
-def _write(db, rows, day=DAY, tenant_id=TENANT):
+def _write(db, rows, day=DAY, tenant_id=TENANT, known=None):
     with db.transaction() as tx:
-        return replace_chargeback_day(tx, ECO, tenant_id, day, rows)
+        return replace_chargeback_day(tx, ECO, tenant_id, day, rows, known)
 
 
 def test_rows_of_one_dimension_are_summed_never_overwritten(db):
@@ -190,6 +191,53 @@ def test_a_day_written_after_others_reuses_their_dimensions_and_numbers_new_ones
     ).fetchall() == [("sa-1", 1), ("sa-2", 2), ("sa-3", 3), ("sa-4", 4)]
     _write(db, [replace(ROW, resource_id=None)])  # known but for a NULL: a new dimension
     assert db.conn.execute("SELECT MAX(dimension_id) FROM chargeback_dimensions").fetchone() == (5,)
+
+
+def _dimensions(db):
+    return db.conn.execute(
+        "SELECT dimension_id, identity_id, resource_id FROM chargeback_dimensions ORDER BY dimension_id"
+    ).fetchall()
+
+
+def _on(day, rows):
+    return [replace(row, timestamp=at(row.timestamp.hour, day=day)) for row in rows]
+
+
+def test_later_days_take_known_dimension_ids_from_memory_and_number_new_ones_after_the_last(db):
+    """A step's days share their dimensions: the ids come from what its earlier days wrote."""
+    known = KnownDimensions()
+    days = [DAY + timedelta(days=n) for n in range(3)]
+    newcomer = replace(ROW, identity_id="sa-5", amount=Decimal("1.0000"))
+    for day in days:
+        _write(db, _on(day, [*MIXED_DAY, newcomer] if day == days[-1] else MIXED_DAY), day=day, known=known)
+        known.keep()
+    assert _dimensions(db) == [
+        (1, "sa-2", "lkc-1"),
+        (2, "sa-1", "lkc-1"),
+        (3, "UNALLOCATED", None),
+        (4, "sa-1", "lkc-1"),
+        (5, "sa-5", "lkc-1"),
+    ]
+    first = chargeback_rows_for_day(db, ECO, TENANT, days[0])
+    assert chargeback_rows_for_day(db, ECO, TENANT, days[1]) == _on(days[1], first)
+    assert [row.identity_id for row in chargeback_rows_for_day(db, ECO, TENANT, days[2])].count("sa-5") == 1
+
+
+def test_ids_a_rolled_back_write_inserted_are_not_kept(db):
+    """Kept, they would name dimensions that do not exist, and the next day's facts would break the foreign
+    key."""
+    known = KnownDimensions()
+    _write(db, [ROW], known=known)
+    known.keep()
+    with pytest.raises(RuntimeError, match="rolled back"):
+        with db.transaction() as tx:
+            replace_chargeback_day(tx, ECO, TENANT, DAY, [ROW, replace(ROW, identity_id="sa-9")], known)
+            raise RuntimeError("rolled back")
+    next_day = DAY + timedelta(days=1)
+    _write(db, [replace(ROW, timestamp=at(day=next_day), identity_id="sa-9")], day=next_day, known=known)
+    known.keep()
+    assert _dimensions(db) == [(1, "sa-1", "lkc-1"), (2, "sa-9", "lkc-1")]
+    assert [r.identity_id for r in chargeback_rows_for_day(db, ECO, TENANT, next_day)] == ["sa-9"]
 
 
 def test_the_light_reads_give_the_rows_fields_in_the_rows_order(db):
