@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 UNALLOCATED = "UNALLOCATED"
 """The system identity that receives cost nobody can be charged for."""
@@ -126,7 +126,14 @@ class BillingLine:
         )
 
 
-def currency_of(lines: Iterable[BillingLine]) -> str:
+class Billed(Protocol):
+    """Anything billed in a currency: a billing line, or the light line totals the checks read."""
+
+    @property
+    def currency(self) -> str: ...
+
+
+def currency_of(lines: Iterable[Billed]) -> str:
     """The currency a set of lines is billed in (several, comma-separated, should a bill ever mix them)."""
     return ",".join(sorted({line.currency for line in lines})) or DEFAULT_CURRENCY
 

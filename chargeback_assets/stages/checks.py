@@ -19,10 +19,10 @@ from chargeback_assets.stages.scope import TenantData
 from chargeback_assets.storage.billing import (
     billing_for_day,
     billing_strays_for_day,
+    line_totals_for_day,
     malformed_billing_for_day,
 )
 from chargeback_assets.storage.chargeback import (
-    billing_line_key,
     day_totals,
     identity_amounts_for_day,
     unattributed_amounts_for_day,
@@ -57,15 +57,15 @@ class DayReconciliation:
 def reconcile_day(data: TenantData, day: date) -> DayReconciliation:
     """Compare, line by line, the stored chargeback with the stored bill.
 
-    Reads the facts as sums per line (`day_totals`): a large day has tens of thousands of facts, and the
-    check reads every day of its run.
+    Reads the facts as sums per line (`day_totals`) and the lines as key and cost: a large day has tens of
+    thousands of facts, and the check reads every day of its run.
     """
-    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    lines = line_totals_for_day(data.db, data.ecosystem, data.tenant_id, day)
     totals = day_totals(data.db, data.ecosystem, data.tenant_id, day)
     allocated = dict(totals.by_line)
     mismatches = []
     for line in lines:
-        got = allocated.pop(billing_line_key(line), ZERO)
+        got = allocated.pop(line.key, ZERO)
         if got != line.total_cost:
             where = f"{day} {line.product_type} {line.resource_id or '<org>'}"
             mismatches.append(f"{where}: billed {line.total_cost}, rows sum {got}")
@@ -111,7 +111,7 @@ def unattributed_day(data: TenantData, day: date) -> DayShare:
 
 
 def _share(data: TenantData, day: date, amounts: list[Decimal]) -> DayShare:
-    lines = billing_for_day(data.db, data.ecosystem, data.tenant_id, day)
+    lines = line_totals_for_day(data.db, data.ecosystem, data.tenant_id, day)
     return DayShare(sum((line.total_cost for line in lines), ZERO), sum(amounts, ZERO))
 
 

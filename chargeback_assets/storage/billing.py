@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from functools import cache
+from typing import NamedTuple
 
 from chargeback_assets.engine.bill_quality import MALFORMED
 from chargeback_assets.engine.fingerprint import line_id
@@ -110,6 +111,42 @@ def _encoded(
 def billing_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:
     """The day's lines ordered by their key, so that every reader walks them in the same order."""
     return _lines(source, ecosystem, tenant_id, "billing", _in_day(day))
+
+
+LineKey = tuple[str, str, str, str, str]
+"""A billing line's key as stored, and as the chargeback facts carry it: timestamp text, env_id, resource_id
+('' for none), product_type, product_category."""
+
+
+class LineTotal(NamedTuple):
+    """A billing line as reconciling sees it: its key and what it bills."""
+
+    key: LineKey
+    total_cost: Decimal
+    currency: str
+
+    @property
+    def product_type(self) -> str:
+        return self.key[3]
+
+    @property
+    def resource_id(self) -> str:
+        return self.key[2]
+
+
+def line_totals_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[LineTotal]:
+    """The day's lines as key and cost only, in `billing_for_day`'s order: the checks read every day of
+    their run, and building whole lines (metadata, quantity, price) was most of what they read."""
+    where, params = _in_day(day)
+    cursor = source.conn.execute(
+        "SELECT timestamp, env_id, resource_id, product_type, product_category, total_cost, currency "
+        f"FROM billing WHERE ecosystem = ? AND tenant_id = ? AND {where} " + _DAY_ORDER,
+        (ecosystem, tenant_id, *params),
+    )
+    return [
+        LineTotal((ts, env_id, resource_id or "", product_type, product_category), Decimal(cost), currency)
+        for ts, env_id, resource_id, product_type, product_category, cost, currency in cursor
+    ]
 
 
 def malformed_billing_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> list[BillingLine]:

@@ -18,11 +18,11 @@ from typing import Any, NamedTuple
 from chargeback_assets.engine.models import (
     PAYER_IDENTITY_TYPES,
     UNALLOCATED,
-    BillingLine,
     ChargebackRow,
     CostType,
 )
 from chargeback_assets.engine.money import ZERO
+from chargeback_assets.storage.billing import LineKey
 from chargeback_assets.storage.codec import (
     day_bounds,
     decode_json,
@@ -258,22 +258,6 @@ def chargeback_facts_for_day(
             "d.allocation_method, d.allocation_detail, f.amount",
         )
     ]
-
-
-LineKey = tuple[str, str, str, str, str]
-"""A billing line's key as the facts carry it: stored timestamp, env_id, resource_id ('' for none),
-product_type, product_category."""
-
-
-def billing_line_key(line: BillingLine) -> LineKey:
-    """The `LineKey` of a billing line, to match it with `DayTotals.by_line`."""
-    return (
-        timestamp_text(line.timestamp, f"billing line {line.product_type}"),
-        line.env_id,
-        line.resource_id or "",
-        line.product_type,
-        line.product_category,
-    )
 
 
 @dataclass(frozen=True, slots=True)

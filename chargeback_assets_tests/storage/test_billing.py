@@ -13,9 +13,11 @@ from chargeback_assets.storage.billing import (
     billing_strays_for_day,
     increment_allocation_attempts,
     line_id,
+    line_totals_for_day,
     malformed_billing_for_day,
     replace_billing_day,
 )
+from chargeback_assets.storage.codec import timestamp_text
 from chargeback_assets_tests.storage.conftest import DAY, ECO, OTHER_TENANT, TENANT, at
 
 CKU = BillingLine(
@@ -53,6 +55,34 @@ def test_a_day_round_trips_exactly_in_key_order(db):
     assert str(lines[1].unit_price) == "0.000012345" and str(lines[1].total_cost) == "12.3400"
     assert lines[1].timestamp.tzinfo is not None and lines[1].timestamp.utcoffset() == timedelta(0)
     assert billing_for_day(db, ECO, TENANT, DAY + timedelta(days=1)) == []
+
+
+def test_line_totals_are_the_lines_keys_and_costs_in_the_same_order(db):
+    euro = replace(CKU, timestamp=at(23, 59), total_cost=Decimal("-0.0001"), currency="EUR")
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, [euro, CKU, ORG])
+    totals = line_totals_for_day(db, ECO, TENANT, DAY)
+    assert [(t.key, t.total_cost, t.currency) for t in totals] == [
+        (
+            (
+                timestamp_text(line.timestamp, "test"),
+                line.env_id,
+                line.resource_id,
+                line.product_type,
+                line.product_category,
+            ),
+            line.total_cost,
+            line.currency,
+        )
+        for line in billing_for_day(db, ECO, TENANT, DAY)
+    ]
+    assert [(t.product_type, t.resource_id) for t in totals] == [
+        ("SUPPORT", ""),
+        ("KAFKA_NUM_CKUS", "lkc-1"),
+        ("KAFKA_NUM_CKUS", "lkc-1"),
+    ]
+    assert str(totals[2].total_cost) == "-0.0001"
+    assert line_totals_for_day(db, ECO, OTHER_TENANT, DAY) == []
 
 
 def test_money_is_exact_text_in_sqlite_and_numeric_in_postgres(db):

@@ -7,10 +7,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chargeback_assets.engine.models import BillingLine, ChargebackRow, CostType
+from chargeback_assets.storage.billing import line_totals_for_day, replace_billing_day
 from chargeback_assets.storage.chargeback import (
     ChargebackFact,
     KnownDimensions,
-    billing_line_key,
     chargeback_dates,
     chargeback_facts_for_day,
     chargeback_rows_for_day,
@@ -268,9 +268,10 @@ def test_day_totals_sum_the_facts_per_billing_line_in_all_and_for_unallocated(db
     _write(db, rows)
     _write(db, [replace(ROW, timestamp=at(day=DAY + timedelta(days=1)))], day=DAY + timedelta(days=1))
     totals = day_totals(db, ECO, TENANT, DAY)
-    by_line: dict[object, Decimal] = {}
-    for row in rows:  # each row keyed as the billing line it was allocated from
-        line = BillingLine(
+    lines = {}  # each row's billing line: the line it was allocated from
+    for row in rows:
+        key = (row.timestamp, row.env_id, row.resource_id or "", row.product_category, row.product_type)
+        lines[key] = BillingLine(
             ECO,
             TENANT,
             row.timestamp,
@@ -278,11 +279,13 @@ def test_day_totals_sum_the_facts_per_billing_line_in_all_and_for_unallocated(db
             row.product_category,
             row.product_type,
             Decimal(1),
-            row.amount,
-            row.amount,
+            Decimal(0),
+            lines[key].total_cost + row.amount if key in lines else row.amount,
             env_id=row.env_id,
         )
-        by_line[billing_line_key(line)] = by_line.get(billing_line_key(line), Decimal(0)) + row.amount
+    with db.transaction() as tx:
+        replace_billing_day(tx, ECO, TENANT, DAY, list(lines.values()))
+    by_line = {line.key: line.total_cost for line in line_totals_for_day(db, ECO, TENANT, DAY)}
     assert totals.by_line == by_line
     assert totals.total == sum(row.amount for row in rows)
     assert totals.unallocated == ROW.amount
