@@ -2,13 +2,16 @@
 
 The server runs in a separate (spawned) process so that the benchmark process's peak RSS and CPU are the
 pipeline's alone: the simulated organization and its request handling live elsewhere, as Confluent Cloud
-would. The pipe answers what the HTTP API cannot: how many requests were served, and bill revisions.
+would. Its range queries are answered by a worker process per core, as Prometheus answers concurrent
+queries on every core (sandbox/query_workers.py). The pipe answers what the HTTP API cannot: how many
+requests were served, and bill revisions.
 """
 
 from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,7 +43,7 @@ def _serve(
     # The simulator stands in for Confluent Cloud: keep its full collections off the organization it
     # holds, so its answers are not what the benchmark times.
     gc.freeze()
-    with SandboxServer(org) as server:
+    with SandboxServer(org, query_workers=os.cpu_count() or 1) as server:
         conn.send(sandbox_tenant(org, server, tenant_id=f"sandbox-{size}", start_date=start_date))
         while True:
             command, *args = conn.recv()
@@ -61,7 +64,17 @@ def _serve(
                 )
             elif command == "usage":
                 used = resource.getrusage(resource.RUSAGE_SELF)
-                conn.send((used.ru_utime + used.ru_stime, used.ru_maxrss))
+                conn.send((used.ru_utime + used.ru_stime + _workers_cpu_seconds(), used.ru_maxrss))
+
+
+def _workers_cpu_seconds() -> float:
+    """CPU of the live query workers (`getrusage` counts children only once they have exited)."""
+    ticks = 0
+    for worker in multiprocessing.active_children():
+        with open(f"/proc/{worker.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of proc(5)
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class RemoteSandbox:
@@ -107,8 +120,7 @@ def remote_sandbox(
     process = context.Process(
         target=_serve,
         args=(child, SIZE, SEED, end_date, days, start_date, service_accounts),
-        name="bench-sandbox",
-        daemon=True,
+        name="bench-sandbox",  # not a daemon: a daemonic process may not start the query workers
     )
     process.start()
     try:

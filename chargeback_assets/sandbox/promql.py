@@ -125,6 +125,11 @@ def evaluate(store: UsageStore, query: RangeQuery, start_ms: int, end_ms: int, s
     return result
 
 
+def success_body(result: list[dict]) -> dict:
+    """A range query's 200 reply around its `data.result` matrix."""
+    return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
+
 def _sum_over_time(
     store: UsageStore, series: Series, eval_ms: np.ndarray, range_ms: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,8 +154,8 @@ def _format_value(value: float) -> str:
 
     Python's `repr` gives the same shortest digits and writes no exponent between 1e-4 and 1e16, so numpy's
     slower positional formatter is left for the values outside that range (and NaN, Inf)."""
-    if value.is_integer() and abs(value) < 2**53:
-        return str(int(value))
+    if value.is_integer():
+        return str(int(value)) if abs(value) < 2**53 else np.format_float_positional(value, trim="-")
     if 1e-4 <= abs(value) < 1e16:
         return repr(value)
     return np.format_float_positional(value, trim="-")

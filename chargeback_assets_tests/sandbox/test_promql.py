@@ -138,6 +138,7 @@ def test_steps_without_samples_are_omitted(server, small_org):
         (0.1, "0.1"),
         (1e-7, "0.0000001"),
         (2.5e20, "250000000000000000000"),
+        (2.0**53, "9007199254740992"),
     ],
 )
 def test_sample_values_are_written_as_go_formats_them(value, text):
