@@ -24,6 +24,7 @@ from chargeback_assets.engine.models import (
     MetricRow,
     Resource,
     ResourceUsage,
+    UsageRecord,
     Window,
 )
 from chargeback_assets.redaction import scrub
@@ -163,6 +164,13 @@ class MetricsSource(Protocol):
         self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str | None
     ) -> list[MetricRow]:
         """Rows for `window`, half-open: a sample on `window.end` is not included. Raises SourceError."""
+        ...
+
+    def usage_by_day(
+        self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str
+    ) -> dict[date, list[UsageRecord]]:
+        """The usage `summarize_usage` (ecosystems/prometheus.py) gives for each UTC day's rows of
+        `query_range`, for the days that have any. Raises SourceError."""
         ...
 
 

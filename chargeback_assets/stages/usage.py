@@ -15,11 +15,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from chargeback_assets.ecosystems.base import SourceError
-from chargeback_assets.ecosystems.prometheus import summarize_usage
-from chargeback_assets.engine.models import MetricQuery, MetricRow, UsageRecord, Window, day_start
+from chargeback_assets.engine.models import MetricQuery, UsageRecord, Window, day_start
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day
@@ -74,18 +73,11 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
     step = scope.runtime.metrics_step_seconds
 
     def fetch(resource_id: str, query: MetricQuery, run: list[date]) -> dict[date, list[UsageRecord]]:
-        """One range query cut into its days and folded in the worker, so its raw rows die here: a
-        30-day backfill would otherwise hold millions of samples waiting for the main thread."""
+        """One range query summed into its days in the worker, so its samples die there: a 30-day backfill
+        would otherwise hold millions of them waiting for the main thread."""
         window = Window(day_start(run[0]), day_start(run[-1] + timedelta(days=1)))
-        rows = metrics.query_range(query, window, step, resource_id)  # type: ignore[union-attr]
-        by_day: dict[date, list[MetricRow]] = defaultdict(list)
-        day_of: dict[datetime, date] = {}
-        for row in rows:
-            day = day_of.get(row.timestamp)
-            if day is None:
-                day = day_of[row.timestamp] = row.timestamp.date()
-            by_day[day].append(row)
-        return {day: summarize_usage(by_day.get(day, []), query, resource_id) for day in run}
+        usage = metrics.usage_by_day(query, window, step, resource_id)  # type: ignore[union-attr]
+        return {day: usage.get(day, []) for day in run}
 
     jobs = [
         (resource_id, query, run)

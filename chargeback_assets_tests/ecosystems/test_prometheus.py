@@ -3,9 +3,11 @@ from __future__ import annotations
 import base64
 import logging
 from datetime import date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from chargeback_assets.ecosystems.confluent_cloud.queries import (
     ALL_QUERIES,
@@ -14,8 +16,10 @@ from chargeback_assets.ecosystems.confluent_cloud.queries import (
     FLINK_CFU_PRIMARY,
 )
 from chargeback_assets.ecosystems.prometheus import (
+    EXACT_DIGITS,
     MetricsQueryError,
     PrometheusMetricsSource,
+    exact_sums,
     render_query,
     summarize_usage,
 )
@@ -116,6 +120,25 @@ def test_without_a_resource_filter_every_cluster_comes_back(source):
     assert _usage(summarize_usage(rows, BYTES_IN, "lkc-2")) == {"sa-steady": Decimal(7200)}
 
 
+def _summarized_by_day(source, query, window, step, resource_id):
+    """What `usage_by_day` must equal: `summarize_usage` of each day's `query_range` rows."""
+    by_day: dict[date, list[MetricRow]] = {}
+    for row in source.query_range(query, window, step, resource_id):
+        by_day.setdefault(row.timestamp.date(), []).append(row)
+    return {day: summarize_usage(rows, query, resource_id) for day, rows in sorted(by_day.items())}
+
+
+def test_usage_by_day_from_real_prometheus_is_each_days_summarized_rows(source):
+    two_days = Window(DAY_START, DAY_START + timedelta(days=2))
+    usage = source.usage_by_day(BYTES_IN, two_days, 3600, "lkc-1")
+    assert usage == _summarized_by_day(source, BYTES_IN, two_days, 3600, "lkc-1")
+    assert {day: _usage(records) for day, records in usage.items()} == {
+        DAY: {"sa-bursty": Decimal(60000), "sa-steady": Decimal(14400)},
+        DAY + timedelta(days=1): {"sa-steady": Decimal(777 + 59 * 10)},
+    }
+    assert source.usage_by_day(BYTES_OUT, two_days, 3600, "lkc-1") == {}
+
+
 def test_a_metric_with_no_data_is_an_empty_result_not_an_error(source):
     assert source.query_range(BYTES_OUT, Window.for_day(DAY), 3600, "lkc-1") == []
 
@@ -207,6 +230,67 @@ def test_the_form_is_half_open(server, fake_time):
         (DAY_START + timedelta(hours=23), 2.0),
     ]
     assert rows[0].labels == {"kafka_id": "lkc-1", "principal_id": "sa-1"}
+
+
+HOSTILE = {
+    "status": "success",
+    "data": {
+        "resultType": "matrix",
+        "result": [
+            {
+                "metric": {"kafka_id": "lkc-1", "principal_id": "sa-1"},
+                "values": [
+                    [EPOCH + 3600 - 0.001, "0.1"],
+                    [EPOCH + 7200 - 0.001, "0.2"],
+                    [EPOCH + 10800 - 0.001, "40"],
+                    [EPOCH + 14400 - 0.001, "NaN"],
+                    [EPOCH + 18000 - 0.001, "+Inf"],
+                    [EPOCH + 21600 - 0.001, "not a number"],
+                    [EPOCH + 25200 - 0.001],
+                    [EPOCH + 86400 - 0.001, "0"],
+                    [EPOCH + 90000 - 0.001, "-3"],
+                    [EPOCH + 93600 - 0.001, "1e+17"],
+                    [EPOCH + 97200 - 0.001, "2.5e-05"],
+                ],
+            },
+            {
+                "metric": {"kafka_id": "lkc-1", "principal_id": "sa-2"},
+                "values": [[EPOCH + 3600 - 0.001, "7"]],
+            },
+            {
+                "metric": {"kafka_id": "lkc-2", "principal_id": "sa-3"},
+                "values": [[EPOCH + 3600 - 0.001, "5"]],
+            },
+            {"metric": {"kafka_id": "lkc-1"}, "values": [[EPOCH + 3600 - 0.001, "9"]]},
+        ],
+    },
+}
+
+
+def test_usage_by_day_skips_what_summarize_skips_and_sums_to_the_digit(server, fake_time):
+    server.route(QUERY_PATH, Reply(body=HOSTILE))
+    metrics = _source(server, fake_time)
+    two_days = Window(DAY_START, DAY_START + timedelta(days=2))
+    usage = metrics.usage_by_day(BYTES_IN, two_days, 3600, "lkc-1")
+    assert usage == _summarized_by_day(metrics, BYTES_IN, two_days, 3600, "lkc-1")
+    assert {day: [(r.subject, str(r.value)) for r in records] for day, records in usage.items()} == {
+        DAY: [("sa-1", "40.3"), ("sa-2", "7.0")],
+        DAY + timedelta(days=1): [("sa-1", "100000000000000000.000025")],
+    }
+
+
+@example([("a", 1.0), ("a", 7.836871534715689e-35), ("a", -2.247581292466944e16), ("a", -3.0222550363166e16)])
+@example([("a", 5e-324), ("a", 1.7976931348623157e308), ("b", 0.1), ("b", 0.2), ("b", 3.0)])
+@given(st.lists(st.tuples(st.sampled_from("ab"), st.floats(allow_nan=False, allow_infinity=False))))
+def test_exact_sums_are_the_one_by_one_decimal_sums_to_the_exponent(values):
+    """One by one, with every digit kept: at the default 28 digits, 1.0 + 7.8e-35 - 2.2e16 would round."""
+    expected: dict[str, Decimal] = {}
+    with localcontext(prec=EXACT_DIGITS):
+        for key, value in values:
+            expected[key] = expected.get(key, Decimal(0)) + Decimal(str(value))
+    assert {key: str(total) for key, total in exact_sums(values).items()} == {
+        key: str(total) for key, total in expected.items()
+    }
 
 
 def test_429_then_success(server, fake_time):
