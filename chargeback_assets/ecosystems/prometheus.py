@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable, Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from typing import Any, TypeVar
@@ -160,8 +160,8 @@ class PrometheusMetricsSource:
         days: dict[datetime, date] = {}
         values: list[tuple[tuple[date, str], float]] = []
         for labels, points in self._series(query, data, step_seconds):
-            subject = labels.get(subject_label)
-            if not subject or (resource_label and labels.get(resource_label, resource_id) != resource_id):
+            subject = _subject_of(labels, resource_label, subject_label, resource_id)
+            if not subject:
                 continue
             for start, value in points:
                 if value > 0:
@@ -287,23 +287,29 @@ def summarize_usage(rows: Iterable[MetricRow], query: MetricQuery, resource_id: 
 
     Summing every step (not the last one) is what makes bursty principals count (the CCloud export holds
     per-minute deltas). Each float is read as `Decimal(str(value))` so 0.1 stays 0.1, and summed without
-    rounding (`exact_sums`). Zero and negative
-    samples are left out (a negative delta is a counter artifact, not negative usage), so a subject with no
-    positive usage gets no record. Rows of other queries or of other resources are ignored.
+    rounding (`exact_sums`). Zero and negative samples are left out (a negative delta is a counter artifact,
+    not negative usage), so a subject with no positive usage gets no record. Rows of other queries or of
+    other resources are ignored.
     """
     key, resource_label, subject_label = query.key, query.resource_label, _subject_label(query)
     values = []
     for row in rows:
         if row.metric_key != key or row.value <= 0:
             continue
-        labels = row.labels
-        if resource_label and labels.get(resource_label, resource_id) != resource_id:
-            continue
-        subject = labels.get(subject_label)
+        subject = _subject_of(row.labels, resource_label, subject_label, resource_id)
         if subject:
             values.append((subject, row.value))
     totals = exact_sums(values)
     return [UsageRecord(resource_id, query.key, subject, totals[subject]) for subject in sorted(totals)]
+
+
+def _subject_of(
+    labels: Mapping[str, str], resource_label: str | None, subject_label: str, resource_id: str
+) -> str | None:
+    """Whom labels charge on `resource_id`: their subject, unless they name another resource."""
+    if resource_label and labels.get(resource_label, resource_id) != resource_id:
+        return None
+    return labels.get(subject_label)
 
 
 def _subject_label(query: MetricQuery) -> str:
