@@ -3,7 +3,8 @@
 The backfill is `chargeback_job` executed in process as one single-run range (the tags a backfill of a
 partition range puts on its run), on a fresh Dagster instance and an empty database each time. Then the
 sandbox revises one day's bill; the billing-change sensor is evaluated (it must request exactly that
-partition) and the requested partition is executed: the revision time is sensor tick + re-materialization.
+partition) and the requested partition is executed, with the assets the request selects (a revised bill:
+billing_lines and what is built from it): the revision time is sensor tick + re-materialization.
 Building the definitions and starting the sandbox are not timed. After the timing, every day is reconciled
 line by line from storage (allocated == billed for each billing line), or the benchmark fails.
 """
@@ -82,7 +83,11 @@ def revision(
     request = result.run_requests[0]
     run_s, outcome = timed(
         lambda: defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
-            instance=instance, run_config=QUIET, partition_key=request.partition_key, tags=request.tags
+            instance=instance,
+            run_config=QUIET,
+            partition_key=request.partition_key,
+            tags=request.tags,
+            asset_selection=request.asset_selection,
         )
     )
     if not outcome.success:

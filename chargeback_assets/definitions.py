@@ -34,13 +34,14 @@ def build_definitions(config_path: str) -> dg.Definitions:
     assets = build_assets(partitions, config)
     checks = build_checks(partitions)
     job = dg.define_asset_job(CHARGEBACK_JOB, selection=pipeline)
+    bill_stages = dg.AssetSelection.assets("billing_lines").downstream().resolve(assets)
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[job],
         schedules=[build_daily_schedule(config, pipeline)],
         sensors=[
-            build_billing_change_sensor(config, pipeline),
+            build_billing_change_sensor(config, pipeline, sorted(bill_stages)),
             build_continuation_sensor(
                 partitions,
                 job,

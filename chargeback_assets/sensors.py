@@ -74,7 +74,12 @@ class SuspendedTenants:
         return dg.SkipReason("\n".join(messages)) if messages and not requests else None
 
 
-def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection) -> dg.SensorDefinition:
+def build_billing_change_sensor(
+    config: AppConfig, selection: dg.AssetSelection, bill_stages: Sequence[dg.AssetKey]
+) -> dg.SensorDefinition:
+    """`bill_stages`: billing_lines and every asset built from it, what a day that needs only its bill
+    recalculated is requested with (`DayNeed.bill_only`); their checks come with them."""
+
     @dg.sensor(
         name="billing_change_sensor",
         asset_selection=selection,
@@ -111,11 +116,15 @@ def build_billing_change_sensor(config: AppConfig, selection: dg.AssetSelection)
                 if requested.get(key) == state:
                     continue
                 requested[key] = state
-                context.log.info(f"{name} {need.day}: {'; '.join(need.reasons)}; requesting a recalculation")
+                what = "from billing_lines on" if need.bill_only else "of every stage"
+                context.log.info(
+                    f"{name} {need.day}: {'; '.join(need.reasons)}; requesting a recalculation {what}"
+                )
                 run_requests.append(
                     dg.RunRequest(
                         partition_key=partition_key(need.day, name),
                         tags={TENANT_TAG: name, TRIGGER_TAG: need.trigger},
+                        asset_selection=list(bill_stages) if need.bill_only else None,
                     )
                 )
         cursor = {key: state for key, state in requested.items() if key in watched_keys}

@@ -14,6 +14,7 @@ from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG, TRIGGER_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
 from chargeback_assets.stages.emission import PIPELINE
+from chargeback_assets.storage.billing import billing_for_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import ChargebackDatabase
 from chargeback_assets.storage.emissions import emission_records
@@ -58,6 +59,7 @@ def test_days_never_materialized_in_the_window_are_requested(graph: Graph, insta
     ticks = SensorTicks(graph, instance)
     expected = sorted(f"{day}|{tenant}" for day in watched_days(graph) for tenant in graph.sandboxes)
     assert ticks.tick() == expected
+    assert all(request.asset_selection is None for request in ticks.requests), "a new day: every stage"
     assert ticks.tick() == [], "a pending request is not repeated on the next tick"
 
 
@@ -82,6 +84,69 @@ def test_changed_bill_requests_exactly_that_day_and_a_revert_requests_it_again(
     assert set(requested) == {f"acme-prod|{revised}"}
 
 
+INVENTORY = {"resources", "identities"}
+
+
+def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_the_inventory(
+    graph: Graph, instance
+) -> None:
+    days = build_watched_days(graph, instance)
+    ticks = SensorTicks(graph, instance)
+    day, prod = days[1], graph.sandboxes["acme-prod"]
+    billed_before = billed(graph, day)
+    prod.revise_bill(day, Decimal("1.25"))
+    assert ticks.tick() == [f"{day}|acme-prod"]
+    [request] = ticks.requests
+    selected = {key.to_user_string() for key in request.asset_selection or ()}
+    assert selected == set(PARTITIONED) - INVENTORY
+
+    served = len(prod.requests)
+    run = graph.defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
+        instance=instance,
+        run_config=QUIET,
+        partition_key=request.partition_key,
+        tags=request.tags,
+        asset_selection=request.asset_selection,
+    )
+    paths = [recorded.path for recorded in prod.requests[served:]]
+    assert run.success
+    assert any(path.startswith("/billing/") for path in paths)
+    gathered = [path for path in paths if not path.startswith(("/billing/", "/api/v1/"))]
+    assert gathered == [], "the inventory is not gathered again"
+    materialized = {event.asset_key.to_user_string() for event in run.get_asset_materialization_events()}
+    assert materialized == selected
+    verdicts = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
+    every_check = {key.name for check in graph.defs.asset_checks or () for key in check.check_keys}
+    assert set(verdicts) == every_check, "each check of the recalculated stages is evaluated again"
+    assert (
+        verdicts["chargeback_reconciles"] and verdicts["stages_consistent"] and verdicts["inventory_complete"]
+    )
+    with ChargebackDatabase.open(graph.db_path) as db:
+        charged = sum(row.amount for row in chargeback_rows_for_day(db, "confluent_cloud", "acme-prod", day))
+    assert charged == billed(graph, day) != billed_before, "the revised bill is charged in full"
+    assert ticks.tick() == []
+
+
+def billed(graph: Graph, day) -> Decimal:
+    with ChargebackDatabase.open(graph.db_path) as db:
+        return sum(
+            (line.total_cost for line in billing_for_day(db, "confluent_cloud", "acme-prod", day)), Decimal(0)
+        )
+
+
+def test_a_revised_bill_on_a_day_whose_inventory_gather_was_incomplete_rebuilds_every_stage(
+    graph: Graph, instance
+) -> None:
+    days = build_watched_days(graph, instance)
+    ticks = SensorTicks(graph, instance)
+    day = days[1]
+    with ChargebackDatabase.open(graph.db_path) as db, db.transaction() as tx:
+        update_state(tx, "confluent_cloud", "acme-prod", day, inventory_errors=("/iam/v2/api-keys: 503",))
+    graph.sandboxes["acme-prod"].revise_bill(day, Decimal("1.25"))
+    assert ticks.tick() == [f"{day}|acme-prod"]
+    assert ticks.requests[0].asset_selection is None
+
+
 def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_once(
     graph: Graph, instance
 ) -> None:
@@ -103,6 +168,7 @@ def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_
 
     assert ticks.tick() == [key], "the source is at x1.5, the stored bill still x1.25, the last run failed"
     assert ticks.requests[0].tags[TRIGGER_TAG] == "billing_changed"
+    assert ticks.requests[0].asset_selection is None, "after a failed run, every stage"
     assert ticks.tick() == [], "requested once for this state, not on every tick"
     healed = graph.run("acme-prod", day, instance=instance)
     graph.audit(instance, healed.run_id)

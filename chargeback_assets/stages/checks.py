@@ -187,6 +187,8 @@ class DayStages:
     day: date
     billing: str | None
     built_from: Mapping[str, str | None]
+    inventory_complete: bool = False
+    """Whether the day's last inventory gather ran and every endpoint answered."""
 
     @property
     def stale(self) -> tuple[str, ...]:
@@ -210,6 +212,7 @@ def day_stages(data: TenantData, day: date) -> DayStages:
             "identity_resolutions": state.resolution_fingerprint,
             "chargeback_facts": state.calculation_fingerprint,
         },
+        inventory_complete=state.resources_gathered and not state.inventory_errors,
     )
 
 

@@ -4,6 +4,10 @@ A day is recalculated when its bill at the source is not the stored one (never g
 reverted), when a later stage is older than the stored bill (a run stopped between two stages), or when the
 last run that covered it failed (the source was down, say, and nothing else would bring it back). The
 billing-change sensor asks this of every day in the recalculation window on each tick.
+
+Most recalculations are a bill the provider revised. The inventory does not come from the bill, so a day
+whose last gather was complete and whose runs did not fail needs only the bill and the stages built from it
+(`DayNeed.bill_only`): gathering the whole inventory again would cost the revision more than the bill does.
 """
 
 from __future__ import annotations
@@ -29,6 +33,10 @@ class DayNeed:
     """What a request for the day answers: the source's bill and the last audited run that covered the day.
     Requesting once per state keeps a pending request from being repeated on every tick, while a new bill
     or a run that failed since calls for another."""
+    bill_only: bool = False
+    """Only billing_lines and what is built from it need recalculating: the bill was stored before (it
+    changed or a later stage lags it), the day's inventory gather was complete, and its last run did not
+    fail. Otherwise the whole day is rebuilt."""
 
 
 def recalculation_needs(scope: TenantScope, days: Sequence[date]) -> list[DayNeed]:
@@ -46,7 +54,8 @@ def recalculation_needs(scope: TenantScope, days: Sequence[date]) -> list[DayNee
             reasons.append(("billing_changed", "billing changed at the source"))
         if stages.stale:
             reasons.append(("stages_stale", f"{', '.join(stages.stale)} older than the stored bill"))
-        if last is not None and last.status == FAILED:
+        failed = last is not None and last.status == FAILED
+        if failed:
             reasons.append(("run_failed", f"last run {last.run_id[:8]} failed"))
         needs.append(
             DayNeed(
@@ -54,6 +63,7 @@ def recalculation_needs(scope: TenantScope, days: Sequence[date]) -> list[DayNee
                 reasons=tuple(reason for _, reason in reasons),
                 trigger=reasons[0][0] if reasons else "",
                 state=(fingerprint, last.run_id if last else None),
+                bill_only=stages.billing is not None and stages.inventory_complete and not failed,
             )
         )
     return needs
