@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Hashable, Iterable, Iterator, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from typing import Any, TypeVar
@@ -150,29 +151,10 @@ class PrometheusMetricsSource:
     def usage_by_day(
         self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str
     ) -> dict[date, list[UsageRecord]]:
-        """Each UTC day's `summarize_usage` of the rows `query_range` gives, for the days with usage.
-
-        Summed straight from the reply, one series at a time: a month of a large cluster is millions of
-        samples, and a row object for each was most of the cost of fetching a backfill's usage.
-        """
-        subject_label, resource_label = _subject_label(query), query.resource_label
-        data = self._matrix(query, window, step_seconds, resource_id)
-        days: dict[datetime, date] = {}
-        values: list[tuple[tuple[date, str], float]] = []
-        for labels, points in self._series(query, data, step_seconds):
-            subject = _subject_of(labels, resource_label, subject_label, resource_id)
-            if not subject:
-                continue
-            for start, value in points:
-                if value > 0:
-                    day = days.get(start)
-                    if day is None:
-                        day = days[start] = start.date()
-                    values.append(((day, subject), value))
-        usage: dict[date, list[UsageRecord]] = {}
-        for (day, subject), total in sorted(exact_sums(values).items()):
-            usage.setdefault(day, []).append(UsageRecord(resource_id, query.key, subject, total))
-        return usage
+        """Each UTC day's `summarize_usage` of the rows `query_range` gives, for the days with usage."""
+        return daily_usage(
+            query, self._matrix(query, window, step_seconds, resource_id), step_seconds, resource_id
+        )
 
     def _matrix(self, query: MetricQuery, window: Window, step_seconds: int, resource_id: str | None) -> Any:
         span = round(window.seconds)
@@ -318,28 +300,108 @@ def _subject_label(query: MetricQuery) -> str:
     return query.subject_label
 
 
+def daily_usage(
+    query: MetricQuery, data: Any, step_seconds: int, resource_id: str
+) -> dict[date, list[UsageRecord]]:
+    """`usage_by_day` of a decoded range-query reply: what `summarize_usage` makes of each day's rows.
+
+    Summed straight from the reply, without a row or a float per sample: a month of a large cluster is
+    millions of samples, nearly all byte counts. A series whose samples are all such counts is summed a day
+    at a time (`_whole_counts_by_day`); any other series is read point by point, as `summarize_usage`
+    reads rows, warnings included. A series whose labels charge nobody on the resource is not read at all.
+    """
+    subject_label, resource_label = _subject_label(query), query.resource_label
+    days: dict[Any, date] = {}  # every series repeats the same step timestamps: convert each once
+
+    def day_of(timestamp: Any) -> date:
+        day = days.get(timestamp)
+        if day is None:
+            day = days[timestamp] = _step_start(timestamp, step_seconds).date()
+        return day
+
+    whole: dict[tuple[date, str], int] = {}
+    rest: list[tuple[tuple[date, str], float]] = []
+    for series in data["result"]:
+        metric = series.get("metric") or {}
+        labels = {k: str(metric[k]) for k in query.label_keys if k in metric}
+        subject = _subject_of(labels, resource_label, subject_label, resource_id)
+        if not subject:
+            continue
+        points = series.get("values") or []
+        counts = _whole_counts_by_day(points, day_of)
+        if counts is not None:
+            for day, count in counts.items():
+                if count:
+                    whole[day, subject] = whole.get((day, subject), 0) + count
+            continue
+        for point in points:
+            try:
+                timestamp, raw = point
+                value = float(raw)
+            except (TypeError, ValueError):
+                log.warning("query %s: skipping unreadable sample %r", query.key, point)
+                continue
+            if not math.isfinite(value):
+                log.warning("query %s: skipping non-finite sample %r", query.key, point)
+            elif value > 0:
+                rest.append(((day_of(timestamp), subject), value))
+    usage: dict[date, list[UsageRecord]] = {}
+    for (day, subject), total in sorted(exact_sums(rest, whole).items()):
+        usage.setdefault(day, []).append(UsageRecord(resource_id, query.key, subject, total))
+    return usage
+
+
+def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> dict[date, int] | None:
+    """A series' samples summed per day as integers, when every sample is a whole number of 1 to 15 decimal
+    digits and the timestamps are numbers in order (a reply of byte counts); None for any other series.
+
+    Such a sample is below 2**53, so its integer is exactly what reading it as a float and summing whole
+    floats as integers (`exact_sums`) gives. Every check and sum runs over the whole series at once, and
+    the day boundaries are found by bisection: no Python work per sample.
+    """
+    try:
+        stamps = [stamp for stamp, _ in points]
+        texts = [text for _, text in points]
+        lengths = list(map(len, texts))
+        if not texts or min(lengths) < 1 or max(lengths) > 15 or not "".join(texts).isdecimal():
+            return None
+        if not set(map(type, stamps)) <= {int, float} or stamps != sorted(stamps):
+            return None
+    except (TypeError, ValueError):  # a point that is not a pair, a sample that is not text
+        return None
+    counts: dict[date, int] = {}
+    start = 0
+    while start < len(stamps):
+        day = day_of(stamps[start])
+        end = bisect_right(stamps, day, lo=start, key=day_of)
+        counts[day] = sum(map(int, texts[start:end]))
+        start = end
+    return counts
+
+
 EXACT_DIGITS = 800
 """Enough significant digits for any sum of `Decimal(str(value))` to be exact: each has at most 17 significant
 digits, between 5e-324 and 1.8e308, so a sum spans at most about 650 digits."""
 
 
-def exact_sums(values: Iterable[tuple[K, float]]) -> dict[K, Decimal]:
-    """Each key's exact sum of `Decimal(str(value))`, to the digit and exponent.
+def exact_sums(values: Iterable[tuple[K, float]], whole: Mapping[K, int] | None = None) -> dict[K, Decimal]:
+    """Each key's exact sum of `Decimal(str(value))`, to the digit and exponent; `whole` holds sums of
+    whole samples already added up as integers (`daily_usage`).
 
     Whole values below 1e16 (whose `str` is "N.0": byte counts, nearly every sample) are summed as
     integers and the rest as Decimals, with every digit kept; the total is the number, with the exponent,
     that adding them one by one from `Decimal(0)` without rounding gives, at a fraction of the cost.
     """
-    whole: dict[K, int] = {}
+    counts: dict[K, int] = dict(whole or {})
     rest: dict[K, Decimal] = {}
     nothing = Decimal(0)
     with localcontext(prec=EXACT_DIGITS):
         for key, value in values:
             if value.is_integer() and -1e16 < value < 1e16:
-                whole[key] = whole.get(key, 0) + int(value)
+                counts[key] = counts.get(key, 0) + int(value)
             else:
                 rest[key] = rest.get(key, nothing) + Decimal(str(value))
         totals = dict(rest)
-        for key, count in whole.items():
+        for key, count in counts.items():
             totals[key] = Decimal(f"{count}.0") + rest.get(key, nothing)
     return totals

@@ -19,6 +19,7 @@ from chargeback_assets.ecosystems.prometheus import (
     EXACT_DIGITS,
     MetricsQueryError,
     PrometheusMetricsSource,
+    daily_usage,
     exact_sums,
     render_query,
     summarize_usage,
@@ -276,6 +277,49 @@ def test_usage_by_day_skips_what_summarize_skips_and_sums_to_the_digit(server, f
     assert {day: [(r.subject, str(r.value)) for r in records] for day, records in usage.items()} == {
         DAY: [("sa-1", "40.3"), ("sa-2", "7.0")],
         DAY + timedelta(days=1): [("sa-1", "100000000000000000.000025")],
+    }
+
+
+SAMPLE_TEXTS = st.one_of(
+    st.integers(0, 10**20).map(str),  # byte counts, past 15 digits and 2**53 too
+    st.integers(0, 999).map(lambda n: f"000{n}"),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["NaN", "+Inf", "-Inf", "-3", "1e+17", "2.5e-05", "0.0", "", "x", "1_000", " 7"]),
+    st.sampled_from(["١٢", "²"]),  # decimal digits int() reads, and a digit it does not
+)
+HOURS = st.integers(1, 48)
+POINTS = st.one_of(
+    st.lists(st.tuples(HOURS, SAMPLE_TEXTS), max_size=12),
+    # What Prometheus sends for byte counts: whole numbers in timestamp order, summed a day at a time.
+    st.lists(st.tuples(HOURS, st.integers(0, 10**17).map(str)), max_size=12).map(sorted),
+)
+SERIES_LABELS = st.fixed_dictionaries(
+    {"kafka_id": st.sampled_from(["lkc-1", "lkc-2"])},
+    optional={"principal_id": st.sampled_from(["sa-1", "sa-2"])},
+)
+
+
+@example([({"kafka_id": "lkc-1", "principal_id": "sa-1"}, [(1, "5"), (2, "")])])
+@example([({"kafka_id": "lkc-1", "principal_id": "sa-1"}, [(30, "5"), (1, "7"), (2, "9")])])
+@example([({"kafka_id": "lkc-1", "principal_id": "sa-1"}, [(1, "0"), (30, "00")])])
+@given(st.lists(st.tuples(SERIES_LABELS, POINTS), max_size=5))
+def test_daily_usage_is_summarize_usage_of_each_days_rows(matrix):
+    """The fold that skips rows and floats gives, to the digit, what summing each day's rows gives."""
+    data = {
+        "result": [
+            {"metric": labels, "values": [[EPOCH + hour * 3600 - 0.001, text] for hour, text in points]}
+            for labels, points in matrix
+        ]
+    }
+    by_day: dict[date, list[MetricRow]] = {}
+    for labels, points in PrometheusMetricsSource._series(BYTES_IN, data, 3600):
+        for start, value in points:
+            by_day.setdefault(start.date(), []).append(MetricRow(start, BYTES_IN.key, value, labels))
+    summarized = {day: summarize_usage(rows, BYTES_IN, "lkc-1") for day, rows in sorted(by_day.items())}
+    expected = {day: records for day, records in summarized.items() if records}
+    usage = daily_usage(BYTES_IN, data, 3600, "lkc-1")
+    assert {day: [(r.subject, str(r.value)) for r in records] for day, records in usage.items()} == {
+        day: [(r.subject, str(r.value)) for r in records] for day, records in expected.items()
     }
 
 
