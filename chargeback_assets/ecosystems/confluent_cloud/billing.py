@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
@@ -115,9 +116,15 @@ def _parse_day(value: Any) -> date:
     if not isinstance(value, str):
         raise MalformedRow(f"start_date is missing or not a string: {value!r}")
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        return _strict_day(value)
     except ValueError:
         raise MalformedRow(f"start_date {value!r} is not a YYYY-MM-DD date") from None
+
+
+@lru_cache(maxsize=4096)
+def _strict_day(text: str) -> date:
+    """`strptime`, once per distinct text: every row of a day's bill carries the same start_date."""
+    return datetime.strptime(text, "%Y-%m-%d").date()
 
 
 def _optional_object(parent: Mapping[str, Any], name: str) -> Mapping[str, Any]:
