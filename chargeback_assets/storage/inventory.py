@@ -6,9 +6,10 @@ the caller (an entity active before but missing from a gather) and recorded here
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
+from functools import cache
 from typing import Literal
 
 from chargeback_assets.engine.models import SYSTEM_IDENTITY_TYPE, UNALLOCATED, Identity, Resource, Window
@@ -212,7 +213,14 @@ def identity_snapshot(
     )
 
 
-def identity_from_row(ecosystem: str, tenant_id: str, row: Sequence[str | None]) -> Identity:
+def identity_from_row(
+    ecosystem: str,
+    tenant_id: str,
+    row: Sequence[str | None],
+    timestamp_of: Callable[[str | None], datetime | None] = parse_timestamp,
+) -> Identity:
+    """`timestamp_of` is `parse_timestamp` or a memo of it: identities gathered together share their
+    `last_seen_at`, and a read of thousands parses each distinct text once."""
     identity_id, identity_type, display_name, created_at, deleted_at, last_seen_at, metadata_json = row
     return Identity(
         ecosystem=ecosystem,
@@ -220,9 +228,9 @@ def identity_from_row(ecosystem: str, tenant_id: str, row: Sequence[str | None])
         identity_id=identity_id,
         identity_type=identity_type,
         display_name=display_name,
-        created_at=parse_timestamp(created_at),
-        deleted_at=parse_timestamp(deleted_at),
-        last_seen_at=parse_timestamp(last_seen_at),
+        created_at=timestamp_of(created_at),
+        deleted_at=timestamp_of(deleted_at),
+        last_seen_at=timestamp_of(last_seen_at),
         metadata=decode_json(metadata_json),
     )
 
@@ -235,7 +243,8 @@ def _identities(
         f"WHERE ecosystem = ? AND tenant_id = ?{condition} ORDER BY identity_id",
         (ecosystem, tenant_id, *params),
     )
-    return [identity_from_row(ecosystem, tenant_id, row) for row in cursor]
+    timestamp_of = cache(parse_timestamp)
+    return [identity_from_row(ecosystem, tenant_id, row, timestamp_of) for row in cursor]
 
 
 def _resources(

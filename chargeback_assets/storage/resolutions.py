@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from functools import cache
 
 from chargeback_assets.engine.models import Identity, IdentityResolution, IdentitySet
-from chargeback_assets.storage.codec import day_text, decode_json, encode_json
+from chargeback_assets.storage.codec import day_text, decode_json, encode_json, parse_timestamp
 from chargeback_assets.storage.database import Source, Transaction, delete_day
 from chargeback_assets.storage.inventory import (
     IDENTITY_SNAPSHOT_COLUMNS,
@@ -99,8 +100,9 @@ def resolutions_for_day(
     Lines that named the same snapshot share one `Identity`, decoded once.
     """
     scope_params = (ecosystem, tenant_id, day_text(day))
+    timestamp_of = cache(parse_timestamp)
     identities: dict[str, Identity] = {
-        str(number): identity_from_row(ecosystem, tenant_id, snapshot)
+        str(number): identity_from_row(ecosystem, tenant_id, snapshot, timestamp_of)
         for number, *snapshot in source.conn.execute(
             f"SELECT snapshot, {IDENTITY_SNAPSHOT_COLUMNS} FROM resolution_identities "
             "WHERE ecosystem = ? AND tenant_id = ? AND date = ?",
