@@ -53,7 +53,11 @@ def billing_windows(start: date, end: date, days_per_query: int) -> list[tuple[d
 
 def canonical_json(row: Any) -> str:
     """The row as JSON with sorted keys and no spaces: equal rows give equal text wherever keys moved."""
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _CANONICAL.encode(row)
+
+
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+"""One encoder for every row: `json.dumps` with options builds a new one on each call."""
 
 
 def digest_of(canonical: str) -> str:
@@ -71,11 +75,14 @@ class MalformedRow(ValueError):
 
 
 def _number(value: Any) -> Decimal | None:
-    """`Decimal(str(v))` of a number or numeric text; None for null, booleans and anything else."""
-    if not isinstance(value, int | float | str) or isinstance(value, bool):
+    """`Decimal(str(v))` of a number or numeric text; None for null, booleans and anything else.
+
+    Exact types, as JSON decodes them (a bool is not an int here); the text of a float is its `repr`."""
+    kind = type(value)
+    if kind is not float and kind is not str and kind is not int:
         return None
     try:
-        return Decimal(str(value))
+        return Decimal(repr(value) if kind is float else value)
     except (InvalidOperation, ValueError):
         return None
 
