@@ -55,6 +55,14 @@ def build_watched_days(graph: Graph, instance: dg.DagsterInstance) -> list:
     return days
 
 
+def billed(graph: Graph, day) -> Decimal:
+    """What acme-prod's stored bill of `day` totals."""
+    with ChargebackDatabase.open(graph.db_path) as db:
+        return sum(
+            (line.total_cost for line in billing_for_day(db, "confluent_cloud", "acme-prod", day)), Decimal(0)
+        )
+
+
 def test_days_never_materialized_in_the_window_are_requested(graph: Graph, instance) -> None:
     ticks = SensorTicks(graph, instance)
     expected = sorted(f"{day}|{tenant}" for day in watched_days(graph) for tenant in graph.sandboxes)
@@ -118,20 +126,13 @@ def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_
     verdicts = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
     every_check = {key.name for check in graph.defs.asset_checks or () for key in check.check_keys}
     assert set(verdicts) == every_check, "each check of the recalculated stages is evaluated again"
-    assert (
-        verdicts["chargeback_reconciles"] and verdicts["stages_consistent"] and verdicts["inventory_complete"]
+    assert all(
+        verdicts[name] for name in ("chargeback_reconciles", "stages_consistent", "inventory_complete")
     )
     with ChargebackDatabase.open(graph.db_path) as db:
         charged = sum(row.amount for row in chargeback_rows_for_day(db, "confluent_cloud", "acme-prod", day))
     assert charged == billed(graph, day) != billed_before, "the revised bill is charged in full"
     assert ticks.tick() == []
-
-
-def billed(graph: Graph, day) -> Decimal:
-    with ChargebackDatabase.open(graph.db_path) as db:
-        return sum(
-            (line.total_cost for line in billing_for_day(db, "confluent_cloud", "acme-prod", day)), Decimal(0)
-        )
 
 
 def test_a_revised_bill_on_a_day_whose_inventory_gather_was_incomplete_rebuilds_every_stage(

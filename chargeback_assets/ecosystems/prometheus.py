@@ -356,8 +356,9 @@ def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> di
     digits and the timestamps are numbers in order (a reply of byte counts); None for any other series.
 
     Such a sample is below 2**53, so its integer is exactly what reading it as a float and summing whole
-    floats as integers (`exact_sums`) gives. Every check and sum runs over the whole series at once, and
-    the day boundaries are found by bisection: no Python work per sample.
+    floats as integers (`exact_sums`) gives. The series is checked and summed in a few comprehensions and
+    C built-ins over all of it, with the day boundaries found by bisection, instead of a loop of branches,
+    float conversions and dictionary updates per sample.
     """
     try:
         stamps = [stamp for stamp, _ in points]

@@ -54,16 +54,16 @@ def recalculation_needs(scope: TenantScope, days: Sequence[date]) -> list[DayNee
             reasons.append(("billing_changed", "billing changed at the source"))
         if stages.stale:
             reasons.append(("stages_stale", f"{', '.join(stages.stale)} older than the stored bill"))
-        failed = last is not None and last.status == FAILED
-        if failed:
-            reasons.append(("run_failed", f"last run {last.run_id[:8]} failed"))
+        failed_run = last.run_id if last is not None and last.status == FAILED else None
+        if failed_run is not None:
+            reasons.append(("run_failed", f"last run {failed_run[:8]} failed"))
         needs.append(
             DayNeed(
                 day=day,
                 reasons=tuple(reason for _, reason in reasons),
                 trigger=reasons[0][0] if reasons else "",
                 state=(fingerprint, last.run_id if last else None),
-                bill_only=stages.billing is not None and stages.inventory_complete and not failed,
+                bill_only=stages.billing is not None and stages.inventory_complete and failed_run is None,
             )
         )
     return needs
