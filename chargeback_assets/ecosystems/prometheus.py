@@ -247,16 +247,7 @@ class PrometheusMetricsSource:
             metric = series.get("metric") or {}
             labels = {k: str(metric[k]) for k in query.label_keys if k in metric}
             points = []
-            for point in series.get("values") or []:
-                try:
-                    timestamp, raw = point
-                    value = float(raw)
-                except (TypeError, ValueError):
-                    log.warning("query %s: skipping unreadable sample %r", query.key, point)
-                    continue
-                if not math.isfinite(value):
-                    log.warning("query %s: skipping non-finite sample %r", query.key, point)
-                    continue
+            for timestamp, value in _readable(query, series.get("values") or []):
                 start = starts.get(timestamp)
                 if start is None:
                     start = starts[timestamp] = _step_start(timestamp, step_seconds)
@@ -334,21 +325,28 @@ def daily_usage(
                 if count:
                     whole[day, subject] = whole.get((day, subject), 0) + count
             continue
-        for point in points:
-            try:
-                timestamp, raw = point
-                value = float(raw)
-            except (TypeError, ValueError):
-                log.warning("query %s: skipping unreadable sample %r", query.key, point)
-                continue
-            if not math.isfinite(value):
-                log.warning("query %s: skipping non-finite sample %r", query.key, point)
-            elif value > 0:
+        for timestamp, value in _readable(query, points):
+            if value > 0:
                 rest.append(((day_of(timestamp), subject), value))
     usage: dict[date, list[UsageRecord]] = {}
     for (day, subject), total in sorted(exact_sums(rest, whole).items()):
         usage.setdefault(day, []).append(UsageRecord(resource_id, query.key, subject, total))
     return usage
+
+
+def _readable(query: MetricQuery, points: Iterable[Any]) -> Iterator[tuple[Any, float]]:
+    """(timestamp, value) of each readable, finite sample; any other is skipped with a warning."""
+    for point in points:
+        try:
+            timestamp, raw = point
+            value = float(raw)
+        except (TypeError, ValueError):
+            log.warning("query %s: skipping unreadable sample %r", query.key, point)
+            continue
+        if not math.isfinite(value):
+            log.warning("query %s: skipping non-finite sample %r", query.key, point)
+            continue
+        yield timestamp, value
 
 
 def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> dict[date, int] | None:
