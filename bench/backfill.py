@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from bench.event_floor import event_floor
 from bench.harness import median, megabytes, timed
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.constants import TENANT_TAG
@@ -38,8 +39,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 def backfill(
     defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date, tenant: str = TENANT
-) -> None:
-    """One run over `first..last` of `tenant`, tagged as a single-run backfill's run is."""
+) -> str:
+    """One run over `first..last` of `tenant`, tagged as a single-run backfill's run is; returns its id."""
     result = defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
         instance=instance,
         run_config=QUIET,
@@ -51,6 +52,7 @@ def backfill(
     )
     if not result.success:
         raise RuntimeError(f"the backfill run of {tenant}, {first}..{last}, failed")
+    return result.run_id
 
 
 def require_reconciled(config_path: Path, first: date, last: date, tenant: str = TENANT) -> None:
@@ -68,8 +70,9 @@ def require_reconciled(config_path: Path, first: date, last: date, tenant: str =
 
 def revision(
     defs: dg.Definitions, instance: dg.DagsterInstance, config_path: Path, day: date
-) -> tuple[float, float]:
-    """Seconds of the sensor tick and of the re-materialization it requested (exactly `day` or fail)."""
+) -> tuple[float, float, str]:
+    """Seconds of the sensor tick and of the re-materialization it requested (exactly `day` or fail), and
+    the re-materialization's run id."""
     sensor = defs.resolve_sensor_def("billing_change_sensor")
     with dg.build_sensor_context(
         instance=instance,
@@ -92,26 +95,34 @@ def revision(
     )
     if not outcome.success:
         raise RuntimeError(f"the re-materialization of {request.partition_key} failed")
-    return tick_s, run_s
+    return tick_s, run_s, outcome.run_id
 
 
-def one_backfill(sandbox: RemoteSandbox, workdir: Path, first: date, last: date) -> dict[str, Any]:
+def one_backfill(
+    sandbox: RemoteSandbox, workdir: Path, first: date, last: date, floors: bool = False
+) -> dict[str, Any]:
+    """One backfill and its revisions; with `floors`, also what Dagster's event log alone costs each."""
     config_path = sandbox.write_config(workdir, TENANT)
     defs = build_definitions(str(config_path))
+    floor_lines = []
     with dg.instance_for_test(temp_dir=str(workdir)) as instance:
         before, server_cpu = sandbox.requests(), sandbox.cpu_seconds()
-        backfill_s, _ = timed(lambda: backfill(defs, instance, first, last))
+        backfill_s, run_id = timed(lambda: backfill(defs, instance, first, last))
         backfill_requests = sandbox.requests() - before
         server_cpu = sandbox.cpu_seconds() - server_cpu
         require_reconciled(config_path, first, last)
+        if floors:
+            floor_lines.append(event_floor(instance, run_id).describe(backfill_s, f"{DAYS}-day backfill"))
         ticks, reruns = [], []
         day = last - timedelta(days=REVISED_AGE_DAYS)
         for attempt in range(REVISION_RUNS):
             sandbox.revise_bill(day, Decimal("1.10") + Decimal(attempt) / 100)
-            tick_s, run_s = revision(defs, instance, config_path, day)
+            tick_s, run_s, run_id = revision(defs, instance, config_path, day)
             require_reconciled(config_path, day, day)
             ticks.append(tick_s)
             reruns.append(run_s)
+        if floors:
+            floor_lines.append(event_floor(instance, run_id).describe(run_s, "last re-materialization"))
     return {
         "backfill_s": backfill_s,
         "requests": backfill_requests,
@@ -119,6 +130,7 @@ def one_backfill(sandbox: RemoteSandbox, workdir: Path, first: date, last: date)
         "ticks": ticks,
         "reruns": reruns,
         "day": day,
+        "floors": floor_lines,
     }
 
 
@@ -130,7 +142,7 @@ def run() -> dict[str, Any]:
     with remote_sandbox(today, DAYS + 1, first) as sandbox:
         for attempt in range(BACKFILL_RUNS):
             with tempfile.TemporaryDirectory(prefix=f"bench-backfill{attempt}-") as workdir:
-                outcomes.append(one_backfill(sandbox, Path(workdir), first, last))
+                outcomes.append(one_backfill(sandbox, Path(workdir), first, last, floors=attempt == 0))
         server_rss = sandbox.peak_rss_kib()
     ticks = [t for o in outcomes for t in o["ticks"]]
     reruns = [r for o in outcomes for r in o["reruns"]]
@@ -146,6 +158,7 @@ def run() -> dict[str, Any]:
             f"revised day {outcomes[0]['day']} via billing_change_sensor: median {median(revised):.2f} s "
             f"({len(revised)} revisions; sensor tick {median(ticks):.2f} s + re-materialization "
             f"{median(reruns):.2f} s); the sensor requested exactly that partition each time",
+            *outcomes[0]["floors"],
             f"days {first}..{last}, one tenant; the sandbox server runs in its own process (CPU "
             f"{median([o['server_cpu_s'] for o in outcomes]):.1f} s per backfill, peak RSS "
             f"{megabytes(server_rss):,.0f} MB, neither counted in the figures above)",
