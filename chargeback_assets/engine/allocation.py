@@ -3,14 +3,14 @@
 A model answers `allocate(ctx)` with an AllocationResult, or None to say "not me, try the next tier".
 A Chain tries its tiers in order and stamps `chain_tier` on the rows of the tier that answered; its last
 tier must be a Terminal so a chain always answers. A Composition splits the amount by fixed ratios and
-runs one model per part (the CKU usage/shared split).
+runs one model per part (the CKU usage/shared split), stamping the part on its rows. Stamps travel in the
+context (`AllocationContext.tier_metadata`) and are merged when a row is made, so no row is built twice.
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -76,24 +76,19 @@ def make_row(
     detail: str | None,
     metadata: Mapping[str, Any] | None = None,
 ) -> ChargebackRow:
-    """A row of the line being allocated; row metadata overlays the context's dimension metadata."""
-    merged = {**ctx.dimension_metadata, **(metadata or {})}
+    """A row of the line being allocated: the context's dimension metadata, overlaid by the row's own, then
+    by the stamps of the chains and compositions around the tier."""
+    merged = {**ctx.dimension_metadata, **(metadata or {}), **ctx.tier_metadata}
     return line_row(ctx.billing_line, identity_id, amount, cost_type, method, detail, merged)
 
 
-def _with_metadata(result: AllocationResult, **extra: Any) -> AllocationResult:
-    rows = tuple(
-        ChargebackRow(*_fields_before_metadata(row), {**row.metadata, **extra}) for row in result.rows
+def _stamped(ctx: AllocationContext, split_amount: Decimal | None = None, **stamps: Any) -> AllocationContext:
+    """The context a nested tier allocates in: `stamps` under the enclosing ones (an outer stamp wins)."""
+    return replace(
+        ctx,
+        split_amount=ctx.split_amount if split_amount is None else split_amount,
+        tier_metadata={**stamps, **ctx.tier_metadata},
     )
-    return AllocationResult(rows=rows, metadata=result.metadata)
-
-
-_ROW_FIELDS = tuple(ChargebackRow.__dataclass_fields__)
-if _ROW_FIELDS[-1] != "metadata":
-    raise AssertionError(f"ChargebackRow's last field must be metadata, got {_ROW_FIELDS}")
-_fields_before_metadata = operator.attrgetter(*_ROW_FIELDS[:-1])
-"""Every field of a row but its metadata, in order, in one C-level call: a chain re-stamps each of a day's
-rows, and positional arguments spare building a dict of fields per row."""
 
 
 # --- identity sources: who a tier may charge -------------------------------------------------------------
@@ -212,9 +207,9 @@ class Chain:
 
     def allocate(self, ctx: AllocationContext) -> AllocationResult:
         for index, tier in enumerate(self.tiers):
-            result = tier.allocate(ctx)
+            result = tier.allocate(_stamped(ctx, chain_tier=index))
             if result is not None:
-                return _with_metadata(result, chain_tier=index)
+                return result
         raise AssertionError("unreachable: a Terminal always answers")  # pragma: no cover
 
 
@@ -244,18 +239,12 @@ class Composition:
             is_last = index == len(self.parts) - 1
             amount = ctx.split_amount - allotted if is_last else quantize(ctx.split_amount * ratio)
             allotted += amount
-            part_ctx = _replace_split(ctx, amount)
+            part_ctx = _stamped(ctx, amount, composition_index=index, composition_ratio=float(ratio))
             result = model.allocate(part_ctx)
             if result is None:
                 raise AllocationError(f"composition part {index} produced no allocation")
-            rows.extend(_with_metadata(result, composition_index=index, composition_ratio=float(ratio)).rows)
+            rows.extend(result.rows)
         return AllocationResult(tuple(rows))
-
-
-def _replace_split(ctx: AllocationContext, amount: Decimal) -> AllocationContext:
-    fields = {name: getattr(ctx, name) for name in AllocationContext.__dataclass_fields__}
-    fields["split_amount"] = amount
-    return AllocationContext(**fields)
 
 
 @dataclass(frozen=True, slots=True)

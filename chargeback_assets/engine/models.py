@@ -299,6 +299,9 @@ class AllocationContext:
     metrics_fetch_failed: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     dimension_metadata: Mapping[str, Any] = field(default_factory=dict)
+    tier_metadata: Mapping[str, Any] = field(default_factory=dict)
+    """What the chains and compositions around the allocating tier stamp on each of its rows (`chain_tier`,
+    `composition_index`, ...): it overrides the row's own metadata, and an outer stamp overrides an inner."""
 
 
 @dataclass(frozen=True, slots=True)

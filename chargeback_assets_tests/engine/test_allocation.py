@@ -14,10 +14,11 @@ from chargeback_assets.engine.allocation import (
     Terminal,
     UsageRatio,
     chain,
+    make_row,
     merged_active,
     standalone,
 )
-from chargeback_assets.engine.models import UNALLOCATED, AllocationContext, CostType
+from chargeback_assets.engine.models import UNALLOCATED, AllocationContext, AllocationResult, CostType
 
 from .builders import context
 
@@ -143,6 +144,25 @@ def test_chain_whose_first_tier_is_a_composition() -> None:
     ] == [
         ("a", "6.0000", 0, 0),
         ("b", "4.0000", 0, 1),
+    ]
+
+
+def test_nested_stamps_keep_the_outermost_value_and_override_a_rows_own_metadata() -> None:
+    """A chain inside a composition inside a chain: each row carries every level's stamp; where two levels
+    stamp one key the outermost value is kept, and a stamp overrides the key a tier put on its own row."""
+
+    class ClaimsATier:
+        def allocate(self, ctx: AllocationContext) -> AllocationResult:
+            row = make_row(ctx, "sa-2", ctx.split_amount, CostType.SHARED, "custom", None, {"chain_tier": 99})
+            return AllocationResult((row,))
+
+    inner = chain(UsageRatio(usage({"sa-1": "1"})), Terminal("never"))
+    parts = ((Decimal("0.50"), inner), (Decimal("0.50"), ClaimsATier()))
+    outer = chain(EvenSplit(lambda ctx: []), Composition(parts), Terminal("never"))
+    rows = outer.allocate(context("4.00")).rows
+    assert [(r.identity_id, str(r.amount), dict(r.metadata)) for r in rows] == [
+        ("sa-1", "2.0000", {"ratio": 1.0, "chain_tier": 1, "composition_index": 0, "composition_ratio": 0.5}),
+        ("sa-2", "2.0000", {"chain_tier": 1, "composition_index": 1, "composition_ratio": 0.5}),
     ]
 
 
