@@ -66,9 +66,10 @@ class KnownDimensions:
         """The kept ids of `wanted`; a new write begins, so ids pending from one that failed are dropped."""
         self._pending = {}
         kept = self._kept
-        return {dimension: kept[dimension] for dimension in wanted if dimension in kept}
+        return {dimension: known for dimension in wanted if (known := kept.get(dimension)) is not None}
 
     def hold(self, ids: dict[tuple[Any, ...], int]) -> None:
+        """Ids a write looked up or inserted, not already kept: the only ones `keep` has to add."""
         self._pending = ids
 
     def keep(self) -> None:
@@ -375,9 +376,10 @@ def _dimension_ids(
     wanted = list(dict.fromkeys(dimensions))
     known = memo.known_of(wanted) if memo is not None else {}
     unknown = [d for d in wanted if d not in known] if known else wanted
+    fresh: dict[tuple[Any, ...], int] = {}
     if unknown and _has_dimensions(tx, ecosystem, tenant_id):  # none yet: a tenant's first day
-        known.update(_known_dimension_ids(tx, ecosystem, tenant_id, unknown))
-    missing = [d for d in unknown if d not in known]
+        fresh = _known_dimension_ids(tx, ecosystem, tenant_id, unknown)
+    missing = [d for d in unknown if d not in fresh]
     if missing:
         for dimension in missing:
             if dimension[7] not in _COST_TYPE_OF:
@@ -392,9 +394,10 @@ def _dimension_ids(
             f"VALUES ({', '.join('?' * 11)})",
             [(dimension_id, *dimension) for dimension, dimension_id in new.items()],
         )
-        known.update(new)
+        fresh.update(new)
     if memo is not None:
-        memo.hold(known)
+        memo.hold(fresh)
+    known.update(fresh)
     return known
 
 
