@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 
 from bench.event_floor import event_floor
-from bench.harness import median, megabytes, timed
+from bench.harness import median, megabytes, repo_instance, timed
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
@@ -105,7 +105,7 @@ def one_backfill(
     config_path = sandbox.write_config(workdir, TENANT)
     defs = build_definitions(str(config_path))
     floor_lines = []
-    with dg.instance_for_test(temp_dir=str(workdir)) as instance:
+    with repo_instance(workdir) as instance:
         before, server_cpu = sandbox.requests(), sandbox.cpu_seconds()
         backfill_s, backfill_run = timed(lambda: backfill(defs, instance, first, last))
         backfill_requests = sandbox.requests() - before

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from bench.harness import timed
+from bench.harness import repo_instance, timed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ def event_floor(instance: dg.DagsterInstance, run_id: str) -> EventFloor:
     )
     with (
         tempfile.TemporaryDirectory(prefix="bench-event-floor-") as workdir,
-        dg.instance_for_test(temp_dir=workdir) as fresh,
+        repo_instance(workdir) as fresh,
     ):
         seconds, _ = timed(lambda: _store_each(fresh, records))
     return EventFloor(len(records), seconds, dict(kinds))

@@ -25,7 +25,7 @@ import dagster as dg
 import yaml
 
 from bench.backfill import DAYS, backfill
-from bench.harness import median, megabytes, timed
+from bench.harness import median, megabytes, repo_instance, timed
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.definitions import build_definitions
 from chargeback_assets.sandbox.tenants import write_config
@@ -44,7 +44,7 @@ def one_backfill(
 ) -> float:
     config = write_config(workdir / "chargeback.yaml", {TENANT: sandbox.tenant}, storage)
     defs = build_definitions(str(config))
-    with dg.instance_for_test(temp_dir=str(workdir)) as instance:
+    with repo_instance(workdir) as instance:
         seconds, _ = timed(lambda: backfill(defs, instance, first, last, TENANT))
     return seconds
 

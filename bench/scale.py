@@ -14,10 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-
 from bench.backfill import backfill, require_reconciled
-from bench.harness import timed
+from bench.harness import repo_instance, timed
 from bench.sandbox import remote_sandbox
 from chargeback_assets.definitions import build_definitions
 from chargeback_assets.sandbox.generator import SIZES
@@ -43,7 +41,7 @@ def one_point(days: int, service_accounts: int) -> float:
     ):
         config_path = sandbox.write_config(Path(workdir), "large")
         defs = build_definitions(str(config_path))
-        with dg.instance_for_test(temp_dir=workdir) as instance:
+        with repo_instance(workdir) as instance:
             seconds, _ = timed(lambda: backfill(defs, instance, first, last))
         require_reconciled(config_path, first, last)
     return seconds

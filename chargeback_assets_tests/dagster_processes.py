@@ -24,6 +24,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dagster as dg
 import requests
@@ -52,14 +53,18 @@ def prepare_dagster_home(directory: Path, settings: Mapping[str, Any] | None = N
     directory.mkdir(parents=True, exist_ok=True)
     document = repo_instance_settings() if settings is None else dict(settings)
     (directory / "dagster.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
-    with dg.DagsterInstance.from_config(str(directory)):
+    with open_instance(directory):
         pass
     return directory
 
 
 def open_instance(home: Path) -> dg.DagsterInstance:
-    """The instance the servers share, opened in this process (close it, or use it as a context manager)."""
-    return dg.DagsterInstance.from_config(str(home))
+    """The instance the servers share, opened in this process (close it, or use it as a context manager).
+
+    The repo's event log storage finds its folder through DAGSTER_HOME, as in every process `make` starts;
+    it is `home` while the instance opens, so that this process writes where the servers do."""
+    with mock.patch.dict(os.environ, {"DAGSTER_HOME": str(home)}):
+        return dg.DagsterInstance.from_config(str(home))
 
 
 @dataclass

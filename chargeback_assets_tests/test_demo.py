@@ -16,7 +16,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import dagster as dg
 import pytest
 import requests
 
@@ -25,6 +24,7 @@ from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.demo import REPO, TENANTS, demo_environment
 from chargeback_assets.partitions import DATE, build_partitions
 from chargeback_assets.runtime import build_runtime
+from chargeback_assets_tests.dagster_processes import open_instance
 from chargeback_assets_tests.focus_validator import combine, failed_rules
 from chargeback_assets_tests.real_prometheus import free_port
 
@@ -91,7 +91,7 @@ def test_the_demo_prints_no_dagster_notices_and_keeps_its_runs_in_its_own_instan
     assert f"dagster instance: {home}" in output, output
     assert (home / "dagster.yaml").read_text() == REPO_DAGSTER_YAML.read_text()
     assert [p.name for p in repo_home.iterdir()] == ["dagster.yaml"]
-    with dg.DagsterInstance.from_config(str(home)) as instance:
+    with open_instance(home) as instance:
         runs = instance.get_runs()
     assert sorted(run.tags[TENANT_TAG] for run in runs) == sorted(TENANTS)
 
