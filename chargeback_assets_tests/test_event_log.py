@@ -39,11 +39,13 @@ def test_the_repo_instance_keeps_its_events_where_dagsters_default_does(tmp_path
             storage = storage._storage.event_log_storage
         assert isinstance(storage, EngineKeepingSqliteEventLogStorage)
         run_id = materialize(instance)
-    assert Path(storage._base_dir) == Path(default["base_dir"]) == home / "history" / "runs"
-    assert (home / "history" / "runs" / f"{run_id}.db").exists()
-    # Each transaction closed its connection: the write-ahead log went into the run's own file, the file
-    # the webserver's log watcher waits on, and nothing is left open.
-    assert not (home / "history" / "runs" / f"{run_id}.db-wal").exists()
+        # While the instance is open: each transaction closed its connection, so the write-ahead log went
+        # into the run's own file (the file the webserver's log watcher waits on) and nothing stays open.
+        runs = home / "history" / "runs"
+        assert (runs / f"{run_id}.db").exists()
+        assert not (runs / f"{run_id}.db-wal").exists()
+        assert not (runs / "index.db-wal").exists()
+    assert Path(storage._base_dir) == Path(default["base_dir"]) == runs
 
 
 def test_a_run_reads_back_the_same_in_both_storages_and_history_survives_the_switch(tmp_path: Path) -> None:
