@@ -20,7 +20,8 @@ from typing import Any
 import dagster as dg
 
 from bench.event_floor import event_floor
-from bench.harness import median, megabytes, repo_instance, timed
+from bench.harness import median, megabytes, timed
+from bench.instance import repo_instance
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.constants import TENANT_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from bench.harness import repo_instance, timed
+from bench.harness import timed
+from bench.instance import repo_instance
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,16 +14,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import dagster as dg
-import yaml
-
 RESULT_MARKER = "BENCH-RESULT "
-REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / ".dagster_home" / "dagster.yaml"
 _KNOWN_KEYS = ("title", "median_s", "runs", "figures", "target_s", "target_rss_mb", "details", "peak_rss_kib")
 
 T = TypeVar("T")
@@ -37,16 +31,6 @@ def timed(action: Callable[[], T]) -> tuple[float, T]:
     started = time.perf_counter()
     value = action()
     return time.perf_counter() - started, value
-
-
-@contextmanager
-def repo_instance(workdir: str | Path) -> Iterator[dg.DagsterInstance]:
-    """A fresh Dagster instance in `workdir` storing events as the repo's instance does
-    (.dagster_home/dagster.yaml's event log, the part of the instance that a run's speed depends on);
-    instance_for_test points DAGSTER_HOME, which that event log is configured by, at `workdir`."""
-    event_log = yaml.safe_load(REPO_DAGSTER_YAML.read_text())["event_log_storage"]
-    with dg.instance_for_test(temp_dir=str(workdir), overrides={"event_log_storage": event_log}) as instance:
-        yield instance
 
 
 def median(seconds: list[float]) -> float:

@@ -25,7 +25,8 @@ import dagster as dg
 import yaml
 
 from bench.backfill import DAYS, backfill
-from bench.harness import median, megabytes, repo_instance, timed
+from bench.harness import median, megabytes, timed
+from bench.instance import repo_instance
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.definitions import build_definitions
 from chargeback_assets.sandbox.tenants import write_config

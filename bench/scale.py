@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.backfill import backfill, require_reconciled
-from bench.harness import repo_instance, timed
+from bench.harness import timed
+from bench.instance import repo_instance
 from bench.sandbox import remote_sandbox
 from chargeback_assets.definitions import build_definitions
 from chargeback_assets.sandbox.generator import SIZES

@@ -37,6 +37,8 @@ TENANTS = {"acme-prod": 7, "acme-staging": 11}
 TOPIC_TENANT = "acme-prod"
 """The tenant the demo turns topic attribution on for (the other shows a tenant without it)."""
 REPO = Path(__file__).resolve().parent.parent
+REPO_DAGSTER_YAML = REPO / ".dagster_home" / "dagster.yaml"
+"""The Dagster instance settings every make target uses (DAGSTER_HOME=.dagster_home)."""
 DEFAULT_WORKDIR = REPO / "out" / "demo"
 UI_HOST = "127.0.0.1"
 LOG_TAIL_LINES = 20
@@ -103,7 +105,7 @@ def use_demo_dagster_home(workdir: Path) -> Path:
 
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / ".dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(home)
     with dg.DagsterInstance.get():
         pass

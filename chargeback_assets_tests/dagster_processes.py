@@ -31,12 +31,12 @@ import requests
 import yaml
 
 from chargeback_assets.config import CONFIG_ENV_VAR
+from chargeback_assets.demo import REPO_DAGSTER_YAML
 from chargeback_assets_tests.graph import Graph, running_graph
 from chargeback_assets_tests.real_prometheus import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKSPACE = REPO_ROOT / "workspace.yaml"
-REPO_DAGSTER_YAML = REPO_ROOT / ".dagster_home" / "dagster.yaml"
 LOCATION = "chargeback_assets"
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 20.0

@@ -21,7 +21,7 @@ import requests
 
 from chargeback_assets.config import load_config
 from chargeback_assets.constants import TENANT_TAG
-from chargeback_assets.demo import REPO, TENANTS, demo_environment
+from chargeback_assets.demo import REPO_DAGSTER_YAML, TENANTS, demo_environment
 from chargeback_assets.partitions import DATE, build_partitions
 from chargeback_assets.runtime import build_runtime
 from chargeback_assets_tests.dagster_processes import open_instance
@@ -29,7 +29,6 @@ from chargeback_assets_tests.focus_validator import combine, failed_rules
 from chargeback_assets_tests.real_prometheus import free_port
 
 DEMO = [sys.executable, "-m", "chargeback_assets.demo"]
-REPO_DAGSTER_YAML = REPO / ".dagster_home" / "dagster.yaml"
 START_TIMEOUT_S = 90.0
 
 
