@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from unittest import mock
 
 import dagster as dg
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-from chargeback_assets.event_log import KEPT_ENGINES, EngineKeepingSqliteEventLogStorage
+from chargeback_assets.event_log import EVENT_BATCH_SIZE, KEPT_ENGINES, EngineKeepingSqliteEventLogStorage
 from chargeback_assets_tests.dagster_processes import (
     open_instance,
     prepare_dagster_home,
@@ -24,6 +27,36 @@ def numbers() -> dg.MaterializeResult:
     )
 
 
+DAYS = dg.StaticPartitionsDefinition(["2026-11-01", "2026-11-02", "2026-11-03"])
+
+
+@dg.asset(partitions_def=DAYS)
+def daily_numbers() -> None:
+    pass
+
+
+def materialize_days(instance: dg.DagsterInstance) -> str:
+    """One run over all three partitions, as a single-run backfill of the range runs."""
+    result = dg.materialize(
+        [daily_numbers],
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": "2026-11-01",
+            "dagster/asset_partition_range_end": "2026-11-03",
+        },
+    )
+    assert result.success
+    return result.run_id
+
+
+def our_storage(instance: dg.DagsterInstance) -> EngineKeepingSqliteEventLogStorage:
+    storage = instance.event_log_storage
+    if not isinstance(storage, EngineKeepingSqliteEventLogStorage):  # wrapped by Dagster's composite
+        storage = storage._storage.event_log_storage
+    assert isinstance(storage, EngineKeepingSqliteEventLogStorage)
+    return storage
+
+
 def materialize(instance: dg.DagsterInstance) -> str:
     result = dg.materialize([numbers], instance=instance)
     assert result.success
@@ -34,10 +67,7 @@ def test_the_repo_instance_keeps_its_events_where_dagsters_default_does(tmp_path
     home = prepare_dagster_home(tmp_path / "home")
     default = yaml.safe_load(InstanceRef.config_defaults(str(home))["event_log_storage"].config_yaml)
     with open_instance(home) as instance:
-        storage = instance.event_log_storage
-        if not isinstance(storage, EngineKeepingSqliteEventLogStorage):  # wrapped by Dagster's composite
-            storage = storage._storage.event_log_storage
-        assert isinstance(storage, EngineKeepingSqliteEventLogStorage)
+        storage = our_storage(instance)
         run_id = materialize(instance)
         # While the instance is open: each transaction closed its connection, so the write-ahead log went
         # into the run's own file (the file the webserver's log watcher waits on) and nothing stays open.
@@ -89,3 +119,65 @@ def test_an_instance_without_dagster_home_is_refused_by_name(
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
     with pytest.raises(Exception, match="DAGSTER_HOME"):
         dg.DagsterInstance.from_config(str(home))
+
+
+def test_the_storage_turns_on_dagsters_event_batches_unless_they_are_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    EngineKeepingSqliteEventLogStorage(str(tmp_path / "a")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == str(EVENT_BATCH_SIZE)
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "7")
+    EngineKeepingSqliteEventLogStorage(str(tmp_path / "b")).dispose()
+    assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "7"
+
+
+def test_a_range_run_stores_its_partitions_materializations_as_one_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # open_instance restores the environment it patched, so the batch size the storage set goes with it:
+    # set here as it stays set in a process that opens the instance.
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
+    with open_instance(prepare_dagster_home(tmp_path / "home")) as instance:
+        storage = our_storage(instance)
+        with mock.patch.object(storage, "store_event_batch", wraps=storage.store_event_batch) as batches:
+            run_id = materialize_days(instance)
+        kinds = [[event.dagster_event_type for event in call.args[0]] for call in batches.call_args_list]
+        materialized = [
+            record.partition_key
+            for record in instance.fetch_materializations(daily_numbers.key, limit=10).records
+        ]
+        assert [dg.DagsterEventType.ASSET_MATERIALIZATION] * 3 in kinds
+        assert [dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED] * 3 in kinds
+        assert sorted(materialized) == ["2026-11-01", "2026-11-02", "2026-11-03"]
+        assert len(instance.all_logs(run_id)) == sum(map(len, kinds))  # single events are batches of one
+
+
+def test_a_failed_batch_leaves_nothing_and_stores_whole_when_tried_again(tmp_path: Path) -> None:
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as source:
+        run_id = materialize_days(source)
+        events = source.all_logs(run_id)
+    last_materialization = max(
+        i for i, e in enumerate(events) if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    )
+    store = SqliteEventLogStorage.store_event
+
+    def fail_at_the_last_materialization(storage: SqliteEventLogStorage, event: dg.EventLogEntry) -> None:
+        if event is events[last_materialization]:
+            raise OSError("disk full")
+        store(storage, event)
+
+    storage = EngineKeepingSqliteEventLogStorage(str(tmp_path / "home"))
+    try:
+        with (
+            mock.patch.object(SqliteEventLogStorage, "store_event", fail_at_the_last_materialization),
+            pytest.raises(OSError, match="disk full"),
+        ):
+            storage.store_event_batch(events)
+        assert storage.get_logs_for_run(run_id) == []
+        assert storage.get_asset_records([daily_numbers.key]) == []
+        storage.store_event_batch(events)
+        assert len(storage.get_logs_for_run(run_id)) == len(events)
+        assert storage.get_materialized_partitions(daily_numbers.key) == set(DAYS.get_partition_keys())
+    finally:
+        storage.dispose()
