@@ -14,6 +14,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
+import orjson
+import requests
+
 from chargeback_assets.engine.allocation import Allocator
 from chargeback_assets.engine.inventory import InventoryView
 from chargeback_assets.engine.models import (
@@ -78,6 +81,20 @@ def origin(url: str) -> str:
     if port is None:
         port = {"https": 443, "http": 80}.get(parts.scheme)
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
+
+
+def json_body(response: requests.Response) -> Any:
+    """The response's decoded JSON body; raises ValueError for a body that is not JSON, as `.json()` does.
+
+    orjson decodes it first: a 30-day backfill reads hundreds of megabytes of range-query replies, and the
+    standard decoder was a third of the usage step's CPU. What orjson refuses and Python's decoder accepts
+    (NaN, numbers past 64 bits, escaped lone surrogates, a byte-order mark, a body not in UTF-8) goes to
+    `response.json()`, so every body decodes to what it did before.
+    """
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
 
 
 def lone_surrogate_in(response_text: bytes, body: Any) -> str | None:

@@ -21,7 +21,13 @@ from typing import Any, TypeVar
 
 import requests
 
-from chargeback_assets.ecosystems.base import LONE_SURROGATE, SourceError, lone_surrogate_in, origin
+from chargeback_assets.ecosystems.base import (
+    LONE_SURROGATE,
+    SourceError,
+    json_body,
+    lone_surrogate_in,
+    origin,
+)
 from chargeback_assets.ecosystems.prometheus_settings import PrometheusSettings
 from chargeback_assets.ecosystems.retry import (
     DEFAULT_RETRY_BUDGET_SECONDS,
@@ -211,7 +217,7 @@ class PrometheusMetricsSource:
     @staticmethod
     def _json(response: requests.Response) -> Any:
         try:
-            return response.json()
+            return json_body(response)
         except ValueError:
             return None
 

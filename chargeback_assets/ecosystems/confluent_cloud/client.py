@@ -17,7 +17,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from chargeback_assets.ecosystems.base import LONE_SURROGATE, SourceError, lone_surrogate_in, origin
+from chargeback_assets.ecosystems.base import (
+    LONE_SURROGATE,
+    SourceError,
+    json_body,
+    lone_surrogate_in,
+    origin,
+)
 from chargeback_assets.ecosystems.confluent_cloud.settings import HttpSettings
 from chargeback_assets.ecosystems.retry import (
     DEFAULT_RETRY_BUDGET_SECONDS,
@@ -93,7 +99,7 @@ class CCloudApiError(SourceError):
 def _error_detail(response: requests.Response) -> str:
     """The server's own explanation, from whichever of Confluent's error shapes it used (not yet scrubbed)."""
     try:
-        body = response.json()
+        body = json_body(response)
     except ValueError:
         return (response.text or response.reason or "").strip()
     if isinstance(body, dict):
@@ -194,7 +200,7 @@ class CCloudClient:
             if status != 200:
                 raise self._http_error(path, response)
             try:
-                body = response.json()
+                body = json_body(response)
             except ValueError:
                 transient = transient_response(status, body_readable=False)
                 raise self._error(
