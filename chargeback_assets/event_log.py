@@ -1,27 +1,27 @@
 """Dagster's SQLite event log, storing an event in one transaction per file, a batch of events too.
 
-Dagster's `SqliteEventLogStorage` opens a connection, and builds a new SQLAlchemy engine, for every
-statement group it writes: a check evaluation took three transactions on the index and one on the run's
-file, and each SQLite commit waits for the disk. It also stores the batches Dagster hands it (a run's
-planned materializations, the materializations of one step's partitions) one event at a time, each with
-its own transactions. Storing a 30-day backfill's ~1,000 events took ~5 s of a ~25 s run (`python -m bench
-backfill` prints this as the "event log floor"). This storage is Dagster's own with three changes:
+Dagster's `SqliteEventLogStorage` opens a new connection, on a new SQLAlchemy engine, for every group of
+statements it writes, and closes it after: a check evaluation took three transactions on the index and one
+on the run's file, each with its own connection. It also stores the batches Dagster hands it (a run's
+planned materializations, the materializations of one step's partitions) one event at a time. Storing a
+30-day backfill's ~1,000 events took ~5 s of a ~25 s run (`python -m bench backfill` prints this as the
+"event log floor"). This storage is Dagster's own with these changes:
 
-- Every event, or batch of events, is stored with one connection and one transaction per file (the index
-  and the run's file): a failure rolls all of it back, so Dagster's fallback of storing a failed batch's
-  events one by one writes none of them twice.
+- Every event, or batch of events, is stored with one transaction per file (the index and the run's
+  file): a failure rolls all of it back, so Dagster's fallback of storing a failed batch's events one by
+  one writes none of them twice.
 - Dagster hands over batches only when `DAGSTER_EVENT_BATCH_SIZE` is set: this storage sets it to
   `EVENT_BATCH_SIZE` in its process unless it is set already.
-- The engine of each file is kept, at most `KEPT_ENGINES` of them, the most recently used, and so is its
-  cache of compiled SQL; so is the answer "the index has this table", asked for every check evaluation.
+- Each file's engine is kept (at most `KEPT_ENGINES` of them, the most recently used) with one open
+  connection, so neither the connection nor its compiled SQL is made again for the next event; so is the
+  answer "the index has this table", asked for every check evaluation.
+- After each transaction on a run's file, a passive checkpoint copies the write-ahead log into the file
+  itself: that change is what the webserver's log watcher waits for (Dagster got it from closing the
+  last connection, which checkpoints).
 
-Connections are still opened and closed per transaction, as Dagster does (`NullPool`): closing the last
-connection checkpoints the write-ahead log into the run's file, which is the change the webserver's log
-watcher waits for, and no file stays open between events, so other processes see the same files as
-before. Events stay where Dagster's default puts them, `<DAGSTER_HOME>/history/runs`: an instance switched
-to this storage keeps its history. Dagster is pinned (setup.cfg); `_connect` and `store_event` are the
-methods this overrides, and the tests that run the real webserver and daemon on the repo's instance
-exercise them.
+Events stay where Dagster's default puts them, `<DAGSTER_HOME>/history/runs`: an instance switched to this
+storage keeps its history. Dagster is pinned (setup.cfg); `_connect` and `store_event` are the methods
+this overrides, and the tests that run the real webserver and daemon on the repo's instance exercise them.
 """
 
 from __future__ import annotations
@@ -40,15 +40,17 @@ from dagster._core.storage.sqlite_storage import _event_logs_directory
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 
 EVENT_BATCH_SIZE = 1000
 """Events per batch: a 30-day run plans 369 materializations and check evaluations, a step materializes
 one asset's 30 partitions; they are written within milliseconds of each other, so batching them delays
 nothing a user sees."""
 KEPT_ENGINES = 16
-"""Enough for the index and the runs a process writes or the webserver shows at once; an engine without
-connections is small (its statement cache), and a file not used lately gets a new one when it is."""
+"""Enough for the index and the runs a process writes or the webserver shows at once; an engine is small
+(one idle connection and its statement cache), and a file not used lately gets a new one when it is."""
+SPARE_CONNECTIONS = 8
+"""Connections a file's engine opens beside its kept one when threads read at once; closed when returned."""
 
 
 class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
@@ -106,8 +108,11 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
         if shard not in self._initialized_dbs:
             self._initdb(engine)
             self._initialized_dbs.add(shard)
-        with engine.connect() as conn, conn.begin():
-            yield conn
+        with engine.connect() as conn:
+            with conn.begin():
+                yield conn
+            if shard != INDEX_SHARD_NAME:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     def has_table(self, table_name: str) -> bool:
         """Asked for every check evaluation stored; a table, once there, stays (migrations add tables)."""
@@ -129,8 +134,10 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
                 return engine
             engine = self._engines[shard] = create_engine(
                 self.conn_string_for_shard(shard),
-                poolclass=NullPool,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                poolclass=QueuePool,
+                pool_size=1,
+                max_overflow=SPARE_CONNECTIONS,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
             if len(self._engines) > KEPT_ENGINES:
                 _, oldest = self._engines.popitem(last=False)
