@@ -356,8 +356,8 @@ def _readable(query: MetricQuery, points: Iterable[Any]) -> Iterator[tuple[Any, 
 
 
 def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> dict[date, int] | None:
-    """A series' samples summed per day as integers, when every sample is a whole number of 1 to 15 decimal
-    digits and the timestamps are numbers in order (a reply of byte counts); None for any other series.
+    """A series' samples summed per day as integers, when every sample is a whole number below 10**15 written
+    in decimal digits and the timestamps are numbers in order (a reply of byte counts); None otherwise.
 
     Such a sample is below 2**53, so its integer is exactly what reading it as a float and summing whole
     floats as integers (`exact_sums`) gives. The series is checked and summed in a few comprehensions and
@@ -367,10 +367,10 @@ def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> di
     try:
         stamps = [stamp for stamp, _ in points]
         texts = [text for _, text in points]
-        lengths = list(map(len, texts))
-        if not texts or min(lengths) < 1 or max(lengths) > 15 or not "".join(texts).isdecimal():
+        if not texts or not "".join(texts).isdecimal():
             return None
-        if not set(map(type, stamps)) <= {int, float} or stamps != sorted(stamps):
+        values = list(map(int, texts))  # an empty text raises
+        if max(values) >= 10**15 or not set(map(type, stamps)) <= {int, float} or stamps != sorted(stamps):
             return None
     except (TypeError, ValueError):  # a point that is not a pair, a sample that is not text
         return None
@@ -379,7 +379,7 @@ def _whole_counts_by_day(points: list[Any], day_of: Callable[[Any], date]) -> di
     while start < len(stamps):
         day = day_of(stamps[start])
         end = bisect_right(stamps, day, lo=start, key=day_of)
-        counts[day] = sum(map(int, texts[start:end]))
+        counts[day] = sum(values[start:end])
         start = end
     return counts
 
