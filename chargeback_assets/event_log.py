@@ -144,8 +144,17 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
                 oldest.dispose()
             return engine
 
+    def wipe(self) -> None:
+        """Dagster's wipe deletes the run files: the kept connections are closed first, not left writing to
+        deleted files."""
+        self._dispose_engines()
+        super().wipe()
+
     def dispose(self) -> None:
         super().dispose()
+        self._dispose_engines()
+
+    def _dispose_engines(self) -> None:
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()

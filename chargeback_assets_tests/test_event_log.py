@@ -183,3 +183,28 @@ def test_a_failed_batch_leaves_nothing_and_stores_whole_when_tried_again(tmp_pat
         assert storage.get_materialized_partitions(daily_numbers.key) == set(DAYS.get_partition_keys())
     finally:
         storage.dispose()
+
+
+def open_files_under(folder: Path) -> list[str]:
+    """This process's open files in `folder`, deleted ones included (Linux: /proc/self/fd)."""
+    targets = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            targets.append(os.readlink(fd))
+        except OSError:  # closed meanwhile
+            continue
+    return [target for target in targets if target.startswith(str(folder))]
+
+
+def test_a_wipe_closes_the_kept_connections_to_the_run_files_it_deletes(tmp_path: Path) -> None:
+    home = prepare_dagster_home(tmp_path / "home")
+    with open_instance(home) as instance:
+        run_id = materialize(instance)
+        runs = home / "history" / "runs"
+        assert any(run_id in target for target in open_files_under(runs))  # kept open between events
+        instance.wipe()
+        assert not list(runs.glob(f"{run_id}.db*"))
+        assert not any(run_id in target for target in open_files_under(runs))
+        again = materialize(instance)
+        materializations = instance.fetch_materializations(numbers.key, limit=5).records
+        assert [record.run_id for record in materializations] == [again]
