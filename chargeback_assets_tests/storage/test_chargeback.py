@@ -223,6 +223,21 @@ def test_later_days_take_known_dimension_ids_from_memory_and_number_new_ones_aft
     assert [row.identity_id for row in chargeback_rows_for_day(db, ECO, TENANT, days[2])].count("sa-5") == 1
 
 
+def test_only_the_last_days_dimensions_are_kept_and_an_older_one_is_found_in_storage(db):
+    """The memory holds one day's dimensions, not every one the step met; a dimension that skipped a day
+    is looked up again and keeps its id."""
+    known = KnownDimensions()
+    days = [DAY + timedelta(days=n) for n in range(3)]
+    sa_9 = replace(ROW, identity_id="sa-9")
+    for day, rows in zip(days, ([ROW, sa_9], [ROW], [ROW, sa_9]), strict=True):
+        _write(db, _on(day, rows), day=day, known=known)
+        known.keep()
+        if day == days[1]:
+            assert known.known_of([ROW.dimension, sa_9.dimension]) == {ROW.dimension: 1}
+    assert _dimensions(db) == [(1, "sa-1", "lkc-1"), (2, "sa-9", "lkc-1")]
+    assert [r.identity_id for r in chargeback_rows_for_day(db, ECO, TENANT, days[2])] == ["sa-1", "sa-9"]
+
+
 def test_ids_a_rolled_back_write_inserted_are_not_kept(db):
     """Kept, they would name dimensions that do not exist, and the next day's facts would break the foreign
     key."""
