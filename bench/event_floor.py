@@ -59,11 +59,11 @@ def event_floor(instance: dg.DagsterInstance, run_id: str) -> EventFloor:
         tempfile.TemporaryDirectory(prefix="bench-event-floor-") as workdir,
         repo_instance(workdir) as fresh,
     ):
-        seconds, _ = timed(lambda: _store_each(fresh, records))
+        seconds, _ = timed(lambda: _store_in_batches(fresh, records))
     return EventFloor(len(records), seconds, dict(kinds))
 
 
-def _store_each(instance: dg.DagsterInstance, records: Sequence[dg.EventLogEntry]) -> None:
+def _store_in_batches(instance: dg.DagsterInstance, records: Sequence[dg.EventLogEntry]) -> None:
     for batch in dagster_batches(records):
         instance.event_log_storage.store_event_batch(batch)
 
