@@ -26,7 +26,14 @@ import dagster as dg
 from chargeback_assets.assets.emit import EMIT_ASSETS
 from chargeback_assets.assets.topics import TOPIC_OUTPUTS
 from chargeback_assets.config import AppConfig, TenantConfig
-from chargeback_assets.constants import CONTINUES_TAG, FAILED_TENANTS, TENANT_TAG, TRIGGER_TAG
+from chargeback_assets.constants import (
+    CONTINUES_TAG,
+    FAILED_TENANTS,
+    KEEP_STORED_USAGE,
+    TENANT_TAG,
+    TRIGGER_TAG,
+    USAGE_TAG,
+)
 from chargeback_assets.partitions import TENANT, days_by_tenant, partition_key
 from chargeback_assets.redaction import scrub
 from chargeback_assets.resources import ChargebackResource
@@ -123,7 +130,11 @@ def build_billing_change_sensor(
                 run_requests.append(
                     dg.RunRequest(
                         partition_key=partition_key(need.day, name),
-                        tags={TENANT_TAG: name, TRIGGER_TAG: need.trigger},
+                        tags={
+                            TENANT_TAG: name,
+                            TRIGGER_TAG: need.trigger,
+                            **({USAGE_TAG: KEEP_STORED_USAGE} if need.bill_only else {}),
+                        },
                         asset_selection=list(bill_stages) if need.bill_only else None,
                     )
                 )
@@ -223,6 +234,7 @@ def continuation_requests(
                     CONTINUES_TAG: run.run_id,
                     RANGE_START: keys[0],
                     RANGE_END: keys[-1],
+                    **({USAGE_TAG: run.tags[USAGE_TAG]} if USAGE_TAG in run.tags else {}),
                 },
             )
         )

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from chargeback_assets.assets.emit import EMIT_ASSETS
-from chargeback_assets.constants import CONTINUES_TAG, TENANT_TAG, TRIGGER_TAG
+from chargeback_assets.constants import CONTINUES_TAG, KEEP_STORED_USAGE, TENANT_TAG, TRIGGER_TAG, USAGE_TAG
 from chargeback_assets.definitions import CHARGEBACK_JOB
 from chargeback_assets.sensors import INTERRUPTED, RANGE_END, RANGE_START
 from chargeback_assets.stages.emission import PIPELINE
@@ -107,6 +107,7 @@ def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_
     [request] = ticks.requests
     selected = {key.to_user_string() for key in request.asset_selection or ()}
     assert selected == set(PARTITIONED) - INVENTORY
+    assert request.tags[USAGE_TAG] == KEEP_STORED_USAGE
 
     served = len(prod.requests)
     run = graph.defs.resolve_job_def(CHARGEBACK_JOB).execute_in_process(
@@ -121,6 +122,9 @@ def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_
     assert any(path.startswith("/billing/") for path in paths)
     gathered = [path for path in paths if not path.startswith(("/billing/", "/api/v1/"))]
     assert gathered == [], "the inventory is not gathered again"
+    assert not any(path.startswith("/api/v1/") for path in paths), "nor the usage the new bill needs"
+    [usage] = [e for e in run.get_asset_materialization_events() if e.asset_key.path == ["usage_metrics"]]
+    assert usage.materialization.metadata["usage_source"].value == "stored"
     materialized = {event.asset_key.to_user_string() for event in run.get_asset_materialization_events()}
     assert materialized == selected
     verdicts = {e.check_name: e.passed for e in run.get_asset_check_evaluations()}
@@ -170,6 +174,7 @@ def test_a_requested_day_whose_run_failed_on_a_source_outage_is_requested_again_
     assert ticks.tick() == [key], "the source is at x1.5, the stored bill still x1.25, the last run failed"
     assert ticks.requests[0].tags[TRIGGER_TAG] == "billing_changed"
     assert ticks.requests[0].asset_selection is None, "after a failed run, every stage"
+    assert USAGE_TAG not in ticks.requests[0].tags, "with its usage fetched again"
     assert ticks.tick() == [], "requested once for this state, not on every tick"
     healed = graph.run("acme-prod", day, instance=instance)
     graph.audit(instance, healed.run_id)

@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 
 from chargeback_assets.assets.runs import TenantWork
-from chargeback_assets.constants import RESOLVE
+from chargeback_assets.constants import KEEP_STORED_USAGE, RESOLVE, USAGE_TAG
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.stages.resolution import resolve_day
 from chargeback_assets.stages.scope import TenantScope
@@ -23,15 +23,23 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
         kinds={"prometheus", "sqlite"},
         description="Each principal's usage of each resource for the day, summed over half-open "
         "[day, day+1) range queries. Metrics still failing when the run's retry budget runs out fall back "
-        "visibly (metrics_fetch_failed); a permanent error (auth, refused, bad query) fails the partition.",
+        "visibly (metrics_fetch_failed); a permanent error (auth, refused, bad query) fails the partition. "
+        "A run for a revised bill keeps a day's stored usage when it answers exactly the queries the new "
+        "bill needs (usage_source: stored).",
     )
     def usage_metrics(
         context: dg.AssetExecutionContext, chargeback: ChargebackResource
     ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization]:
         work = TenantWork(context, partitions, chargeback)
+        keep_stored = context.run.tags.get(USAGE_TAG) == KEEP_STORED_USAGE
 
         def fetch(scope: TenantScope, wanted: list[date]) -> None:
-            for day in fetch_usage(scope, wanted):
+            for day in fetch_usage(scope, wanted, keep_stored):
+                if day.kept:
+                    context.log.info(
+                        f"{scope.tenant.name} {day.day}: usage kept from its last complete fetch, which "
+                        "asked the same queries the revised bill needs"
+                    )
                 if day.failures:
                     context.log.warning(
                         f"{scope.tenant.name} {day.day}: metrics unavailable after retries for "
@@ -44,6 +52,7 @@ def build_resolve_assets(partitions: dg.MultiPartitionsDefinition) -> list[dg.As
                         "dagster/row_count": day.records,
                         "resources_with_usage": day.resources,
                         "metrics_fetch_failures": len(day.failures),
+                        "usage_source": "stored" if day.kept else "fetched",
                     },
                 )
 

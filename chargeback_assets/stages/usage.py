@@ -7,12 +7,20 @@ lines of that resource fall through to their non-usage tiers with detail `metric
 warning check fails): one flaky hour of Prometheus does not block the day's bill. A permanent failure (401,
 connection refused, a query Prometheus rejects) fails the partition instead, since falling back would only
 hide a misconfiguration that every later run would meet too.
+
+A run for a revised bill (`keep_stored`, which the billing-change sensor asks for) fetches only the days
+whose stored usage does not answer the new bill: usage comes from the metrics, not from the bill's amounts,
+so a day whose last fetch was complete and asked exactly the queries the new bill needs (`query_digest`:
+the same resources, queries and step) keeps its rows. Asking Prometheus again would cost the revision more
+than the rest of it, and could only lose samples the metrics server has dropped since.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,8 +30,8 @@ from chargeback_assets.engine.models import MetricQuery, UsageRecord, Window, da
 from chargeback_assets.stages.bulk import collector_paused
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day
-from chargeback_assets.storage.pipeline import recorded_fingerprints, update_state
-from chargeback_assets.storage.usage import replace_usage_day
+from chargeback_assets.storage.pipeline import get_state, recorded_fingerprints, update_state
+from chargeback_assets.storage.usage import replace_usage_day, usage_counts_for_day
 
 METRICS_WORKERS = 4
 
@@ -34,6 +42,8 @@ class UsageDay:
     records: int = 0
     resources: int = 0
     failures: dict[str, str] = field(default_factory=dict)
+    kept: bool = False
+    """The stored usage answered the day's bill, so nothing was fetched (`keep_stored`)."""
 
 
 def contiguous_runs(days: Sequence[date]) -> list[list[date]]:
@@ -61,8 +71,20 @@ def needed_queries(
     return needs
 
 
+def query_digest(queries: Iterable[tuple[str, MetricQuery]], step_seconds: int) -> str:
+    """What a day's usage is fetched with, as a hash: each (resource, query) pair and the step, in any order.
+    Two bills of a day whose lines need the same queries give the same digest, whatever their amounts."""
+    entries = sorted(
+        [resource_id, q.key, q.query_expression, list(q.label_keys), q.resource_label, q.subject_label]
+        for resource_id, q in queries
+    )
+    return hashlib.sha256(json.dumps([step_seconds, entries], separators=(",", ":")).encode()).hexdigest()
+
+
 @collector_paused()
-def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
+def fetch_usage(scope: TenantScope, days: Sequence[date], keep_stored: bool = False) -> list[UsageDay]:
+    """Fetch and store each day's usage; with `keep_stored`, a day whose stored usage answers its bill keeps
+    it (see the module docstring)."""
     ordered = sorted(set(days))
     outcome = {day: UsageDay(day) for day in ordered}
     records: dict[date, list[UsageRecord]] = defaultdict(list)
@@ -71,6 +93,15 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
     built_from = recorded_fingerprints(scope.db, scope.ecosystem, scope.tenant_id, ordered)
     needs = needed_queries(scope, ordered) if metrics is not None else {}
     step = scope.runtime.metrics_step_seconds
+    queries_by_day: dict[date, list[tuple[str, MetricQuery]]] = defaultdict(list)
+    for (resource_id, _key), (query, needed_days) in needs.items():
+        for day in needed_days:
+            queries_by_day[day].append((resource_id, query))
+    digests = {day: query_digest(queries_by_day[day], step) for day in ordered}
+    for day in ordered:
+        if keep_stored:
+            state = get_state(scope.db, scope.ecosystem, scope.tenant_id, day)
+            outcome[day].kept = state.usage_queries == digests[day] and not state.metrics_fetch_failed
 
     def fetch(resource_id: str, query: MetricQuery, run: list[date]) -> dict[date, list[UsageRecord]]:
         """One range query summed into its days in the worker, so its samples die there: a 30-day backfill
@@ -82,7 +113,7 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
     jobs = [
         (resource_id, query, run)
         for (resource_id, _key), (query, needed_days) in sorted(needs.items())
-        for run in contiguous_runs(sorted(needed_days))
+        for run in contiguous_runs([day for day in needed_days if not outcome[day].kept])
     ]
     pool = ThreadPoolExecutor(max_workers=METRICS_WORKERS)
     try:
@@ -110,17 +141,21 @@ def fetch_usage(scope: TenantScope, days: Sequence[date]) -> list[UsageDay]:
         raise
     pool.shutdown()
     for day in ordered:
-        day_records = records[day]
-        outcome[day].records = len(day_records)
-        outcome[day].resources = len({r.resource_id for r in day_records})
+        done = outcome[day]
         with scope.db.transaction() as tx:
-            replace_usage_day(tx, scope.ecosystem, scope.tenant_id, day, day_records, outcome[day].failures)
-            update_state(
-                tx,
-                scope.ecosystem,
-                scope.tenant_id,
-                day,
-                metrics_fetch_failed=bool(outcome[day].failures),
-                usage_fingerprint=built_from.get(day),
-            )
+            if done.kept:
+                update_state(tx, scope.ecosystem, scope.tenant_id, day, usage_fingerprint=built_from.get(day))
+            else:
+                fetched = records.pop(day, [])
+                replace_usage_day(tx, scope.ecosystem, scope.tenant_id, day, fetched, done.failures)
+                update_state(
+                    tx,
+                    scope.ecosystem,
+                    scope.tenant_id,
+                    day,
+                    metrics_fetch_failed=bool(done.failures),
+                    usage_fingerprint=built_from.get(day),
+                    usage_queries=digests[day],
+                )
+            done.records, done.resources = usage_counts_for_day(tx, scope.ecosystem, scope.tenant_id, day)
     return list(outcome.values())

@@ -502,6 +502,13 @@ def _store_snapshots(
     )
 
 
+def _usage_queries(db: Schema) -> None:
+    """A digest of the range queries each day's stored usage answers, so a run for a revised bill can keep
+    that usage when the new bill needs the same queries (stages/usage.py). NULL until a day is fetched again:
+    a day stored before is fetched as before."""
+    db.add_column("pipeline_state", "usage_queries", str)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "seed tables", _seed_tables),
     Migration(2, "asset graph tables", _graph_tables),
@@ -515,6 +522,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "topic attribution", _topic_attribution),
     Migration(11, "published bill per emission", _published_bill),
     Migration(12, "resolution identity snapshots once per day", _resolution_snapshots),
+    Migration(13, "usage query digest per day", _usage_queries),
 )
 
 

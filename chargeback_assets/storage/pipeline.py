@@ -53,6 +53,8 @@ class PipelineState:
     """The billing fingerprint the day's usage metrics, identity resolutions and chargeback were built from:
     a stage whose fingerprint differs from `billing_fingerprint` is older than the stored bill."""
     topic_attribution_calculated: bool = False
+    usage_queries: str | None = None
+    """A digest of the range queries the day's stored usage answers (stages/usage.py: query_digest)."""
 
     @property
     def reconciliation_current(self) -> bool:
@@ -82,6 +84,7 @@ _TEXTS = (
     "usage_fingerprint",
     "resolution_fingerprint",
     "calculation_fingerprint",
+    "usage_queries",
 )
 _LISTS = ("inventory_errors", "calculation_inventory_errors")
 _STATE_FIELDS = (*_FLAGS, *_TIMES, *_TEXTS, *_LISTS)

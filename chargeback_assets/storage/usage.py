@@ -53,6 +53,16 @@ def replace_usage_day(
     return len(summed)
 
 
+def usage_counts_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> tuple[int, int]:
+    """How many usage rows the day holds, and for how many resources."""
+    rows, resources = source.conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT resource_id) FROM usage_metrics "
+        "WHERE ecosystem = ? AND tenant_id = ? AND date = ?",
+        (ecosystem, tenant_id, day_text(day)),
+    ).fetchone()
+    return rows, resources
+
+
 def usage_for_day(source: Source, ecosystem: str, tenant_id: str, day: date) -> UsageByResource:
     usage: UsageByResource = {}
     for resource_id, metric_key, subject, value in source.conn.execute(

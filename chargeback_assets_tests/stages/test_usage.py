@@ -1,5 +1,6 @@
 """Unreachable metrics are never "no usage": a transient outage that outlasts the run's retry budget falls
-back visibly, a permanent error fails the partition, and a Terminate stops the retrying workers at once."""
+back visibly, a permanent error fails the partition, and a Terminate stops the retrying workers at once.
+A run for a revised bill keeps a day's stored usage only when it answers exactly what the new bill needs."""
 
 import signal
 import threading
@@ -25,7 +26,10 @@ from chargeback_assets.stages.inventory import gather_inventory
 from chargeback_assets.stages.resolution import resolve_day
 from chargeback_assets.stages.scope import StageError, TenantScope
 from chargeback_assets.stages.usage import fetch_usage
+from chargeback_assets.storage.billing import billing_for_day, replace_billing_day
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
+from chargeback_assets.storage.pipeline import get_state
+from chargeback_assets.storage.usage import usage_for_day
 from chargeback_assets_tests.databases import StorageTarget
 from chargeback_assets_tests.ecosystems.http_fake import FakeTime
 
@@ -77,6 +81,62 @@ def gathered_scope(
 
 def queries_asked(server: SandboxServer) -> list[int]:
     return [request.status for request in server.requests if request.path == QUERY_RANGE]
+
+
+def test_a_revised_bill_keeps_the_stored_usage_when_it_needs_the_same_queries(
+    tmp_path, storage, server
+) -> None:
+    with gathered_scope(tmp_path, storage, server, FakeTime().budget()) as scope:
+        [first] = fetch_usage(scope, [DAY])
+        stored = usage_for_day(scope.db, "confluent_cloud", "t1", DAY)
+        assert first.records > 0 and first.resources > 0 and not first.kept
+        server.revise_bill(DAY, "1.25")
+        gather_billing(scope, [DAY])
+        asked = len(queries_asked(server))
+
+        [kept] = fetch_usage(scope, [DAY], keep_stored=True)
+        assert kept.kept and len(queries_asked(server)) == asked, "Prometheus is not asked again"
+        assert (kept.records, kept.resources) == (first.records, first.resources)
+        assert usage_for_day(scope.db, "confluent_cloud", "t1", DAY) == stored
+        state = get_state(scope.db, "confluent_cloud", "t1", DAY)
+        assert state.usage_fingerprint == state.billing_fingerprint, "the usage now answers the revised bill"
+
+        [fetched] = fetch_usage(scope, [DAY])
+        assert not fetched.kept and len(queries_asked(server)) > asked, "a run not asking to keep it fetches"
+
+
+def test_stored_usage_is_fetched_again_when_the_revised_bill_needs_other_queries(
+    tmp_path, storage, server
+) -> None:
+    with gathered_scope(tmp_path, storage, server, FakeTime().budget()) as scope:
+        fetch_usage(scope, [DAY])
+        lines = billing_for_day(scope.db, "confluent_cloud", "t1", DAY)
+        dropped = next(line.resource_id for line in lines if line.product_type in USAGE_PRODUCTS)
+        assert dropped in usage_for_day(scope.db, "confluent_cloud", "t1", DAY)
+        with scope.db.transaction() as tx:  # the revised bill no longer has that resource's lines
+            kept_lines = [line for line in lines if line.resource_id != dropped]
+            replace_billing_day(tx, "confluent_cloud", "t1", DAY, kept_lines, [])
+        asked = len(queries_asked(server))
+
+        [day] = fetch_usage(scope, [DAY], keep_stored=True)
+        assert not day.kept and len(queries_asked(server)) > asked
+        assert dropped not in usage_for_day(scope.db, "confluent_cloud", "t1", DAY)
+
+
+def test_stored_usage_whose_fetch_failed_is_fetched_again_for_a_revised_bill(
+    tmp_path, storage, server
+) -> None:
+    with gathered_scope(tmp_path, storage, server, FakeTime().budget(20)) as scope:
+        server.faults.set("server_error", times=None, path_prefix="/api/v1/", status=503)
+        [failed] = fetch_usage(scope, [DAY])
+        assert failed.failures
+        server.faults.clear()
+        asked = len(queries_asked(server))
+
+        [day] = fetch_usage(scope, [DAY], keep_stored=True)
+        assert not day.kept and not day.failures and day.records > 0
+        assert len(queries_asked(server)) > asked
+        assert metrics_failures(scope, DAY) == []
 
 
 def test_a_transient_outage_that_outlasts_the_budget_falls_back_visibly(tmp_path, storage, server) -> None:

@@ -105,6 +105,7 @@ def test_an_old_database_gets_only_the_missing_migrations(blank_storage: Storage
         (10, "topic attribution"),
         (11, "published bill per emission"),
         (12, "resolution identity snapshots once per day"),
+        (13, "usage query digest per day"),
     ]
     assert versions[0][2] == first_applied
 
