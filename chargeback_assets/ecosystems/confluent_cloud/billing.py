@@ -21,6 +21,8 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudClient
 from chargeback_assets.engine.bill_quality import DUPLICATE_ROWS, PARSE_ERROR, RAW_AMOUNT, ROW_ID
 from chargeback_assets.engine.bill_quality import MALFORMED as MALFORMED_KEY
@@ -60,14 +62,28 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 """One encoder for every row: `json.dumps` with options builds a new one on each call."""
 
 
-def digest_of(canonical: str) -> str:
-    """First 12 hex digits of the sha256 of a row's canonical JSON."""
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
-
-
 def row_hash(row: Any) -> str:
     """First 12 hex digits of the sha256 of the row's canonical JSON: stable when rows or keys move."""
-    return digest_of(canonical_json(row))
+    return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()[:12]
+
+
+_HELD = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _held(row: Any) -> bytes | str:
+    """A row with an id as it waits for its copies: JSON with sorted keys, so equal rows give equal text
+    wherever their keys moved. orjson writes it in a fifth of the standard encoder's time. A row it would
+    not give back as decoded (NaN or an infinity, which it writes as null, an integer beyond 64 bits or a
+    value JSON has no type for, which it refuses) is held as `canonical_json` text instead."""
+    try:
+        held = orjson.dumps(row, option=_HELD)
+    except orjson.JSONEncodeError:
+        return canonical_json(row)
+    return canonical_json(row) if b"null" in held else held
+
+
+def _released(held: bytes | str) -> Any:
+    return orjson.loads(held) if isinstance(held, bytes) else json.loads(held)
 
 
 class MalformedRow(ValueError):
@@ -87,14 +103,19 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
-def _decimal(value: Any, field_name: str, row_id: str) -> tuple[Decimal, bool]:
+def _decimal(value: Any, field_name: str, row: Mapping[str, Any], digest: str | None) -> tuple[Decimal, bool]:
     """A number that charges nobody (quantity, price, evidence amounts), or 0 with a warning when it is
     unreadable or not finite. The charged `amount` is never defaulted: see `_amount`."""
     parsed = _number(value)
     if parsed is None or not parsed.is_finite():
-        log.warning("billing row %s: %s=%r is not a number; using 0", row_id, field_name, value)
+        log.warning("billing row %s: %s=%r is not a number; using 0", _label(row, digest), field_name, value)
         return ZERO, False
     return parsed, True
+
+
+def _label(row: Mapping[str, Any], digest: str | None) -> str:
+    """How a warning names a row: its id, else its digest (hashed only when a warning needs it)."""
+    return str(row.get("id") or digest or row_hash(row))
 
 
 def _amount(row: Mapping[str, Any]) -> Decimal:
@@ -162,20 +183,18 @@ class _Row:
         return (self.day, self.env_id, self.resource_id, self.product_type, self.product_category)
 
 
-def _read_row(row: Any, undated_day: date, digest: str | None = None) -> _Row:
-    digest = digest or row_hash(row)
+def _read_row(row: Any, undated_day: date) -> _Row:
     if not isinstance(row, dict):
-        return _malformed({}, digest, f"row is not an object: {type(row).__name__}", undated_day)
+        return _malformed({}, row_hash(row), f"row is not an object: {type(row).__name__}", undated_day)
     try:
-        return _read_well_formed(row, digest)
+        return _read_well_formed(row)
     except MalformedRow as problem:
-        return _malformed(row, digest, str(problem), undated_day)
+        return _malformed(row, row_hash(row), str(problem), undated_day)
 
 
-def _quantity_and_price(row: Mapping[str, Any], digest: str) -> tuple[Decimal, Decimal]:
-    row_id = str(row.get("id") or digest)
-    quantity, _ = _decimal(row.get("quantity"), "quantity", row_id)
-    price, _ = _decimal(row.get("price"), "price", row_id)
+def _quantity_and_price(row: Mapping[str, Any], digest: str | None) -> tuple[Decimal, Decimal]:
+    quantity, _ = _decimal(row.get("quantity"), "quantity", row, digest)
+    price, _ = _decimal(row.get("price"), "price", row, digest)
     return quantity, price
 
 
@@ -184,7 +203,7 @@ def _row_id(row: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
+def _read_well_formed(row: Mapping[str, Any]) -> _Row:
     resource = _optional_object(row, "resource")
     environment = _optional_object(resource, "environment")
     day = _parse_day(row.get("start_date"))
@@ -199,7 +218,7 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
         raise MalformedRow(f"resource.environment.id is not a string: {env_id!r}")
 
     amount = _amount(row)
-    quantity, price = _quantity_and_price(row, digest)
+    quantity, price = _quantity_and_price(row, None)
     metadata: dict[str, Any] = {}
     if (row_id := _row_id(row)) is not None:
         metadata[ROW_ID] = row_id
@@ -207,7 +226,7 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
         metadata["resource_name"] = resource["display_name"]
     for name in _SUMMED_AMOUNT_FIELDS:
         if row.get(name) is not None:
-            value, ok = _decimal(row[name], name, str(row.get("id") or digest))
+            value, ok = _decimal(row[name], name, row, None)
             if ok:
                 metadata[name] = value
     for name in _OPTIONAL_TEXT_FIELDS:
@@ -216,7 +235,7 @@ def _read_well_formed(row: Mapping[str, Any], digest: str) -> _Row:
     return _Row(
         day=day,
         env_id=env_id,
-        resource_id=resource_id or f"unresolved_billing_{digest}",
+        resource_id=resource_id or f"unresolved_billing_{row_hash(row)}",
         product_category=product,
         product_type=line_type,
         quantity=quantity,
@@ -266,30 +285,29 @@ def _read_rows(fetched: Iterable[tuple[date, Any]]) -> Iterator[_Row]:
     copies counted. If their contents differ we cannot tell which is the bill, so every version is malformed.
     Rows without an id cannot be told apart from price tiers and are all read.
 
-    Until every row is in, a row with an id is kept as its canonical JSON text (which its digest is made
-    from anyway), a fraction of the decoded object's memory: a 30-day bill of a large organization would
+    Until every row is in, a row with an id is kept as its JSON text (`_held`), which also tells its copies
+    apart, in a fraction of the decoded object's memory: a 30-day bill of a large organization would
     otherwise hold every page's objects at once. `fetched` may be a generator, so each page can go as soon
     as it is read.
     """
-    by_id: dict[str, dict[str, tuple[date, str, int]]] = {}
+    by_id: dict[str, dict[bytes | str, tuple[date, int]]] = {}
     for undated_day, row in fetched:
         row_id = _row_id(row) if isinstance(row, dict) else None
         if row_id is None:
             yield _read_row(row, undated_day)
             continue
         versions = by_id.setdefault(row_id, {})
-        canonical = canonical_json(row)
-        digest = digest_of(canonical)
-        first_day, _, copies = versions.get(digest, (undated_day, canonical, 0))
-        versions[digest] = (min(first_day, undated_day), canonical, copies + 1)
+        held = _held(row)
+        first_day, copies = versions.get(held, (undated_day, 0))
+        versions[held] = (min(first_day, undated_day), copies + 1)
     for row_id, versions in by_id.items():
-        for digest, (undated_day, canonical, copies) in versions.items():
-            row = json.loads(canonical)
+        for held, (undated_day, copies) in versions.items():
+            row = _released(held)
             if len(versions) == 1:
-                parsed = _read_row(row, undated_day, digest)
+                parsed = _read_row(row, undated_day)
             else:
                 problem = f"row id {row_id} came back with {len(versions)} different contents"
-                parsed = _malformed(row, digest, problem, undated_day)
+                parsed = _malformed(row, row_hash(row), problem, undated_day)
             if copies > 1:
                 log.warning("billing row %s came back %d times; charged once", row_id, copies)
                 parsed.metadata[DUPLICATE_ROWS] = copies - 1

@@ -214,6 +214,27 @@ def test_a_row_repeated_with_the_same_id_is_charged_once_and_its_copies_counted(
     assert (line.total_cost, line.metadata["duplicate_rows"]) == (Decimal("3.0000"), 2)
 
 
+def test_a_repeated_row_is_read_as_the_api_sent_it_whatever_json_can_hold(fake, make_client):
+    """Rows wait for their copies as JSON text: values orjson would write differently (NaN, which it writes
+    as null; an integer beyond 64 bits; a float it formats as 1e-5) still come back exactly as decoded."""
+    nan = {**CKU_ROW, "id": "dlz-nan", "resource": {"id": "lkc-nan"}, "amount": float("nan")}
+    big = {**CKU_ROW, "id": "dlz-big", "resource": {"id": "lkc-big"}, "quantity": 2**70}
+    tiny = {**CKU_ROW, "id": "dlz-tiny", "resource": {"id": "lkc-tiny"}, "amount": 1e-05, "description": None}
+    text = {**CKU_ROW, "id": "dlz-text", "resource": {"id": "lkc-text", "display_name": "Zürich ☃"}}
+    fake.route(COSTS, paged([[nan, big, tiny, text], [nan, big, tiny, text]], COSTS, keep=("start_date",)))
+    lines = CCloudCostSource(make_client(), "org-123").gather(date(2024, 1, 15), date(2024, 1, 16))
+    by_id = {line.resource_id: line for line in lines}
+    assert all(line.metadata["duplicate_rows"] == 1 for line in lines), "each row charged once"
+    malformed = by_id[f"malformed_billing_{row_hash(nan)}"]
+    assert (malformed.metadata["raw_amount"], malformed.metadata["parse_error"]) == (
+        "NaN",
+        "amount is not a finite number",
+    )
+    assert by_id["lkc-big"].quantity == Decimal(2**70)
+    assert (by_id["lkc-tiny"].total_cost, by_id["lkc-tiny"].metadata["raw_amount"]) == (0, "0.00001")
+    assert by_id["lkc-text"].metadata["resource_name"] == "Zürich ☃"
+
+
 def test_rows_sharing_an_id_with_different_contents_are_all_malformed(gather):
     first, second = {**CKU_ROW, "id": "dlz-1"}, {**CKU_ROW, "id": "dlz-1", "amount": 4.0}
     lines = gather([first, second, second])
