@@ -92,8 +92,10 @@ def fetch_bill(scope: TenantScope, days: Sequence[date]) -> FetchedBill:
     )
 
 
+@collector_paused()
 def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date, str]:
-    """What each day's bill looks like at the source right now (for the billing-change sensor)."""
+    """What each day's bill looks like at the source right now (for the billing-change sensor): read like
+    the billing stage's, with the collector paused, which the sensor's process needs no less."""
     try:
         fetched = fetch_bill(scope, days)
     except SourceError as exc:
