@@ -8,7 +8,7 @@ bulk: the tenant's known dimensions are loaded once into a dict, missing ones ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -91,7 +91,8 @@ def replace_chargeback_day(
     Rows sharing a dimension and timestamp are summed into one fact (a line split into several tiers can
     charge one identity twice: both amounts are owed). The fact keeps the metadata entries on which all
     its rows agree, so the result does not depend on the order of the rows. `known` carries dimension ids
-    across the days of a step; call its `keep()` once the transaction committed.
+    across the days of a step; call its `keep()` once the transaction committed. A dimension that only the
+    replaced facts used goes with them (`drop_unused_dimensions`).
     """
     facts: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
     timestamps: dict[datetime, str] = {}
@@ -113,6 +114,7 @@ def replace_chargeback_day(
             fact[0] += amount
             fact[1] = _common(fact[1], row.metadata)
     dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts], known)
+    replaced = dimensions_of_day(tx, ecosystem, tenant_id, day)
     delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
     metadata_text = _MetadataTexts()
     tx.conn.executemany(
@@ -130,7 +132,42 @@ def replace_chargeback_day(
             for (ts, dimension), (amount, metadata) in facts.items()
         ],
     )
+    drop_unused_dimensions(tx, replaced.difference(dimension_ids[dimension] for _, dimension in facts))
     return len(facts)
+
+
+def dimensions_of_day(tx: Transaction, ecosystem: str, tenant_id: str, day: date) -> set[int]:
+    """The dimension ids the day's facts refer to."""
+    start, end = day_bounds(day)
+    return {
+        dimension_id
+        for (dimension_id,) in tx.conn.execute(
+            "SELECT DISTINCT dimension_id FROM chargeback_facts "
+            "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ?",
+            (ecosystem, tenant_id, start, end),
+        )
+    }
+
+
+_DIMENSIONS_PER_DELETE = 500
+
+
+def drop_unused_dimensions(tx: Transaction, candidates: Collection[int]) -> int:
+    """Delete the dimensions among `candidates` (those of facts just deleted) that no fact refers to any more;
+    returns how many. Only the candidates are looked at: the tenant's whole history holds a hundred times
+    more dimensions than a day's facts name, and a revised day would otherwise scan them all."""
+    ordered = sorted(candidates)
+    dropped = 0
+    for start in range(0, len(ordered), _DIMENSIONS_PER_DELETE):
+        chunk = ordered[start : start + _DIMENSIONS_PER_DELETE]
+        cursor = tx.conn.execute(
+            f"DELETE FROM chargeback_dimensions WHERE dimension_id IN ({', '.join('?' * len(chunk))}) "
+            "AND NOT EXISTS (SELECT 1 FROM chargeback_facts f "
+            "WHERE f.dimension_id = chargeback_dimensions.dimension_id)",
+            chunk,
+        )
+        dropped += cursor.rowcount
+    return dropped
 
 
 class _MetadataTexts:

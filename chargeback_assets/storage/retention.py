@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
+from chargeback_assets.storage.chargeback import dimensions_of_day, drop_unused_dimensions
 from chargeback_assets.storage.codec import day_bounds, day_text, parse_day
 from chargeback_assets.storage.database import Source, Transaction
 
@@ -60,9 +61,11 @@ def delete_days(
     kept: they are the audit trail.
     """
     deleted = Deleted()
+    dimensions: set[int] = set()
     for day in sorted(set(days)):
         start, end = day_bounds(day)
         counts = deleted.by_day[day] = {}
+        dimensions |= dimensions_of_day(tx, ecosystem, tenant_id, day)
         for table, column, is_timestamp in _DAY_PARTITIONED:
             if is_timestamp:
                 where, values = f"{column} >= ? AND {column} < ?", (start, end)
@@ -80,10 +83,5 @@ def delete_days(
             (ecosystem, tenant_id, cutoff),
         )
         deleted.other[table] = cursor.rowcount
-    cursor = tx.conn.execute(
-        "DELETE FROM chargeback_dimensions WHERE ecosystem = ? AND tenant_id = ? AND NOT EXISTS "
-        "(SELECT 1 FROM chargeback_facts f WHERE f.dimension_id = chargeback_dimensions.dimension_id)",
-        (ecosystem, tenant_id),
-    )
-    deleted.other["chargeback_dimensions"] = cursor.rowcount
+    deleted.other["chargeback_dimensions"] = drop_unused_dimensions(tx, dimensions)
     return deleted

@@ -71,7 +71,7 @@ def test_null_columns_are_part_of_the_dimension(db):
         (None, Decimal("2.0000")),
         ("", Decimal("2.0000")),
     ]
-    _write(db, [org_wide])
+    _write(db, [empty_resource, org_wide])
     assert db.conn.execute("SELECT COUNT(*) FROM chargeback_dimensions").fetchone() == (2,)
     with pytest.raises(UNIQUE_VIOLATION, match="idx_chargeback_dimensions_unique"):
         db.conn.execute(
@@ -105,6 +105,21 @@ def test_a_day_round_trips_in_a_fixed_order_and_replacing_it_reuses_dimensions(d
         db.conn.execute("SELECT dimension_id FROM chargeback_dimensions ORDER BY 1").fetchall()
         == dimension_ids
     )
+
+
+def test_replacing_a_day_drops_the_dimensions_only_its_old_facts_used(db):
+    next_day = DAY + timedelta(days=1)
+    shared, only_old = ROW, replace(ROW, identity_id="sa-gone")
+    elsewhere = replace(ROW, identity_id="sa-other")
+    _write(db, [shared, only_old, elsewhere])
+    _write(db, [replace(elsewhere, timestamp=at(day=next_day))], day=next_day)
+    _write(db, [replace(ROW, tenant_id=OTHER_TENANT, identity_id="sa-gone")], tenant_id=OTHER_TENANT)
+
+    _write(db, [replace(shared, amount=Decimal("1.0000"))])  # the revised day names only `shared`
+    identities = db.conn.execute(
+        "SELECT tenant_id, identity_id FROM chargeback_dimensions ORDER BY 1, 2"
+    ).fetchall()
+    assert sorted(identities) == sorted([(TENANT, "sa-1"), (TENANT, "sa-other"), (OTHER_TENANT, "sa-gone")])
 
 
 def test_metadata_equal_in_python_but_not_in_json_is_stored_as_given(db):

@@ -346,7 +346,7 @@ def test_two_tenants_numbering_new_dimensions_at_once_never_collide(storage: Sto
         (count,) = db.conn.execute(
             "SELECT COUNT(DISTINCT dimension_id) FROM chargeback_dimensions"
         ).fetchone()
-        assert count == 2 * transactions
+        assert count == 2, "each tenant's last write names one; the replaced ones went with their facts"
         for tenant_id in ("acme", "globex"):
             rows = chargeback_rows_for_day(db, ECO, tenant_id, DAY)
             assert [(r.identity_id, r.amount) for r in rows] == [
