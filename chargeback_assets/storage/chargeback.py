@@ -113,8 +113,9 @@ def replace_chargeback_day(
         else:
             fact[0] += amount
             fact[1] = _common(fact[1], row.metadata)
-    dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, [dimension for _, dimension in facts], known)
     replaced = dimensions_of_day(tx, ecosystem, tenant_id, day)
+    wanted = [dimension for _, dimension in facts]
+    dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, wanted, known, replaced)
     delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
     metadata_text = _MetadataTexts()
     tx.conn.executemany(
@@ -132,18 +133,21 @@ def replace_chargeback_day(
             for (ts, dimension), (amount, metadata) in facts.items()
         ],
     )
-    drop_unused_dimensions(tx, replaced.difference(dimension_ids[dimension] for _, dimension in facts))
+    drop_unused_dimensions(tx, set(replaced.values()).difference(dimension_ids[d] for d in wanted))
     return len(facts)
 
 
-def dimensions_of_day(tx: Transaction, ecosystem: str, tenant_id: str, day: date) -> set[int]:
-    """The dimension ids the day's facts refer to."""
+def dimensions_of_day(
+    tx: Transaction, ecosystem: str, tenant_id: str, day: date
+) -> dict[tuple[Any, ...], int]:
+    """The dimensions the day's stored facts refer to, by their columns (`ChargebackRow.dimension`)."""
     start, end = day_bounds(day)
     return {
-        dimension_id
-        for (dimension_id,) in tx.conn.execute(
-            "SELECT DISTINCT dimension_id FROM chargeback_facts "
-            "WHERE ecosystem = ? AND tenant_id = ? AND timestamp >= ? AND timestamp < ?",
+        tuple(columns): dimension_id
+        for dimension_id, *columns in tx.conn.execute(
+            f"SELECT DISTINCT d.dimension_id, {', '.join(f'd.{c}' for c in _DIMENSION_COLUMNS.split(', '))} "
+            "FROM chargeback_facts f JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
+            "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ?",
             (ecosystem, tenant_id, start, end),
         )
     }
@@ -402,16 +406,21 @@ def _dimension_ids(
     ecosystem: str,
     tenant_id: str,
     dimensions: Sequence[tuple[Any, ...]],
-    memo: KnownDimensions | None = None,
+    memo: KnownDimensions | None,
+    stored: Mapping[tuple[Any, ...], int],
 ) -> dict[tuple[Any, ...], int]:
     """Get-or-create every dimension at once; new ones are numbered in order of first appearance.
 
     Only the day's dimensions are looked up (through a temporary table joined on the unique index), and
-    only those `memo` does not hold: a tenant gathers dimensions for as long as it runs, and loading all of
-    them for every day written made each write slower and larger than the last.
+    only those neither `memo` nor the day's `stored` facts name: a tenant gathers dimensions for as long as
+    it runs, and loading all of them for every day written made each write slower and larger than the last.
+    A recalculated day names mostly the dimensions it named before.
     """
     wanted = list(dict.fromkeys(dimensions))
     known = memo.known_of(wanted) if memo is not None else {}
+    for dimension in wanted:
+        if dimension not in known and (stored_id := stored.get(dimension)) is not None:
+            known[dimension] = stored_id
     unknown = [d for d in wanted if d not in known] if known else wanted
     fresh: dict[tuple[Any, ...], int] = {}
     if unknown and _has_dimensions(tx, ecosystem, tenant_id):  # none yet: a tenant's first day
