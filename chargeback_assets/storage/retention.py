@@ -65,7 +65,7 @@ def delete_days(
     for day in sorted(set(days)):
         start, end = day_bounds(day)
         counts = deleted.by_day[day] = {}
-        dimensions.update(dimensions_of_day(tx, ecosystem, tenant_id, day).values())
+        dimensions |= dimensions_of_day(tx, ecosystem, tenant_id, day)
         for table, column, is_timestamp in _DAY_PARTITIONED:
             if is_timestamp:
                 where, values = f"{column} >= ? AND {column} < ?", (start, end)
