@@ -21,6 +21,7 @@ from chargeback_assets.engine.models import is_settled
 from chargeback_assets.partitions import days_by_tenant, partition_key
 from chargeback_assets.redaction import scrub, scrub_data
 from chargeback_assets.resources import ChargebackResource
+from chargeback_assets.stages.bulk import return_free_memory
 from chargeback_assets.stages.scope import TenantScope, describe_days
 
 
@@ -76,6 +77,8 @@ class TenantWork:
                 # Any exception, not only ours, may quote a secret: what Dagster stores is scrubbed here.
                 self._failures[tenant_name] = error = scrub(str(exc))
                 context.log.error(f"{assets}: {tenant_name} failed; other tenants go on: {error}")
+            finally:
+                return_free_memory()
 
     def record(
         self, tenant: str, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
