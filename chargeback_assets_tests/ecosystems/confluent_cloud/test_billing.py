@@ -215,8 +215,8 @@ def test_a_row_repeated_with_the_same_id_is_charged_once_and_its_copies_counted(
 
 
 def test_a_repeated_row_is_read_as_the_api_sent_it_whatever_json_can_hold(fake, make_client):
-    """Rows wait for their copies as JSON text: values a JSON encoder could alter (NaN, an integer beyond 64
-    bits, a float written 1e-05, text beyond ASCII) still come back exactly as decoded."""
+    """Rows wait for their copies as JSON text: values orjson would write differently (NaN, which it writes
+    as null; an integer beyond 64 bits; a float it formats as 1e-5) still come back exactly as decoded."""
     nan = {**CKU_ROW, "id": "dlz-nan", "resource": {"id": "lkc-nan"}, "amount": float("nan")}
     big = {**CKU_ROW, "id": "dlz-big", "resource": {"id": "lkc-big"}, "quantity": 2**70}
     tiny = {**CKU_ROW, "id": "dlz-tiny", "resource": {"id": "lkc-tiny"}, "amount": 1e-05, "description": None}
