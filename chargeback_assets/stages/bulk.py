@@ -1,4 +1,4 @@
-"""Bulk work runs with Python's cyclic garbage collector paused.
+"""Bulk work runs with Python's cyclic garbage collector paused, and gives its freed memory back after.
 
 A stage creates hundreds of thousands of short-lived objects (metric samples, identities, chargeback rows,
 emitted lines). Each allocation burst triggers automatic collections, and in a Dagster run every full
