@@ -6,13 +6,16 @@ import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import dagster as dg
+import dagster._core.storage.event_log.sqlite.sqlite_event_log as dagster_sqlite_event_log
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 
 from chargeback_assets.event_log import EVENT_BATCH_SIZE, KEPT_ENGINES, EngineKeepingSqliteEventLogStorage
 from chargeback_assets_tests.dagster_processes import (
@@ -99,6 +102,29 @@ def test_a_run_reads_back_the_same_in_both_storages_and_history_survives_the_swi
             [dg.AssetCheckKey(numbers.key, "positive")]
         )
         assert [execution.run_id for execution in check.values()] == [new_run]
+
+
+def test_a_new_run_file_is_made_as_dagsters_own_storage_makes_it(tmp_path: Path) -> None:
+    """The same tables, indexes and head revision (by Dagster's own check), in write-ahead-log mode."""
+
+    def made_by(storage: SqliteEventLogStorage, run_id: str) -> tuple[Any, ...]:
+        try:
+            with storage.run_connection(run_id) as conn:
+                revision = check_alembic_revision(get_alembic_config(dagster_sqlite_event_log.__file__), conn)
+                (journal,) = conn.exec_driver_sql("PRAGMA journal_mode").fetchone()
+                schema = sorted(
+                    (kind, name, sql or "")
+                    for kind, name, sql in conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master")
+                )
+        finally:
+            storage.dispose()
+        return revision, journal, schema
+
+    ours = made_by(EngineKeepingSqliteEventLogStorage(str(tmp_path / "ours")), "a-run")
+    dagsters = made_by(SqliteEventLogStorage(str(tmp_path / "dagsters")), "a-run")
+    (stamped, head), journal, schema = ours
+    assert stamped == head is not None and journal == "wal" and schema
+    assert ours == dagsters
 
 
 def test_engines_are_kept_per_file_up_to_the_limit(tmp_path: Path) -> None:
