@@ -23,6 +23,7 @@ from chargeback_assets.sensors import (
     build_continuation_sensor,
     build_emission_retry_sensor,
 )
+from chargeback_assets.stages.bulk import freeze_loaded_objects
 
 CHARGEBACK_JOB = "chargeback_job"
 
@@ -59,4 +60,6 @@ def build_definitions(config_path: str) -> dg.Definitions:
 @dg.definitions
 def defs() -> dg.Definitions:
     """Loaded by Dagster when the code location loads, so importing this module needs no config file."""
-    return build_definitions(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+    definitions = build_definitions(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
+    freeze_loaded_objects()
+    return definitions

@@ -30,6 +30,20 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def freeze_loaded_objects() -> None:
+    """Take what the process has loaded (Dagster, its dependencies, the definitions) out of later collections.
+
+    Those ~145,000 tracked objects live as long as the process, yet every full collection walked them all:
+    in a process that had run a backfill, one came every other billing-sensor tick and took 145-220 ms
+    (large sandbox). Frozen, they are skipped. Called each time the code location loads: what an earlier
+    load froze is thawed first, so definitions a reload replaced can still be collected, and what is
+    garbage now is collected before the rest is frozen.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's `malloc_trim`, or None where the C library has none (musl, macOS)."""
     name = ctypes.util.find_library("c")
