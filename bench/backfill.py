@@ -24,10 +24,9 @@ from bench.harness import median, megabytes, timed
 from bench.instance import repo_instance
 from bench.sandbox import RemoteSandbox, remote_sandbox
 from chargeback_assets.constants import TENANT_TAG
-from chargeback_assets.definitions import CHARGEBACK_JOB, build_definitions
+from chargeback_assets.definitions import CHARGEBACK_JOB, load_definitions
 from chargeback_assets.partitions import partition_key
 from chargeback_assets.resources import ChargebackResource
-from chargeback_assets.stages.bulk import freeze_loaded_objects
 from chargeback_assets.stages.checks import reconcile_day
 
 BACKFILL_RUNS = 3
@@ -37,14 +36,6 @@ TENANT = "large"
 REVISED_AGE_DAYS = 2
 """The revised day is the newest day minus this: inside every tenant's recalculation window (>= 1 day)."""
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-
-def load_definitions(config_path: Path) -> dg.Definitions:
-    """The definitions as a Dagster process gets them: the code location's loader (`definitions.defs`) also
-    freezes what is loaded by then out of later garbage collections."""
-    defs = build_definitions(str(config_path))
-    freeze_loaded_objects()
-    return defs
 
 
 def backfill(
@@ -113,7 +104,7 @@ def one_backfill(
 ) -> dict[str, Any]:
     """One backfill and its revisions; with `floors`, also what Dagster's event log alone costs each."""
     config_path = sandbox.write_config(workdir, TENANT)
-    defs = load_definitions(config_path)
+    defs = load_definitions(str(config_path))
     floor_lines = []
     with repo_instance(workdir) as instance:
         before, server_cpu = sandbox.requests(), sandbox.cpu_seconds()

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.backfill import backfill, load_definitions, require_reconciled
+from bench.backfill import backfill, require_reconciled
 from bench.harness import timed
 from bench.instance import repo_instance
 from bench.sandbox import remote_sandbox
+from chargeback_assets.definitions import load_definitions
 from chargeback_assets.sandbox.generator import SIZES
 
 LARGE_SERVICE_ACCOUNTS = SIZES["large"].service_accounts
@@ -40,7 +41,7 @@ def one_point(days: int, service_accounts: int) -> float:
         tempfile.TemporaryDirectory(prefix=f"bench-scale{days}-") as workdir,
     ):
         config_path = sandbox.write_config(Path(workdir), "large")
-        defs = load_definitions(config_path)
+        defs = load_definitions(str(config_path))
         with repo_instance(workdir) as instance:
             seconds, _ = timed(lambda: backfill(defs, instance, first, last))
         require_reconciled(config_path, first, last)

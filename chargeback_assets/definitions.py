@@ -57,9 +57,15 @@ def build_definitions(config_path: str) -> dg.Definitions:
     )
 
 
+def load_definitions(config_path: str) -> dg.Definitions:
+    """The definitions as a process that serves or runs them loads them: what is loaded by then is frozen out
+    of later garbage collections (`freeze_loaded_objects`). Tests build them with `build_definitions`."""
+    definitions = build_definitions(config_path)
+    freeze_loaded_objects()
+    return definitions
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
     """Loaded by Dagster when the code location loads, so importing this module needs no config file."""
-    definitions = build_definitions(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
-    freeze_loaded_objects()
-    return definitions
+    return load_definitions(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_FILE)
