@@ -34,7 +34,7 @@ from chargeback_assets.storage.codec import (
     require_scope,
     timestamp_text,
 )
-from chargeback_assets.storage.database import Source, Transaction, delete_day
+from chargeback_assets.storage.database import Source, Transaction
 from chargeback_assets.storage.dialect import Cursor, Dialect
 
 _DIMENSION_COLUMNS = (
@@ -114,24 +114,28 @@ def replace_chargeback_day(
             fact[0] += amount
             fact[1] = _common(fact[1], row.metadata)
     wanted = [dimension for _, dimension in facts]
-    stored, replaced = _stored_dimension_ids(tx, ecosystem, tenant_id, day, wanted)
+    before, stored = _stored_day(tx, ecosystem, tenant_id, day, wanted)
+    replaced = {dimension_id for _, dimension_id in before}
     dimension_ids = _dimension_ids(tx, ecosystem, tenant_id, wanted, known, stored)
-    delete_day(tx, "chargeback_facts", ecosystem, tenant_id, day, timestamp_column="timestamp")
     metadata_text = _MetadataTexts()
+    inserts, updates = [], []
+    for (ts, dimension), (amount, metadata) in facts.items():
+        dimension_id = dimension_ids[dimension]
+        value = (format(amount, "f"), metadata_text(metadata, ts))
+        stored_value = before.pop((ts, dimension_id), None)
+        if stored_value is None:
+            inserts.append((ecosystem, tenant_id, ts, dimension_id, *value))
+        elif stored_value != value:
+            updates.append((*value, ts, dimension_id))
+    tx.conn.executemany("DELETE FROM chargeback_facts WHERE timestamp = ? AND dimension_id = ?", list(before))
+    tx.conn.executemany(
+        "UPDATE chargeback_facts SET amount = ?, metadata_json = ? WHERE timestamp = ? AND dimension_id = ?",
+        updates,
+    )
     tx.conn.executemany(
         "INSERT INTO chargeback_facts (ecosystem, tenant_id, timestamp, dimension_id, amount, metadata_json) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (
-                ecosystem,
-                tenant_id,
-                ts,
-                dimension_ids[dimension],
-                format(amount, "f"),
-                metadata_text(metadata, ts),
-            )
-            for (ts, dimension), (amount, metadata) in facts.items()
-        ],
+        inserts,
     )
     drop_unused_dimensions(tx, replaced.difference(dimension_ids[d] for d in wanted))
     return len(facts)
@@ -150,26 +154,28 @@ def dimensions_of_day(tx: Transaction, ecosystem: str, tenant_id: str, day: date
     }
 
 
-def _stored_dimension_ids(
+def _stored_day(
     tx: Transaction, ecosystem: str, tenant_id: str, day: date, wanted: Sequence[tuple[Any, ...]]
-) -> tuple[dict[tuple[Any, ...], int], set[int]]:
-    """The ids of the dimensions the day's stored facts name: of those in `wanted` (keyed by its own
-    tuples), and of all of them. Each row read is compared and let go: keeping a large day's 12,000 rows of
-    fresh strings raised a revision's peak RSS by ~20 MB."""
+) -> tuple[dict[tuple[str, int], tuple[str, str]], dict[tuple[Any, ...], int]]:
+    """The day's stored facts, in one read: each fact's amount and metadata texts keyed by (timestamp,
+    dimension id), and the ids of the dimensions in `wanted` that they name (keyed by `wanted`'s own tuples).
+    A dimension's columns are compared and let go: keeping a large day's 12,000 of them, fresh strings each,
+    raised a revision's peak RSS by ~20 MB."""
     own = {dimension: dimension for dimension in wanted}
+    values: dict[tuple[str, int], tuple[str, str]] = {}
     stored: dict[tuple[Any, ...], int] = {}
-    replaced: set[int] = set()
     start, end = day_bounds(day)
-    for dimension_id, *columns in tx.conn.execute(
-        f"SELECT DISTINCT d.dimension_id, {', '.join(f'd.{c}' for c in _DIMENSION_COLUMNS.split(', '))} "
+    for row in tx.conn.execute(
+        "SELECT f.timestamp, f.dimension_id, CAST(f.amount AS TEXT), f.metadata_json, "
+        f"{', '.join(f'd.{c}' for c in _DIMENSION_COLUMNS.split(', '))} "
         "FROM chargeback_facts f JOIN chargeback_dimensions d ON d.dimension_id = f.dimension_id "
         "WHERE f.ecosystem = ? AND f.tenant_id = ? AND f.timestamp >= ? AND f.timestamp < ?",
         (ecosystem, tenant_id, start, end),
     ):
-        replaced.add(dimension_id)
-        if (dimension := own.get(tuple(columns))) is not None:
-            stored[dimension] = dimension_id
-    return stored, replaced
+        values[row[0], row[1]] = row[2:4]
+        if (dimension := own.get(row[4:])) is not None:
+            stored[dimension] = row[1]
+    return values, stored
 
 
 _DIMENSIONS_PER_DELETE = 500
