@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import sqlite3
-from contextlib import closing
+import queue
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -16,6 +15,7 @@ import yaml
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+from dagster._core.utils import make_new_run_id
 
 from chargeback_assets.event_log import EVENT_BATCH_SIZE, KEPT_ENGINES, EngineKeepingSqliteEventLogStorage
 from chargeback_assets_tests.dagster_processes import (
@@ -74,13 +74,36 @@ def test_the_repo_instance_keeps_its_events_where_dagsters_default_does(tmp_path
     with open_instance(home) as instance:
         storage = our_storage(instance)
         run_id = materialize(instance)
-        # While the instance is open and its connections too: every event is in the run's own file (read
-        # here ignoring the write-ahead log), the file whose changes the webserver's log watcher waits on.
-        runs = home / "history" / "runs"
-        with closing(sqlite3.connect(f"file:{runs / f'{run_id}.db'}?immutable=1", uri=True)) as run_file:
-            (in_file,) = run_file.execute("SELECT COUNT(*) FROM event_logs").fetchone()
-        assert in_file == len(instance.all_logs(run_id)) > 0
-    assert Path(storage._base_dir) == Path(default["base_dir"]) == runs
+        assert (home / "history" / "runs" / f"{run_id}.db").is_file()
+        assert len(instance.all_logs(run_id)) > 0
+    assert Path(storage._base_dir) == Path(default["base_dir"]) == home / "history" / "runs"
+
+
+def test_the_webservers_log_watcher_is_woken_by_every_event_stored(tmp_path: Path) -> None:
+    """The webserver shows a running run's log by watching the run's file (Dagster's watchdog, on another
+    instance as in its own process): each event stored must change that file, though the event itself is in
+    the write-ahead log beside it."""
+    home = prepare_dagster_home(tmp_path / "home")
+    with open_instance(home) as worker, open_instance(home) as webserver:
+        run_id = make_new_run_id()
+        first, *rest = [entry._replace(run_id=run_id) for entry in worker.all_logs(materialize(worker))]
+        our_storage(worker).store_event(first)  # the run's file exists, as it does once the run is shown
+        seen: queue.Queue[dg.EventLogEntry] = queue.Queue()
+
+        def shown(entry: dg.EventLogEntry, cursor: str) -> None:
+            seen.put(entry)
+
+        our_storage(webserver).watch(run_id, None, shown)
+        shown_so_far = []
+        for entry in rest:
+            our_storage(worker).store_event(entry)
+            while entry not in shown_so_far:  # the watcher's first wake also reads what came before it
+                try:
+                    shown_so_far.append(seen.get(timeout=10))
+                except queue.Empty:
+                    pytest.fail(f"the watcher was not woken by {entry.dagster_event_type} in 10 s")
+        our_storage(webserver).end_watch(run_id, shown)
+    assert shown_so_far == [first, *rest]
 
 
 def test_a_run_reads_back_the_same_in_both_storages_and_history_survives_the_switch(tmp_path: Path) -> None:
