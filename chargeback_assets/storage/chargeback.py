@@ -93,6 +93,11 @@ def replace_chargeback_day(
     its rows agree, so the result does not depend on the order of the rows. `known` carries dimension ids
     across the days of a step; call its `keep()` once the transaction committed. A dimension that only the
     replaced facts used goes with them (`drop_unused_dimensions`).
+
+    Only what changed is written: a stored fact whose amount and metadata texts are unchanged stays as it
+    is, a changed one is updated in place, and the rest are deleted or inserted. A recalculated day mostly
+    repeats its stored facts: deleting and inserting all ~12,000 of a large day, with their three indexes,
+    took 1.6 times as long for a revised day and three times as long for an unchanged one.
     """
     facts: dict[tuple[str, tuple[Any, ...]], list[Any]] = {}
     timestamps: dict[datetime, str] = {}
