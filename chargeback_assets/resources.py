@@ -16,6 +16,7 @@ from chargeback_assets.runtime import build_runtime
 from chargeback_assets.stages.lanes import RunLanes
 from chargeback_assets.stages.scope import TenantData, TenantScope
 from chargeback_assets.storage.database import ChargebackDatabase, open_database
+from chargeback_assets.storage.inventory import MadeIdentities
 
 
 @functools.cache
@@ -32,9 +33,11 @@ class ChargebackResource(dg.ConfigurableResource):
     config_path: str
     _lanes: RunLanes | None = PrivateAttr(default=None)
     _budget: RetryBudget | None = PrivateAttr(default=None)
+    _made_identities: MadeIdentities | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        """In a run (not a sensor or schedule tick), prepare the leases its steps take."""
+        """In a run (not a sensor or schedule tick), prepare the leases its steps take and the identities
+        they share (`MadeIdentities`)."""
         run, instance = context.run, context.instance
         if run is None:
             return
@@ -46,6 +49,7 @@ class ChargebackResource(dg.ConfigurableResource):
         self._lanes = RunLanes(
             self.database, run.run_id, self.config.features.max_parallel_tenants, finished=finished
         )
+        self._made_identities = MadeIdentities()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._budget is not None:
@@ -54,6 +58,7 @@ class ChargebackResource(dg.ConfigurableResource):
         if self._lanes is not None:
             self._lanes.release()
             self._lanes = None
+        self._made_identities = None
 
     def hold_tenants(self, tenants: Iterable[str], report: Callable[[str], None]) -> None:
         """Wait until this run alone computes `tenants` and holds a parallel-run slot (stages/lanes.py).
@@ -98,6 +103,6 @@ class ChargebackResource(dg.ConfigurableResource):
         runtime = build_runtime(tenant, self._budget)
         try:
             with self.database() as db:
-                yield TenantScope(tenant, db, runtime)
+                yield TenantScope(tenant, db, runtime, self._made_identities)
         finally:
             runtime.close()

@@ -12,6 +12,7 @@ from chargeback_assets.redaction import scrub
 from chargeback_assets.stages.views import InventoryViews
 from chargeback_assets.storage.chargeback import KnownDimensions
 from chargeback_assets.storage.database import ChargebackDatabase
+from chargeback_assets.storage.inventory import MadeIdentities
 
 
 class StageError(RuntimeError):
@@ -47,10 +48,12 @@ class TenantScope(TenantData):
 
     A scope lives for one step of one tenant; `inventory_views` reads the stored inventory the first time a
     stage asks and serves every later day of the step from it, and `known_dimensions` holds the chargeback
-    dimension ids its days have written.
+    dimension ids its days have written. `made_identities`, kept by the run, spares the read remaking the
+    identities an earlier step of the run made from the same rows.
     """
 
     runtime: EcosystemRuntime
+    made_identities: MadeIdentities | None = None
     _views: InventoryViews | None = field(default=None, init=False, repr=False)
     known_dimensions: KnownDimensions = field(default_factory=KnownDimensions, init=False, repr=False)
 

@@ -9,7 +9,7 @@ from chargeback_assets.engine.models import Identity, Resource, Window
 from chargeback_assets.storage.inventory import all_identities, all_resources
 
 if TYPE_CHECKING:
-    from chargeback_assets.stages.scope import TenantData
+    from chargeback_assets.stages.scope import TenantScope
 
 
 class InventoryViews:
@@ -21,7 +21,7 @@ class InventoryViews:
     biggest single cost of a month's backfill.
     """
 
-    def __init__(self, scope: TenantData) -> None:
+    def __init__(self, scope: TenantScope) -> None:
         self._scope = scope
         self._inventory: tuple[list[Resource], list[Identity]] | None = None
         self._views: dict[Window, InventoryView] = {}
@@ -32,7 +32,7 @@ class InventoryViews:
             if self._inventory is None:
                 self._inventory = (
                     all_resources(scope.db, scope.ecosystem, scope.tenant_id),
-                    all_identities(scope.db, scope.ecosystem, scope.tenant_id),
+                    all_identities(scope.db, scope.ecosystem, scope.tenant_id, scope.made_identities),
                 )
             self._views[window] = InventoryView.build(window, *self._inventory)
         return self._views[window]

@@ -192,9 +192,44 @@ def identities_overlapping(source: Source, ecosystem: str, tenant_id: str, windo
     return _identities(source, ecosystem, tenant_id, *_overlap_filter(window))
 
 
-def all_identities(source: Source, ecosystem: str, tenant_id: str) -> list[Identity]:
-    """Every known identity whatever its lifetime (who an id names does not depend on the day)."""
-    return _identities(source, ecosystem, tenant_id)
+def all_identities(
+    source: Source, ecosystem: str, tenant_id: str, made: MadeIdentities | None = None
+) -> list[Identity]:
+    """Every known identity whatever its lifetime (who an id names does not depend on the day); `made`
+    supplies those already made from the same stored rows."""
+    return _identities(source, ecosystem, tenant_id, made=made)
+
+
+class MadeIdentities:
+    """Identities made from stored rows, kept by row for the rest of a run.
+
+    A run reads a tenant's whole inventory in each step that needs it (resolution, then allocation), and
+    making a large tenant's ~6,000 identities from their rows was ~50 ms of each read, against ~10 ms for the
+    query. A row always makes an equal identity and identities are never changed, so nothing kept can go
+    stale: a row a gather changed is another key.
+    """
+
+    __slots__ = ("_by_row",)
+
+    def __init__(self) -> None:
+        self._by_row: dict[tuple[str, str, tuple[str | None, ...]], Identity] = {}
+
+    def identities(
+        self,
+        ecosystem: str,
+        tenant_id: str,
+        rows: Iterable[tuple[str | None, ...]],
+        timestamp_of: Callable[[str | None], datetime | None],
+    ) -> list[Identity]:
+        by_row = self._by_row
+        identities = []
+        for row in rows:
+            key = (ecosystem, tenant_id, row)
+            identity = by_row.get(key)
+            if identity is None:
+                identity = by_row[key] = identity_from_row(ecosystem, tenant_id, row, timestamp_of)
+            identities.append(identity)
+        return identities
 
 
 def identity_snapshot(
@@ -236,7 +271,12 @@ def identity_from_row(
 
 
 def _identities(
-    source: Source, ecosystem: str, tenant_id: str, condition: str = "", params: tuple[str, ...] = ()
+    source: Source,
+    ecosystem: str,
+    tenant_id: str,
+    condition: str = "",
+    params: tuple[str, ...] = (),
+    made: MadeIdentities | None = None,
 ) -> list[Identity]:
     cursor = source.conn.execute(
         f"SELECT {IDENTITY_SNAPSHOT_COLUMNS} FROM identities "
@@ -244,6 +284,8 @@ def _identities(
         (ecosystem, tenant_id, *params),
     )
     timestamp_of = cache(parse_timestamp)
+    if made is not None:
+        return made.identities(ecosystem, tenant_id, cursor, timestamp_of)
     return [identity_from_row(ecosystem, tenant_id, row, timestamp_of) for row in cursor]
 
 

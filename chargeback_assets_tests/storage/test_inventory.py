@@ -5,7 +5,9 @@ import pytest
 
 from chargeback_assets.engine.models import UNALLOCATED, Identity, Resource, Window
 from chargeback_assets.storage.inventory import (
+    MadeIdentities,
     active_ids,
+    all_identities,
     all_resources,
     identities_overlapping,
     mark_deleted,
@@ -44,6 +46,25 @@ def test_resources_and_identities_round_trip_with_last_seen(db):
     ]
     assert all_resources(db, ECO, OTHER_TENANT) == []
     assert identities_overlapping(db, ECO, OTHER_TENANT, WINDOW) == []
+
+
+def test_identities_made_earlier_in_a_run_are_reused_only_for_unchanged_rows(db):
+    with db.transaction() as tx:
+        upsert_identities(tx, ECO, TENANT, [SA, KEY], seen_at=at(2))
+        upsert_identities(tx, ECO, OTHER_TENANT, [replace(SA, tenant_id=OTHER_TENANT)], seen_at=at(2))
+    made = MadeIdentities()
+    first = all_identities(db, ECO, TENANT, made)
+    assert first == all_identities(db, ECO, TENANT) == [replace(i, last_seen_at=at(2)) for i in (KEY, SA)]
+    again = all_identities(db, ECO, TENANT, made)
+    assert [a is b for a, b in zip(again, first, strict=True)] == [True, True]
+    with db.transaction() as tx:  # a gather renames the service account
+        upsert_identities(tx, ECO, TENANT, [replace(SA, display_name="svc-2")], seen_at=at(2))
+    key, renamed = all_identities(db, ECO, TENANT, made)
+    assert key is first[0]
+    assert renamed == replace(SA, display_name="svc-2", last_seen_at=at(2))
+    assert all_identities(db, ECO, OTHER_TENANT, made) == [
+        replace(SA, tenant_id=OTHER_TENANT, last_seen_at=at(2))
+    ]
 
 
 def test_regathering_keeps_the_first_created_at_and_revives_a_deleted_entity(db):
