@@ -21,8 +21,9 @@ planned materializations, the materializations of one step's partitions) one eve
   too, at ~0.7 ms and a sync of the file each: a revised day stores ~110 events. SQLite still checkpoints
   on its own once the log holds 1,000 pages, and when the last connection closes.
 - A new run's file is created and stamped at Dagster's head revision with the migration scripts read
-  once per process (`_initdb`): Dagster's own way read all of them twice for every run, and making a run's
-  file took 62-69 ms instead of 29-36 ms.
+  once per process (`_initdb`), and in one transaction: Dagster's own way read all of them twice for every
+  run and committed each table and index on its own; making a run's file took 62-69 ms, then 29-36 ms
+  with the scripts read once, and ~14 ms in one transaction.
 
 Events stay where Dagster's default puts them, `<DAGSTER_HOME>/history/runs`: an instance switched to this
 storage keeps its history. Dagster is pinned (setup.cfg); `_connect`, `_initdb` and `store_event` are the
@@ -52,7 +53,7 @@ from dagster._core.storage.sql import get_alembic_config, safe_commit
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import _event_logs_directory
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
@@ -207,10 +208,15 @@ def _another_process_is_creating_it(exc: BaseException) -> bool:
     reraise=True,
 )
 def _init_run_file(engine: Engine) -> None:
+    """Write-ahead-log mode first, then the tables, indexes and stamp in one transaction: each of Dagster's
+    ~20 statements committed on its own, each commit a sync of a rollback journal (~30 of a run file's
+    ~40 ms)."""
     with engine.connect() as conn:
         migrations = MigrationContext.configure(conn)
         if migrations.get_current_revision() is None:
-            SqlEventLogStorageMetadata.create_all(engine)
-            conn.execute(text("PRAGMA journal_mode=WAL"))
+            conn.rollback()  # the revision's read began a transaction; the mode changes outside one
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            SqlEventLogStorageMetadata.create_all(conn)
             migrations.stamp(_dagster_migrations(), "head")
             safe_commit(conn)
