@@ -3,14 +3,15 @@
 Run as `python -m chargeback_assets_tests.crash_writer CONFIG DAY TENANT SIGNAL_FILE [all]`. It materializes
 chargeback_facts of one partition (with `all`: every asset of the job, so billing_lines and the other
 stages commit first) with the real job, storage and SQLite file; the only addition is a pause right after
-`replace_chargeback_day` has deleted the day's facts and before it inserts the new ones and commits. At
-that point it writes SIGNAL_FILE (JSON: facts deleted, facts the transaction still sees for the day) and
-sleeps until killed.
+`replace_chargeback_day` has written the day's facts and before the transaction commits. At that point it
+writes SIGNAL_FILE (JSON: facts written, and the day's facts and their sum as the transaction sees them)
+and sleeps until killed.
 
 Why a pause point rather than a slow allocator override: allocation finishes before the write transaction
-begins, so a slow allocator is killed with nothing written yet. And the pause must come after the DELETE
-but before the INSERT: a rerun writes rows identical to the old ones, so a kill after the INSERT could not
-tell a rolled-back transaction from a committed one.
+begins, so a slow allocator is killed with nothing written yet. The write changes only the facts that
+differ from the stored ones, so a test makes them differ first (a revised bill, or tampered facts): a
+rerun over unchanged inputs would change nothing, and a kill could not tell a rolled-back transaction
+from a committed one.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import os
 import sys
 import time
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-import chargeback_assets.storage.chargeback as chargeback_storage
+import chargeback_assets.stages.chargeback as chargeback_stage
 from chargeback_assets.config import load_config
 from chargeback_assets.storage.chargeback import chargeback_rows_for_day
 from chargeback_assets.storage.database import Transaction
@@ -33,26 +36,32 @@ from chargeback_assets_tests.graph import Graph
 PAUSE_S = 600.0
 
 
-def pause_after_delete(signal_file: Path) -> None:
-    real_delete_day = chargeback_storage.delete_day
+def pause_before_commit(signal_file: Path) -> None:
+    real_replace = chargeback_stage.replace_chargeback_day
 
-    def delete_then_pause(
-        tx: Transaction, table: str, ecosystem: str, tenant_id: str, day: date, **kwargs: str | None
+    def replace_then_pause(
+        tx: Transaction, ecosystem: str, tenant_id: str, day: date, *args: Any, **kwargs: Any
     ) -> int:
-        deleted = real_delete_day(tx, table, ecosystem, tenant_id, day, **kwargs)
-        seen = len(chargeback_rows_for_day(tx, ecosystem, tenant_id, day))
+        written = real_replace(tx, ecosystem, tenant_id, day, *args, **kwargs)
+        seen = chargeback_rows_for_day(tx, ecosystem, tenant_id, day)
+        report = {
+            "written": written,
+            "seen_in_transaction": len(seen),
+            "allocated_in_transaction": str(sum((row.amount for row in seen), Decimal(0))),
+            "pid": os.getpid(),
+        }
         partial = signal_file.with_suffix(".partial")
-        partial.write_text(json.dumps({"deleted": deleted, "seen_in_transaction": seen, "pid": os.getpid()}))
+        partial.write_text(json.dumps(report))
         partial.rename(signal_file)
         time.sleep(PAUSE_S)
         raise RuntimeError(f"crash_writer was not killed within {PAUSE_S:.0f} s")
 
-    chargeback_storage.delete_day = delete_then_pause
+    chargeback_stage.replace_chargeback_day = replace_then_pause
 
 
 def main(argv: list[str]) -> None:
     config, day, tenant, signal_file, *scope = argv
-    pause_after_delete(Path(signal_file))
+    pause_before_commit(Path(signal_file))
     db_path = load_config(config).storage.path
     graph = Graph(Path(config).parent, Path(config), db_path, {}, date.fromisoformat(day))
     selection = None if scope == ["all"] else [dg.AssetKey("chargeback_facts")]

@@ -77,26 +77,35 @@ def paused_writer(graph: Graph, workdir: Path, *scope: str) -> Iterator[tuple[in
 
 
 @pytest.mark.slow
-def test_sigkill_between_delete_and_commit_keeps_the_previous_rows_and_a_rerun_completes(
+def test_sigkill_before_the_commit_keeps_the_previous_rows_and_a_rerun_completes(
     tmp_path: Path,
 ) -> None:
     with running_graph(tmp_path, days=3) as graph, dg.instance_for_test() as instance:
         assert graph.run(TENANT, graph.newest, instance=instance).success
-        before = stored_rows(graph)
-        assert len(before) > 0
+        calculated = stored_rows(graph)
+        assert len(calculated) > 0
+        with ChargebackDatabase.open(graph.db_path) as db, db.transaction() as tx:
+            tx.conn.execute("UPDATE chargeback_facts SET amount = '1.0000' WHERE tenant_id = ?", (TENANT,))
+        tampered = stored_rows(graph)
+        assert tampered != calculated
 
         with paused_writer(graph, tmp_path) as (pid, paused):
-            # The writer is inside its transaction and has deleted every fact of the day ...
-            assert paused == {"deleted": len(before), "seen_in_transaction": 0, "pid": pid}
+            # The writer is inside its transaction and has rewritten every fact of the day ...
+            assert paused == {
+                "written": len(calculated),
+                "seen_in_transaction": len(calculated),
+                "allocated_in_transaction": str(sum((row.amount for row in calculated), Decimal(0))),
+                "pid": pid,
+            }
             # ... which other connections do not see while it is open.
-            assert stored_rows(graph) == before
+            assert stored_rows(graph) == tampered
 
-        assert stored_rows(graph) == before
+        assert stored_rows(graph) == tampered
         assert integrity(graph) == "ok"
 
         rerun = graph.run(TENANT, graph.newest, instance=instance)
         assert rerun.success
-        assert stored_rows(graph) == before
+        assert stored_rows(graph) == calculated
 
 
 def billed_and_allocated(graph: Graph) -> tuple[Decimal, Decimal]:
