@@ -18,7 +18,7 @@ planned materializations, the materializations of one step's partitions) one eve
 - After each transaction on a run's file, the file's modification time is set to now: the webserver's log
   watcher waits for a change to the file itself, and the events are in its write-ahead log (Dagster got
   the change from closing the last connection, which checkpoints). A checkpoint per transaction gave it
-  too, at ~0.7 ms and a sync of the file each: a revised day stores ~110 events. SQLite still checkpoints
+  too, at ~0.8 ms and a sync of the file each: a revised day stores ~110 events. SQLite still checkpoints
   on its own once the log holds 1,000 pages, and when the last connection closes.
 - A new run's file is created and stamped at Dagster's head revision with the migration scripts read
   once per process (`_initdb`), and in one transaction: Dagster's own way read all of them twice for every
