@@ -214,22 +214,19 @@ class MadeIdentities:
     def __init__(self) -> None:
         self._by_row: dict[tuple[str, str, tuple[str | None, ...]], Identity] = {}
 
-    def identities(
+    def identity(
         self,
         ecosystem: str,
         tenant_id: str,
-        rows: Iterable[tuple[str | None, ...]],
+        row: Sequence[str | None],
         timestamp_of: Callable[[str | None], datetime | None],
-    ) -> list[Identity]:
-        by_row = self._by_row
-        identities = []
-        for row in rows:
-            key = (ecosystem, tenant_id, row)
-            identity = by_row.get(key)
-            if identity is None:
-                identity = by_row[key] = identity_from_row(ecosystem, tenant_id, row, timestamp_of)
-            identities.append(identity)
-        return identities
+    ) -> Identity:
+        """`identity_from_row`, made once per tenant and row."""
+        key = (ecosystem, tenant_id, tuple(row))
+        identity = self._by_row.get(key)
+        if identity is None:
+            identity = self._by_row[key] = identity_from_row(ecosystem, tenant_id, row, timestamp_of)
+        return identity
 
 
 def identity_snapshot(
@@ -284,9 +281,8 @@ def _identities(
         (ecosystem, tenant_id, *params),
     )
     timestamp_of = cache(parse_timestamp)
-    if made is not None:
-        return made.identities(ecosystem, tenant_id, cursor, timestamp_of)
-    return [identity_from_row(ecosystem, tenant_id, row, timestamp_of) for row in cursor]
+    make = identity_from_row if made is None else made.identity
+    return [make(ecosystem, tenant_id, row, timestamp_of) for row in cursor]
 
 
 def _resources(
