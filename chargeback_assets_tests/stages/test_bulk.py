@@ -1,15 +1,13 @@
 import gc
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from chargeback_assets.config import CONFIG_ENV_VAR
 from chargeback_assets.stages.bulk import collector_paused, freeze_loaded_objects
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from chargeback_assets_tests.dagster_processes import REPO_ROOT
 
 
 class _Node:
