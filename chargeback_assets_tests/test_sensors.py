@@ -57,10 +57,12 @@ def build_watched_days(graph: Graph, instance: dg.DagsterInstance) -> list:
 
 def billed(graph: Graph, day) -> Decimal:
     """What acme-prod's stored bill of `day` totals."""
+    return sum((line.total_cost for line in stored_bill(graph, day)), Decimal(0))
+
+
+def stored_bill(graph: Graph, day) -> list:
     with ChargebackDatabase.open(graph.db_path) as db:
-        return sum(
-            (line.total_cost for line in billing_for_day(db, "confluent_cloud", "acme-prod", day)), Decimal(0)
-        )
+        return billing_for_day(db, "confluent_cloud", "acme-prod", day)
 
 
 def test_days_never_materialized_in_the_window_are_requested(graph: Graph, instance) -> None:
@@ -102,6 +104,8 @@ def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_
     ticks = SensorTicks(graph, instance)
     day, prod = days[1], graph.sandboxes["acme-prod"]
     billed_before = billed(graph, day)
+    lines_before = {line.key for line in stored_bill(graph, day)}
+    assert any(resource.startswith("unresolved_billing_") for _, _, _, _, resource, _, _ in lines_before)
     prod.revise_bill(day, Decimal("1.25"))
     assert ticks.tick() == [f"{day}|acme-prod"]
     [request] = ticks.requests
@@ -136,6 +140,9 @@ def test_a_revised_bill_is_recalculated_from_billing_lines_on_without_gathering_
     with ChargebackDatabase.open(graph.db_path) as db:
         charged = sum(row.amount for row in chargeback_rows_for_day(db, "confluent_cloud", "acme-prod", day))
     assert charged == billed(graph, day) != billed_before, "the revised bill is charged in full"
+    assert {line.key for line in stored_bill(graph, day)} == lines_before, (
+        "a restated bill keeps its lines, those naming no resource too"
+    )
     assert ticks.tick() == []
 
 

@@ -6,7 +6,12 @@ from decimal import Decimal
 
 import pytest
 
-from chargeback_assets.ecosystems.confluent_cloud.billing import CCloudCostSource, billing_windows, row_hash
+from chargeback_assets.ecosystems.confluent_cloud.billing import (
+    CCloudCostSource,
+    billing_windows,
+    row_hash,
+    unresolved_resource_id,
+)
 from chargeback_assets.ecosystems.confluent_cloud.client import CCloudApiError
 from chargeback_assets.engine.models import UTC
 from chargeback_assets_tests.ecosystems.confluent_cloud.conftest import Reply, example, listing, paged
@@ -90,8 +95,8 @@ def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
     by_id = {line.resource_id: line for line in lines}
 
     assert len(lines) == 6
-    assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].total_cost == Decimal("3.0000")
-    assert by_id[f"unresolved_billing_{row_hash(no_resource)}"].env_id == ""
+    assert by_id[unresolved_resource_id(no_resource)].total_cost == Decimal("3.0000")
+    assert by_id[unresolved_resource_id(no_resource)].env_id == ""
     for row, raw in ((undated_a, "3.0"), (undated_b, "7.25")):
         malformed = by_id[f"malformed_billing_{row_hash(row)}"]
         # Our rule (the reference used 1970-01-01, a day no partition covers): the window's first day.
@@ -106,6 +111,52 @@ def test_scenario_38_unresolved_malformed_credits_and_bad_numbers(gather):
     assert (nan.total_cost, nan.metadata["raw_amount"]) == (0, '"not-a-number"')
     assert nan.metadata["parse_error"] == "amount is not a number"
     assert sum(line.total_cost for line in lines) == Decimal("3") * 2 - 100
+
+
+SUPPORT_ROW = {
+    "id": "dlz-support-1",
+    "start_date": "2024-01-15",
+    "end_date": "2024-01-16",
+    "product": "SUPPORT_CLOUD_BUSINESS",
+    "line_type": "SUPPORT",
+    "unit": "Month",
+    "quantity": 1.0,
+    "price": 32.258,
+    "original_amount": 32.258,
+    "discount_amount": 0.0,
+    "amount": 32.258,
+}
+
+
+def test_a_restated_row_without_a_resource_keeps_its_line(gather):
+    """Everything the row charges may change; what it describes names the line."""
+    restated = {**SUPPORT_ROW, "quantity": 2.0, "price": 40.0, "original_amount": 80.0}
+    restated |= {"discount_amount": 8.0, "amount": 72.0}
+    [before], [after] = gather([SUPPORT_ROW]), gather([restated])
+    assert before.resource_id == after.resource_id == unresolved_resource_id(SUPPORT_ROW)
+    assert before.resource_id.startswith("unresolved_billing_")
+    assert (before.total_cost, after.total_cost) == (Decimal("32.2580"), Decimal("72.0000"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"id": "dlz-support-2"}, {"description": "premium"}, {"end_date": "2024-01-17"}, {"unit": "Day"}],
+)
+def test_rows_without_a_resource_that_describe_different_things_are_different_lines(gather, change):
+    # Two rows sharing an id with different contents are malformed, so only the id's own case keeps it.
+    row = SUPPORT_ROW if "id" in change else {k: v for k, v in SUPPORT_ROW.items() if k != "id"}
+    lines = gather([row, {**row, **change}])
+    assert len({line.resource_id for line in lines}) == 2
+    assert sum(line.total_cost for line in lines) == Decimal("64.5160")
+
+
+def test_rows_without_a_resource_or_an_id_that_differ_only_in_what_they_charge_are_tiers(gather):
+    """As rows naming a resource are: the amounts add up on one line, and each row stays as a tier."""
+    first = {k: v for k, v in SUPPORT_ROW.items() if k != "id"}
+    second = {**first, "quantity": 2.0, "amount": 64.516, "original_amount": 64.516}
+    [line] = gather([first, second])
+    assert line.total_cost == Decimal("96.7740")
+    assert [tier["cost"] for tier in line.metadata["tiers"]] == ["32.258", "64.516"]
 
 
 def test_ids_and_output_do_not_depend_on_row_order(gather):
