@@ -20,6 +20,11 @@ planned materializations, the materializations of one step's partitions) one eve
   the change from closing the last connection, which checkpoints). A checkpoint per transaction gave it
   too, at ~0.8 ms and a sync of the file each: a revised day stores ~110 events. SQLite still checkpoints
   on its own once the log holds 1,000 pages, and when the last connection closes.
+- Each connection commits with `synchronous = NORMAL`, as the chargeback database does: a commit is
+  written to the write-ahead log without waiting for the disk, which syncs at each checkpoint. A process
+  that dies loses nothing it committed; a power cut or an operating-system crash may lose the last events
+  before it, never the file's consistency. Waiting for the disk at every commit (Dagster's default) was
+  half of storing a revised day's ~110 events: medians of 215-353 ms, against 122-141 ms without.
 - A new run's file is created and stamped at Dagster's head revision with the migration scripts read
   once per process (`_initdb`), and in one transaction: Dagster's own way read all of them twice for every
   run and committed each table and index on its own; making a run's file took 62-69 ms, then 29-36 ms
@@ -53,7 +58,7 @@ from dagster._core.storage.sql import get_alembic_config, safe_commit
 from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import _event_logs_directory
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
@@ -165,6 +170,7 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
                 max_overflow=SPARE_CONNECTIONS,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
             )
+            event.listen(engine, "connect", _commit_without_waiting_for_the_disk)
             if len(self._engines) > KEPT_ENGINES:
                 _, oldest = self._engines.popitem(last=False)
                 oldest.dispose()
@@ -184,6 +190,10 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
+
+
+def _commit_without_waiting_for_the_disk(connection: sqlite3.Connection, _record: object) -> None:
+    connection.execute("PRAGMA synchronous = NORMAL")
 
 
 @functools.cache

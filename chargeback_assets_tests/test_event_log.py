@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -13,12 +16,13 @@ import dagster._core.storage.event_log.sqlite.sqlite_event_log as dagster_sqlite
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 from dagster._core.utils import make_new_run_id
 
 from chargeback_assets.event_log import EVENT_BATCH_SIZE, KEPT_ENGINES, EngineKeepingSqliteEventLogStorage
 from chargeback_assets_tests.dagster_processes import (
+    REPO_ROOT,
     open_instance,
     prepare_dagster_home,
     repo_instance_settings,
@@ -257,3 +261,47 @@ def test_a_wipe_closes_the_kept_connections_to_the_run_files_it_deletes(tmp_path
         again = materialize(instance)
         materializations = instance.fetch_materializations(numbers.key, limit=5).records
         assert [record.run_id for record in materializations] == [again]
+
+
+DIE_AFTER_A_RUN = """
+import os, signal, sys
+from pathlib import Path
+from chargeback_assets_tests.dagster_processes import open_instance
+from chargeback_assets_tests.test_event_log import materialize
+instance = open_instance(Path(sys.argv[1]))
+run_id = materialize(instance)
+print(run_id, len(instance.all_logs(run_id)), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: the events are in the write-ahead logs only
+"""
+
+
+def test_every_event_committed_is_kept_when_the_process_dies_before_closing_its_files(tmp_path: Path) -> None:
+    """Commits do not wait for the disk (`synchronous = NORMAL`); what they wrote must outlive the process."""
+    home = prepare_dagster_home(tmp_path / "home")
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_AFTER_A_RUN, str(home)],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    run_id, stored = died.stdout.split()
+    assert list((home / "history" / "runs").glob(f"{run_id}.db-wal")), "killed before any checkpoint"
+    with open_instance(home) as instance:
+        events = instance.all_logs(run_id)
+        assert len(events) == int(stored) > 0
+        assert events[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_commits_go_to_the_write_ahead_log_without_waiting_for_the_disk(tmp_path: Path) -> None:
+    home = prepare_dagster_home(tmp_path / "home")
+    with open_instance(home) as instance:
+        storage = our_storage(instance)
+        run_id = materialize(instance)
+        for shard in (INDEX_SHARD_NAME, run_id):
+            with storage._engine(shard).connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").fetchone() == ("wal",), shard
+                assert conn.exec_driver_sql("PRAGMA synchronous").fetchone() == (1,), shard  # NORMAL
