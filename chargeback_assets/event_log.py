@@ -13,8 +13,8 @@ planned materializations, the materializations of one step's partitions) one eve
 - Dagster hands over batches only when `DAGSTER_EVENT_BATCH_SIZE` is set: this storage sets it to
   `EVENT_BATCH_SIZE` in its process unless it is set already.
 - Each file's engine is kept (at most `KEPT_ENGINES` of them, the most recently used) with one open
-  connection, so neither the connection nor its compiled SQL is made again for the next event; so is the
-  answer "the index has this table", asked for every check evaluation.
+  connection, so neither the connection nor its compiled SQL is made again for the next event; so are the
+  answers to the questions Dagster asks of the index's schema again and again, as each is yes (below).
 - After each transaction on a run's file, the file's modification time is set to now: the webserver's log
   watcher waits for a change to the file itself, and the events are in its write-ahead log (Dagster got
   the change from closing the last connection, which checkpoints). A checkpoint per transaction gave it
@@ -44,7 +44,7 @@ import re
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -84,6 +84,8 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
         self._engines_lock = threading.Lock()  # Dagster's _db_lock is held through whole transactions
         self._batch = threading.local()
         self._tables: set[str] = set()
+        self._asset_key_columns: set[str] = set()
+        self._secondary_indexes: set[str] = set()
         os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", str(EVENT_BATCH_SIZE))
         super().__init__(_event_logs_directory(dagster_home), inst_data=inst_data)
 
@@ -147,14 +149,25 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
 
     def has_table(self, table_name: str) -> bool:
         """Asked for every check evaluation stored; a table, once there, stays (migrations add tables)."""
-        if table_name in self._tables:
-            return True
-        engine = self._engine(INDEX_SHARD_NAME)  # not under _db_lock: it is asked inside a transaction
-        with engine.connect() as conn:
-            found = bool(engine.dialect.has_table(conn, table_name))
-        if found:
-            self._tables.add(table_name)
-        return found
+
+        def ask() -> bool:
+            engine = self._engine(INDEX_SHARD_NAME)  # not under _db_lock: it is asked inside a transaction
+            with engine.connect() as conn:
+                return bool(engine.dialect.has_table(conn, table_name))
+
+        return _yes_is_kept(self._tables, table_name, ask)
+
+    def _has_asset_key_col_on_connection(self, conn: Connection, column_name: str) -> bool:
+        """Asked, by reading the table's columns, for every asset event stored and every read of an asset's
+        record (47 times in a revised day's run). A column, once there, stays: migrations add columns."""
+        ask = functools.partial(super()._has_asset_key_col_on_connection, conn, column_name)
+        return _yes_is_kept(self._asset_key_columns, column_name, ask)
+
+    def has_secondary_index(self, name: str) -> bool:
+        """Asked, with a query, whenever asset records are read (18 times in a revised day's run): a data
+        migration, once completed, stays completed until the index is wiped."""
+        ask = functools.partial(super().has_secondary_index, name)
+        return _yes_is_kept(self._secondary_indexes, name, ask)
 
     def _engine(self, shard: str) -> Engine:
         """The file's kept engine, made on first use; the least recently used one goes past the limit."""
@@ -180,6 +193,7 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
         """Dagster's wipe deletes the run files: the kept connections are closed first, not left writing to
         deleted files."""
         self._dispose_engines()
+        self._secondary_indexes.clear()
         super().wipe()
 
     def dispose(self) -> None:
@@ -190,6 +204,17 @@ class EngineKeepingSqliteEventLogStorage(SqliteEventLogStorage):
         with self._engines_lock:
             while self._engines:
                 self._engines.popitem()[1].dispose()
+
+
+def _yes_is_kept(kept: set[str], name: str, ask: Callable[[], bool]) -> bool:
+    """`ask()` about the index's schema until it answers yes, then `kept`'s yes: what it asks about is only
+    ever added. A no is asked again, since a migration may add it."""
+    if name in kept:
+        return True
+    found = ask()
+    if found:
+        kept.add(name)
+    return found
 
 
 def _commit_without_waiting_for_the_disk(connection: sqlite3.Connection, _record: object) -> None:

@@ -16,6 +16,8 @@ import dagster._core.storage.event_log.sqlite.sqlite_event_log as dagster_sqlite
 import pytest
 import yaml
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.event_log.migration import ASSET_KEY_INDEX_COLS
+from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
 from dagster._core.utils import make_new_run_id
@@ -305,3 +307,40 @@ def test_commits_go_to_the_write_ahead_log_without_waiting_for_the_disk(tmp_path
             with storage._engine(shard).connect() as conn:
                 assert conn.exec_driver_sql("PRAGMA journal_mode").fetchone() == ("wal",), shard
                 assert conn.exec_driver_sql("PRAGMA synchronous").fetchone() == (1,), shard  # NORMAL
+
+
+def test_the_index_schema_is_read_until_it_answers_yes_and_again_after_a_wipe(tmp_path: Path) -> None:
+    """Dagster asks whether the index has a column or a completed data migration for every asset event
+    stored and every asset read; a yes stays (both are only ever added), a no is asked again."""
+    asked: list[str] = []
+    columns = SqlEventLogStorage._has_asset_key_col_on_connection
+    migrations = SqlEventLogStorage.has_secondary_index
+
+    def column_asked(storage: SqlEventLogStorage, conn: Any, name: str) -> bool:
+        asked.append(name)
+        return columns(storage, conn, name)
+
+    def migration_asked(storage: SqlEventLogStorage, name: str) -> bool:
+        asked.append(name)
+        return migrations(storage, name)
+
+    home = prepare_dagster_home(tmp_path / "home")
+    with (
+        mock.patch.object(SqlEventLogStorage, "_has_asset_key_col_on_connection", column_asked),
+        mock.patch.object(SqlEventLogStorage, "has_secondary_index", migration_asked),
+        open_instance(home) as instance,
+    ):
+        storage = our_storage(instance)
+        materialize(instance)
+        assert storage.has_asset_key_index_cols() and storage.has_secondary_index(ASSET_KEY_INDEX_COLS)
+        first = list(asked)
+        assert "last_materialization_timestamp" in first and ASSET_KEY_INDEX_COLS in first
+        materialize(instance)
+        assert storage.get_asset_records([numbers.key])
+        assert asked == first, "a yes is not asked again"
+        assert not storage.has_asset_key_col("no_such_column")
+        assert not storage.has_asset_key_col("no_such_column")
+        assert asked.count("no_such_column") == 2, "a no is"
+        instance.wipe()
+        storage.has_secondary_index(ASSET_KEY_INDEX_COLS)
+        assert asked.count(ASSET_KEY_INDEX_COLS) == first.count(ASSET_KEY_INDEX_COLS) + 1, "nor after a wipe"
