@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -15,7 +15,7 @@ from chargeback_assets.logs import configure_logging
 from chargeback_assets.runtime import build_runtime
 from chargeback_assets.stages.lanes import RunLanes
 from chargeback_assets.stages.scope import TenantData, TenantScope
-from chargeback_assets.storage.database import ChargebackDatabase, open_database
+from chargeback_assets.storage.database import ChargebackDatabase, held_open, open_database
 from chargeback_assets.storage.inventory import MadeIdentities
 
 
@@ -34,10 +34,11 @@ class ChargebackResource(dg.ConfigurableResource):
     _lanes: RunLanes | None = PrivateAttr(default=None)
     _budget: RetryBudget | None = PrivateAttr(default=None)
     _made_identities: MadeIdentities | None = PrivateAttr(default=None)
+    _held_open: ExitStack | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """In a run (not a sensor or schedule tick), prepare the leases its steps take and the identities
-        they share (`MadeIdentities`)."""
+        they share (`MadeIdentities`), and hold the database open between its steps (`held_open`)."""
         run, instance = context.run, context.instance
         if run is None:
             return
@@ -50,6 +51,8 @@ class ChargebackResource(dg.ConfigurableResource):
             self.database, run.run_id, self.config.features.max_parallel_tenants, finished=finished
         )
         self._made_identities = MadeIdentities()
+        self._held_open = ExitStack()
+        self._held_open.enter_context(held_open(self.config.storage))
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._budget is not None:
@@ -59,6 +62,9 @@ class ChargebackResource(dg.ConfigurableResource):
             self._lanes.release()
             self._lanes = None
         self._made_identities = None
+        if self._held_open is not None:
+            self._held_open.close()  # last: the leases above are released through the database
+            self._held_open = None
 
     def hold_tenants(self, tenants: Iterable[str], report: Callable[[str], None]) -> None:
         """Wait until this run alone computes `tenants` and holds a parallel-run slot (stages/lanes.py).
