@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -34,7 +34,7 @@ class ChargebackResource(dg.ConfigurableResource):
     _lanes: RunLanes | None = PrivateAttr(default=None)
     _budget: RetryBudget | None = PrivateAttr(default=None)
     _made_identities: MadeIdentities | None = PrivateAttr(default=None)
-    _held_open: ExitStack | None = PrivateAttr(default=None)
+    _held_open: ChargebackDatabase | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """In a run (not a sensor or schedule tick), prepare the leases its steps take and the identities
@@ -51,8 +51,7 @@ class ChargebackResource(dg.ConfigurableResource):
             self.database, run.run_id, self.config.features.max_parallel_tenants, finished=finished
         )
         self._made_identities = MadeIdentities()
-        self._held_open = ExitStack()
-        self._held_open.enter_context(held_open(self.config.storage))
+        self._held_open = held_open(self.config.storage)
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._budget is not None:

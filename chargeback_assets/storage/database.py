@@ -180,21 +180,16 @@ def open_database(storage: StorageConfig) -> ChargebackDatabase:
     return ChargebackDatabase.open(storage.path)
 
 
-@contextmanager
-def held_open(storage: StorageConfig) -> Iterator[None]:
-    """Hold an idle connection to the SQLite database while the block runs (nothing on PostgreSQL).
+def held_open(storage: StorageConfig) -> ChargebackDatabase | None:
+    """An idle connection to the SQLite database for a run to hold until it ends (None on PostgreSQL).
 
     SQLite checkpoints the write-ahead log into the file, syncs the file and deletes the log whenever the
     last connection to it closes, and the next connection makes the log again. Each step of a run opens and
     closes the database, so each paid for that: with one connection held for the run, a step's close is only
-    a close, and the log is checkpointed as it fills (every 1,000 pages) and when the block ends. The held
-    connection reads nothing after opening, so it holds back neither a writer nor a checkpoint.
+    a close, and the log is checkpointed as it fills (every 1,000 pages) and when the held one closes. It
+    reads nothing after opening, so it holds back neither a writer nor a checkpoint.
     """
-    if storage.url is not None:
-        yield
-        return
-    with open_database(storage):
-        yield
+    return None if storage.url is not None else open_database(storage)
 
 
 def delete_day(
