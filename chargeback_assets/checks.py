@@ -13,8 +13,10 @@ partition failed.
 """
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import product
 from operator import attrgetter
 from typing import Any
 
@@ -50,49 +52,69 @@ Verdict = tuple[bool, Mapping[str, Any]]
 """A check's outcome for one tenant-day: passed, and the metadata that partition shows."""
 
 
-def _partitioned_check(
-    partitions: dg.MultiPartitionsDefinition,
-    asset: str,
-    name: str,
-    description: str,
-    evaluate: Callable[[TenantData, date], Verdict],
-    *,
-    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
-    blocking: bool = False,
-) -> dg.AssetChecksDefinition:
-    spec = dg.AssetCheckSpec(
-        name, asset=asset, description=description, blocking=blocking, partitions_def=partitions
-    )
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One asset check: its name, what the UI says of it, and how it judges a tenant-day."""
 
-    @dg.multi_asset_check(specs=[spec], can_subset=True, name=name)
-    def check(
+    name: str
+    description: str
+    evaluate: Callable[[TenantData, date], Verdict]
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN
+    blocking: bool = False
+
+
+def _checks_of(
+    partitions: dg.MultiPartitionsDefinition, asset: str, checks: Sequence[Check]
+) -> dg.AssetChecksDefinition:
+    """An asset's checks as one step (`<asset>_checks`), each still its own check in the UI.
+
+    One step per asset rather than per check: a Dagster step costs more than most checks do (a revised
+    day's run had 9 check steps beside 10 asset steps), and the checks of a tenant-day share one read of
+    the partitions' latest materializations and one connection. Any check can still run alone: the step
+    evaluates only the checks the run selected (`can_subset`)."""
+    specs = {
+        check.name: dg.AssetCheckSpec(
+            check.name,
+            asset=asset,
+            description=check.description,
+            blocking=check.blocking,
+            partitions_def=partitions,
+        )
+        for check in checks
+    }
+
+    @dg.multi_asset_check(specs=list(specs.values()), can_subset=True, name=f"{asset}_checks")
+    def evaluate_checks(
         context: dg.AssetCheckExecutionContext, chargeback: ChargebackResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-        targets = _latest_materializations(context.instance, spec.asset_key, context.partition_keys)
+        selected = [check for check in checks if specs[check.name].key in context.selected_asset_check_keys]
+        asset_key = dg.AssetKey(asset)
+        targets = _latest_materializations(context.instance, asset_key, context.partition_keys)
         by_tenant = days_by_tenant(partitions, context.partition_keys)
         chargeback.hold_tenants(by_tenant, context.log.info)
         for tenant_name, days in by_tenant.items():
             start = chargeback.tenant(tenant_name).start_date
             with chargeback.data(tenant_name) as data:
-                for day in days:
+                for day, check in product(days, selected):
                     if day < start:
                         passed, metadata = True, {"note": f"nothing to check: before start_date {start}"}
                     else:
-                        passed, metadata = evaluate(data, day)
+                        passed, metadata = check.evaluate(data, day)
                     key = str(partition_key(day, tenant_name))
                     yield dg.AssetCheckEvaluation(
-                        asset_key=spec.asset_key,
-                        check_name=name,
+                        asset_key=asset_key,
+                        check_name=check.name,
                         passed=passed,
                         metadata=scrubbed_metadata(metadata),
-                        severity=severity,
+                        severity=check.severity,
                         partition=key,
                         target_materialization_data=targets.get(key),
                     )
-        # The check's own output: what the steps downstream of a blocking check wait for.
-        yield dg.Output(None, output_name=spec.get_python_identifier())
+        # Each check's own output: what the steps downstream of a blocking check wait for.
+        for check in selected:
+            yield dg.Output(None, output_name=specs[check.name].get_python_identifier())
 
-    return check
+    return evaluate_checks
 
 
 def _latest_materializations(
@@ -169,10 +191,13 @@ def _problems(find: Callable[[TenantData, date], list[str]]) -> Callable[[Tenant
 
 
 def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
-    return [
-        _partitioned_check(
-            partitions,
-            "chargeback_facts",
+    """Every check, one step per asset checked (`_checks_of`)."""
+    return [_checks_of(partitions, asset, checks) for asset, checks in CHECKS.items()]
+
+
+CHECKS: Mapping[str, Sequence[Check]] = {
+    "chargeback_facts": (
+        Check(
             "chargeback_reconciles",
             "Every billing line's chargeback rows sum exactly to its total cost. Blocking, per partition: "
             "a day that fails is not emitted; the others are.",
@@ -180,25 +205,19 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             severity=dg.AssetCheckSeverity.ERROR,
             blocking=True,
         ),
-        _partitioned_check(
-            partitions,
-            "chargeback_facts",
+        Check(
             "unallocated_share",
             "UNALLOCATED gets at most the tenant's unallocated_warn_fraction of the day's bill.",
             _share_within("unallocated", unallocated_day, attrgetter("unallocated_warn_fraction")),
         ),
-        _partitioned_check(
-            partitions,
-            "chargeback_facts",
+        Check(
             "unattributed_share",
             "At most the tenant's unattributed_warn_fraction of the day's bill is charged to no payer (to "
             "resources, stand-ins for unknown ids, UNALLOCATED), rather than to a service account, user, "
             "identity pool, principal or team of the inventory.",
             _share_within("unattributed", unattributed_day, attrgetter("unattributed_warn_fraction")),
         ),
-        _partitioned_check(
-            partitions,
-            "chargeback_facts",
+        Check(
             "inventory_complete",
             "The day was calculated from a complete inventory gather. Blocking, per partition: a day "
             "calculated while an inventory endpoint failed (its charges may sit on the wrong payers) is not "
@@ -207,9 +226,7 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             severity=dg.AssetCheckSeverity.ERROR,
             blocking=True,
         ),
-        _partitioned_check(
-            partitions,
-            "chargeback_facts",
+        Check(
             "stages_consistent",
             "Usage metrics, identity resolutions and chargeback were all built from the bill billing_lines "
             "holds. A run that stopped between two stages leaves a day whose later stages are older than its "
@@ -217,16 +234,16 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             _problems(stale_stages),
             severity=dg.AssetCheckSeverity.ERROR,
         ),
-        _partitioned_check(
-            partitions,
-            "usage_metrics",
+    ),
+    "usage_metrics": (
+        Check(
             "metrics_fetched",
             "Usage metrics were reachable; otherwise the lines fell back to non-usage tiers.",
             _problems(metrics_failures),
         ),
-        _partitioned_check(
-            partitions,
-            "billing_lines",
+    ),
+    "billing_lines": (
+        Check(
             "billing_well_formed",
             "Every billing row could be read and was dated in the days asked for. A malformed row (an "
             "amount that is not a number or beyond max_line_amount, a shape we cannot read) is kept but "
@@ -235,9 +252,9 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             _problems(billing_problems),
             severity=dg.AssetCheckSeverity.ERROR,
         ),
-        _partitioned_check(
-            partitions,
-            "topic_attribution",
+    ),
+    "topic_attribution": (
+        Check(
             "topic_attribution_reconciles",
             "Each Kafka cluster line's topic rows sum exactly to the line, or to zero when it is recorded as "
             "disabled or skipped. Blocking, per partition: the topic CSV publishes only the days that pass.",
@@ -245,11 +262,13 @@ def build_checks(partitions: dg.MultiPartitionsDefinition) -> list[dg.AssetCheck
             severity=dg.AssetCheckSeverity.ERROR,
             blocking=True,
         ),
-        _partitioned_check(
-            partitions,
-            "topic_metrics",
+    ),
+    "topic_metrics": (
+        Check(
             "topic_metrics_fetched",
             "Topic metrics were reachable; otherwise the cluster's lines followed missing_metrics_behavior.",
             _problems(topic_metrics_failures),
         ),
-    ]
+    ),
+}
+"""The checks of each asset checked, in the order its step evaluates them."""
