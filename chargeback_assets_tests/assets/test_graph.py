@@ -112,6 +112,33 @@ def test_one_partition_materializes_every_asset_with_the_exact_bill(graph: Graph
         assert instance.get_materialized_partitions(dg.AssetKey(asset)) == {f"{day.isoformat()}|acme-prod"}
 
 
+def test_an_assets_checks_are_evaluated_in_one_step_each_check_still_its_own(graph: Graph, instance) -> None:
+    """One step per asset checked: a revised day ran 9 check steps beside its 10 asset steps, and a step
+    costs more than most checks do. The UI still lists, and a run can still select, each check apart."""
+    result = graph.run("acme-prod", graph.newest, instance=instance)
+    assert result.success
+    steps: dict[str, set[str]] = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.asset_check_evaluation_data
+            steps.setdefault(str(event.step_key), set()).add(evaluation.check_name)
+    assert steps == {
+        "chargeback_facts_checks": {
+            "chargeback_reconciles",
+            "unallocated_share",
+            "unattributed_share",
+            "inventory_complete",
+            "stages_consistent",
+        },
+        "usage_metrics_checks": {"metrics_fetched"},
+        "billing_lines_checks": {"billing_well_formed"},
+        "topic_attribution_checks": {"topic_attribution_reconciles"},
+        "topic_metrics_checks": {"topic_metrics_fetched"},
+    }
+    check_keys = {key.name for key in graph.defs.resolve_asset_graph().asset_check_keys}
+    assert check_keys == set().union(*steps.values())
+
+
 def test_rematerializing_a_partition_gives_identical_rows(graph: Graph, instance) -> None:
     day = graph.newest - timedelta(days=5)
     assert graph.run("acme-staging", day, instance=instance).success
