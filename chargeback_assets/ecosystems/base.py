@@ -8,10 +8,10 @@ what they return.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import orjson
@@ -155,6 +155,26 @@ class IncompleteBilling(SourceError):
 class CostSource(Protocol):
     def gather(self, start: date, end: date) -> Iterable[BillingLine]:
         """Billing lines whose period starts in `[start, end)` (UTC days). Raises SourceError."""
+        ...
+
+
+class FetchedDays(Protocol):
+    digests: Mapping[date, str] | None
+    """A digest of each requested day's raw rows, when a day's lines depend on its own rows alone; else
+    None."""
+
+    def lines(self, days: Iterable[date] | None = None) -> list[BillingLine]:
+        """The lines of `days` (all of them when None; `days` needs `digests`)."""
+        ...
+
+
+@runtime_checkable
+class RawCostSource(CostSource, Protocol):
+    """A cost source whose rows can be fetched first and read into lines per day later, so that the
+    billing-change sensor reads only the days whose rows changed (stages/billing.py)."""
+
+    def fetch_rows(self, start: date, end: date) -> FetchedDays:
+        """The rows of `[start, end)`. Raises SourceError."""
         ...
 
 

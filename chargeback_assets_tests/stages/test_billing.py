@@ -13,11 +13,14 @@ from typing import Any
 
 import pytest
 
+from chargeback_assets.ecosystems.confluent_cloud.billing import FetchedRows
+from chargeback_assets.engine.fingerprint import billing_fingerprint
 from chargeback_assets.resources import ChargebackResource
 from chargeback_assets.runtime import build_runtime
 from chargeback_assets.sandbox import SandboxServer, generate_org
 from chargeback_assets.sandbox.tenants import sandbox_tenant, write_config
-from chargeback_assets.stages.billing import gather_billing
+from chargeback_assets.stages import billing
+from chargeback_assets.stages.billing import current_fingerprints, fetch_bill, gather_billing
 from chargeback_assets.stages.checks import billing_problems, malformed_lines
 from chargeback_assets.stages.scope import TenantScope
 from chargeback_assets.storage.billing import billing_for_day, billing_strays_for_day
@@ -178,3 +181,56 @@ def test_max_line_amount_is_the_tenants(scoped: Scoped) -> None:
         for line in usual
         if abs(line.total_cost) > 5
     }
+
+
+def read_whole(scope: TenantScope, days: list[date]) -> dict[date, str]:
+    """Each day's fingerprint from the whole bill read into lines, as a gather records it."""
+    return {day: billing_fingerprint(lines) for day, lines in fetch_bill(scope, days).by_day.items()}
+
+
+@pytest.fixture
+def days_read(monkeypatch: pytest.MonkeyPatch) -> list[list[date] | None]:
+    """The days each tick read into lines (None: the whole bill), from a process that saw no tick before."""
+    monkeypatch.setattr(billing, "_fingerprints_by_rows", {})
+    read: list[list[date] | None] = []
+    lines_of = FetchedRows.lines
+
+    def lines(self: FetchedRows, days: Any = None) -> list:
+        read.append(None if days is None else sorted(days))
+        return lines_of(self, days)
+
+    monkeypatch.setattr(FetchedRows, "lines", lines)
+    return read
+
+
+def test_a_tick_reads_only_the_days_whose_rows_changed(scoped: Scoped, server, days_read) -> None:
+    """The first tick reads every day; the next ones only a day the source revised, and each gives exactly
+    the fingerprints of the whole bill read again. Another max_line_amount reads every day again."""
+    days = [D1, D2, D3]
+    with scoped() as scope:
+        first = current_fingerprints(scope, days)
+        assert current_fingerprints(scope, days) == first
+        server.revise_bill(D2, "1.25")
+        revised = current_fingerprints(scope, days)
+        assert revised == read_whole(scope, days)
+    assert days_read == [days, [D2]]
+    assert [day for day in days if revised[day] != first[day]] == [D2]
+
+    with scoped(max_line_amount="5") as scope:
+        assert current_fingerprints(scope, days) == read_whole(scope, days) != revised
+    assert days_read[2:] == [days]
+
+
+def test_a_bill_that_does_not_split_by_day_is_read_whole(scoped: Scoped, server, days_read) -> None:
+    """A stray row (dated outside the days asked for) or a row id on two days: a day's lines could depend on
+    another day's rows, so every tick reads the whole bill, with the fingerprints a gather records."""
+    first, second = original_rows(server, D1), original_rows(server, D2)
+    days = [D1, D2, D3]
+    with scoped() as scope:
+        server.replace_costs(D2, [*second, {**second[0], "id": "dlz-stray", "start_date": "2001-01-01"}])
+        assert current_fingerprints(scope, days) == read_whole(scope, days)
+        server.replace_costs(D2, [*second, {**first[0], "start_date": D2.isoformat()}])
+        assert current_fingerprints(scope, days) == read_whole(scope, days)
+        server.revert_bill(D2)
+        assert current_fingerprints(scope, days) == read_whole(scope, days)
+    assert days_read == [None, None, days]

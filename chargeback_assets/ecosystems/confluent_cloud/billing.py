@@ -422,11 +422,78 @@ class CCloudCostSource:
         """The lines of the rows the API returned for `[start, end)`, each on its own start_date, a row
         served by two windows read once; raises CCloudApiError if any window fails. A row dated outside
         `[start, end)` is returned too: the billing stage reports it as a stray."""
+        return _lines(self._fetched(start, end), self.tenant_id)
 
-        def fetched() -> Iterator[tuple[date, Any]]:
-            for window_start, window_end in billing_windows(start, end, self.days_per_query):
-                params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
-                for row in self.client.list(COSTS_PATH, params):
-                    yield window_start, row
+    def fetch_rows(self, start: date, end: date) -> FetchedRows:
+        """The rows of `[start, end)` as the API returned them, to be read into lines only for the days that
+        need it (`FetchedRows`). Raises CCloudApiError if any window fails, as `gather` does."""
+        return FetchedRows(list(self._fetched(start, end)), self.tenant_id, start, end)
 
-        return _lines(fetched(), self.tenant_id)
+    def _fetched(self, start: date, end: date) -> Iterator[tuple[date, Any]]:
+        for window_start, window_end in billing_windows(start, end, self.days_per_query):
+            params = {"start_date": window_start.isoformat(), "end_date": window_end.isoformat()}
+            for row in self.client.list(COSTS_PATH, params):
+                yield window_start, row
+
+
+class FetchedRows:
+    """A fetched bill's rows, read into lines per day on demand, with a digest of each day's rows.
+
+    The billing-change sensor fetches the whole recalculation window on every tick, and reading thousands of
+    rows into lines was most of a tick. When the rows split exactly by day, a day's lines depend on its own
+    rows alone, so a day whose rows have the digest they had at the last tick has the bill it had then. The
+    split is exact when every row is an object dated, by a start_date that parses, inside the request, and no
+    row id appears on two days (the reading of one day could then depend on another's). Otherwise
+    `digests` is None and only the whole bill is read.
+    """
+
+    def __init__(self, rows: list[tuple[date, Any]], tenant_id: str, start: date, end: date) -> None:
+        self._rows, self._tenant_id = rows, tenant_id
+        self.by_day: dict[date, list[tuple[date, Any]]] | None = _split_by_day(rows, start, end)
+        self.digests: dict[date, str] | None = (
+            None if self.by_day is None else {day: _digest(rows) for day, rows in self.by_day.items()}
+        )
+
+    def lines(self, days: Iterable[date] | None = None) -> list[BillingLine]:
+        """The lines of `days` (every row's when None), as `gather` reads them; `days` needs the split."""
+        if days is None:
+            return _lines(self._rows, self._tenant_id)
+        if self.by_day is None:
+            raise ValueError("these rows do not split by day: read them whole")
+        return _lines((row for day in days for row in self.by_day[day]), self._tenant_id)
+
+
+def _split_by_day(
+    rows: list[tuple[date, Any]], start: date, end: date
+) -> dict[date, list[tuple[date, Any]]] | None:
+    by_day: dict[date, list[tuple[date, Any]]] = {
+        start + timedelta(days=offset): [] for offset in range((end - start).days)
+    }
+    day_of_id: dict[str, date] = {}
+    for fetched in rows:
+        row = fetched[1]
+        if not isinstance(row, dict):
+            return None
+        try:
+            day = _parse_day(row.get("start_date"))
+        except MalformedRow:
+            return None
+        if day not in by_day:
+            return None
+        if (row_id := _row_id(row)) is not None and day_of_id.setdefault(row_id, day) != day:
+            return None
+        by_day[day].append(fetched)
+    return by_day
+
+
+def _digest(rows: list[tuple[date, Any]]) -> str:
+    """Order-independent: the sorted rows' canonical JSON (`_held`), hashed."""
+    digest = hashlib.sha256()
+    for held in sorted(_as_bytes(_held(row)) for _, row in rows):
+        digest.update(held)
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def _as_bytes(held: bytes | str) -> bytes:
+    return held if isinstance(held, bytes) else held.encode("utf-8", "surrogatepass")

@@ -8,6 +8,7 @@ import pytest
 
 from chargeback_assets.ecosystems.confluent_cloud.billing import (
     CCloudCostSource,
+    FetchedRows,
     billing_windows,
     row_hash,
     unresolved_resource_id,
@@ -170,6 +171,43 @@ def test_ids_and_output_do_not_depend_on_row_order(gather):
     random.Random(3).shuffle(shuffled)
     assert gather(shuffled) == first
     assert [line.key for line in first] == sorted(line.key for line in first)
+
+
+def test_fetched_rows_digest_each_day_whatever_the_order_and_read_a_day_as_gather_does(fake, make_client):
+    """A day's digest depends on its own rows alone, in any order; a changed amount changes it; a day with no
+    rows has one too; and the lines of some days are the gather's lines of those days."""
+    other_day = {**CKU_ROW, "start_date": "2024-01-16", "end_date": "2024-01-17"}
+    rows = [CKU_ROW, _tier(1, 1, 1), _tier(2, 2, 4), other_day, {**CKU_ROW, "resource": {}, "amount": 7}]
+    start, end = date(2024, 1, 14), date(2024, 1, 17)
+
+    def fetched(rows: list) -> FetchedRows:
+        fake.route(COSTS, listing(rows))
+        return CCloudCostSource(make_client(), "org-123").fetch_rows(start, end)
+
+    first = fetched(rows)
+    assert first.digests is not None and sorted(first.digests) == [date(2024, 1, d) for d in (14, 15, 16)]
+    assert fetched(rows[::-1]).digests == first.digests
+    restated = fetched([*rows[:3], {**other_day, "amount": 3.01}, rows[4]]).digests
+    assert restated is not None
+    assert [day.day for day in restated if restated[day] != first.digests[day]] == [16]
+    fake.route(COSTS, listing(rows))
+    gathered = CCloudCostSource(make_client(), "org-123").gather(start, end)
+    assert first.lines([date(2024, 1, 15)]) == [line for line in gathered if line.timestamp.day == 15]
+    assert first.lines() == gathered
+
+
+@pytest.mark.parametrize(
+    "odd_row",
+    [{**CKU_ROW, "start_date": None}, {**CKU_ROW, "start_date": "2024-02-20"}, "not an object"],
+    ids=["undated", "stray", "not-an-object"],
+)
+def test_fetched_rows_that_do_not_split_by_day_have_no_digests(fake, make_client, odd_row):
+    fake.route(COSTS, listing([CKU_ROW, odd_row]))
+    rows = CCloudCostSource(make_client(), "org-123").fetch_rows(date(2024, 1, 14), date(2024, 1, 17))
+    assert rows.digests is None
+    assert len(rows.lines()) == 2
+    with pytest.raises(ValueError, match="do not split by day"):
+        rows.lines([date(2024, 1, 15)])
 
 
 def test_malformed_shapes_are_kept(gather):
