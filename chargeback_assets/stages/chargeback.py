@@ -27,7 +27,7 @@ from chargeback_assets.storage.billing import (
     billing_for_day,
     increment_allocation_attempts,
 )
-from chargeback_assets.storage.chargeback import replace_chargeback_day, unattributed_amounts_for_day
+from chargeback_assets.storage.chargeback import replace_chargeback_day
 from chargeback_assets.storage.pipeline import get_state, update_state
 from chargeback_assets.storage.resolutions import resolutions_for_day
 from chargeback_assets.storage.usage import usage_failures_for_day, usage_for_day
@@ -135,6 +135,7 @@ def summarize(
     failed: int,
     scope: TenantScope,
 ) -> ChargebackDay:
+    payers = scope.inventory_views.payer_ids()  # the rows just written, not read back: the same sum
     by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for row in rows:
         by_identity[row.identity_id] += row.amount
@@ -144,7 +145,7 @@ def summarize(
         billed=sum((line.total_cost for line in lines), ZERO),
         allocated=sum((row.amount for row in rows), ZERO),
         unallocated=by_identity.get(UNALLOCATED, ZERO),
-        unattributed=sum(unattributed_amounts_for_day(scope.db, scope.ecosystem, scope.tenant_id, day), ZERO),
+        unattributed=sum((row.amount for row in rows if row.identity_id not in payers), ZERO),
         failed_lines=failed,
         currency=currency_of(lines),
         unknown_product_types=tuple(

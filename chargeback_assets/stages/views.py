@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chargeback_assets.engine.inventory import InventoryView
-from chargeback_assets.engine.models import Identity, Resource, Window
+from chargeback_assets.engine.models import PAYER_IDENTITY_TYPES, Identity, Resource, Window
 from chargeback_assets.storage.inventory import all_identities, all_resources
 
 if TYPE_CHECKING:
@@ -25,14 +25,29 @@ class InventoryViews:
         self._scope = scope
         self._inventory: tuple[list[Resource], list[Identity]] | None = None
         self._views: dict[Window, InventoryView] = {}
+        self._payers: frozenset[str] | None = None
 
     def for_window(self, window: Window) -> InventoryView:
         if window not in self._views:
-            scope = self._scope
-            if self._inventory is None:
-                self._inventory = (
-                    all_resources(scope.db, scope.ecosystem, scope.tenant_id),
-                    all_identities(scope.db, scope.ecosystem, scope.tenant_id, scope.made_identities),
-                )
-            self._views[window] = InventoryView.build(window, *self._inventory)
+            self._views[window] = InventoryView.build(window, *self._read())
         return self._views[window]
+
+    def payer_ids(self) -> frozenset[str]:
+        """The ids of the tenant's gathered identities, whatever their lifetime, that can be sent a bill
+        (`PAYER_IDENTITY_TYPES`): cost charged to any other id is unattributed."""
+        if self._payers is None:
+            self._payers = frozenset(
+                identity.identity_id
+                for identity in self._read()[1]
+                if identity.identity_type in PAYER_IDENTITY_TYPES
+            )
+        return self._payers
+
+    def _read(self) -> tuple[list[Resource], list[Identity]]:
+        if self._inventory is None:
+            scope = self._scope
+            self._inventory = (
+                all_resources(scope.db, scope.ecosystem, scope.tenant_id),
+                all_identities(scope.db, scope.ecosystem, scope.tenant_id, scope.made_identities),
+            )
+        return self._inventory
