@@ -427,7 +427,7 @@ class CCloudCostSource:
     def fetch_rows(self, start: date, end: date) -> FetchedRows:
         """The rows of `[start, end)` as the API returned them, to be read into lines only for the days that
         need it (`FetchedRows`). Raises CCloudApiError if any window fails, as `gather` does."""
-        return FetchedRows(list(self._fetched(start, end)), self.tenant_id, start, end)
+        return FetchedRows(self._fetched(start, end), self.tenant_id, start, end)
 
     def _fetched(self, start: date, end: date) -> Iterator[tuple[date, Any]]:
         for window_start, window_end in billing_windows(start, end, self.days_per_query):
@@ -445,52 +445,64 @@ class FetchedRows:
     split is exact when every row is an object dated, by a start_date that parses, inside the request, and no
     row id appears on two days (the reading of one day could then depend on another's). Otherwise
     `digests` is None and only the whole bill is read.
+
+    Each row is kept as its JSON text (`_held`), which is also what its day's digest hashes: a long
+    recalculation window of a large organization would otherwise hold every page's objects at once.
     """
 
-    def __init__(self, rows: list[tuple[date, Any]], tenant_id: str, start: date, end: date) -> None:
-        self._rows, self._tenant_id = rows, tenant_id
-        self.by_day: dict[date, list[tuple[date, Any]]] | None = _split_by_day(rows, start, end)
+    def __init__(self, fetched: Iterable[tuple[date, Any]], tenant_id: str, start: date, end: date) -> None:
+        self._tenant_id = tenant_id
+        # Per row: the first day of its window, the day it is dated (None: not an object dated inside the
+        # request), and the row held.
+        self._rows: list[tuple[date, date | None, bytes | str]] = []
+        held_by_day: dict[date, list[bytes]] | None = {
+            start + timedelta(days=offset): [] for offset in range((end - start).days)
+        }
+        day_of_id: dict[str, date] = {}
+        for window_day, row in fetched:
+            day, held = _day_within(row, start, end), _held(row)
+            if held_by_day is not None:
+                row_id = _row_id(row) if day is not None else None
+                if day is None or (row_id is not None and day_of_id.setdefault(row_id, day) != day):
+                    held_by_day = None
+                else:
+                    held_by_day[day].append(_as_bytes(held))
+            self._rows.append((window_day, day, held))
         self.digests: dict[date, str] | None = (
-            None if self.by_day is None else {day: _digest(rows) for day, rows in self.by_day.items()}
+            None if held_by_day is None else {day: _digest(held) for day, held in held_by_day.items()}
         )
 
     def lines(self, days: Iterable[date] | None = None) -> list[BillingLine]:
         """The lines of `days` (every row's when None), as `gather` reads them; `days` needs the split."""
         if days is None:
-            return _lines(self._rows, self._tenant_id)
-        if self.by_day is None:
+            return _lines(
+                ((window_day, _released(held)) for window_day, _, held in self._rows), self._tenant_id
+            )
+        if self.digests is None:
             raise ValueError("these rows do not split by day: read them whole")
-        return _lines((row for day in days for row in self.by_day[day]), self._tenant_id)
+        wanted = set(days)
+        return _lines(
+            ((window_day, _released(held)) for window_day, day, held in self._rows if day in wanted),
+            self._tenant_id,
+        )
 
 
-def _split_by_day(
-    rows: list[tuple[date, Any]], start: date, end: date
-) -> dict[date, list[tuple[date, Any]]] | None:
-    by_day: dict[date, list[tuple[date, Any]]] = {
-        start + timedelta(days=offset): [] for offset in range((end - start).days)
-    }
-    day_of_id: dict[str, date] = {}
-    for fetched in rows:
-        row = fetched[1]
-        if not isinstance(row, dict):
-            return None
-        try:
-            day = _parse_day(row.get("start_date"))
-        except MalformedRow:
-            return None
-        if day not in by_day:
-            return None
-        if (row_id := _row_id(row)) is not None and day_of_id.setdefault(row_id, day) != day:
-            return None
-        by_day[day].append(fetched)
-    return by_day
+def _day_within(row: Any, start: date, end: date) -> date | None:
+    """The day a row is dated, if it is an object with a start_date that parses inside `[start, end)`."""
+    if not isinstance(row, dict):
+        return None
+    try:
+        day = _parse_day(row.get("start_date"))
+    except MalformedRow:
+        return None
+    return day if start <= day < end else None
 
 
-def _digest(rows: list[tuple[date, Any]]) -> str:
-    """Order-independent: the sorted rows' canonical JSON (`_held`), hashed."""
+def _digest(held: list[bytes]) -> str:
+    """Order-independent: the day's rows' canonical JSON (`_held`), sorted, hashed."""
     digest = hashlib.sha256()
-    for held in sorted(_as_bytes(_held(row)) for _, row in rows):
-        digest.update(held)
+    for text in sorted(held):
+        digest.update(text)
         digest.update(b"\n")
     return digest.hexdigest()
 
