@@ -159,6 +159,8 @@ class CostSource(Protocol):
 
 
 class FetchedDays(Protocol):
+    """A bill's rows as fetched, not yet read into lines (what `RawCostSource.fetch_rows` returns)."""
+
     digests: Mapping[date, str] | None
     """A digest of each requested day's raw rows, when a day's lines depend on its own rows alone; else
     None."""

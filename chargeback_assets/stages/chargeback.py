@@ -135,7 +135,8 @@ def summarize(
     failed: int,
     scope: TenantScope,
 ) -> ChargebackDay:
-    payers = scope.inventory_views.payer_ids()  # the rows just written, not read back: the same sum
+    # From the rows just written, which the facts sum to: reading the facts back cost a revised day ~20 ms.
+    payers = scope.inventory_views.payer_ids()
     by_identity: dict[str, Decimal] = defaultdict(lambda: ZERO)
     for row in rows:
         by_identity[row.identity_id] += row.amount
