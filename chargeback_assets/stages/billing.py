@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from chargeback_assets.ecosystems.base import IncompleteBilling, RawCostSource, SourceError
+from chargeback_assets.ecosystems.base import FetchedDays, IncompleteBilling, RawCostSource, SourceError
 from chargeback_assets.engine.bill_quality import duplicate_rows, is_malformed, screen_amount
 from chargeback_assets.engine.fingerprint import billing_fingerprint
 from chargeback_assets.engine.models import BillingLine, currency_of
@@ -124,17 +124,24 @@ def current_fingerprints(scope: TenantScope, days: Sequence[date]) -> dict[date,
     source = scope.runtime.cost_source
     ordered = sorted(set(days))
     try:
-        if not isinstance(source, RawCostSource):
+        if isinstance(source, RawCostSource):
+            rows = source.fetch_rows(ordered[0], ordered[-1] + timedelta(days=1))
+            if rows.digests is not None:
+                return _fingerprints_by_digest(scope, ordered, rows, rows.digests)
+            fetched = _bill_of(scope, ordered, rows.lines(), {})
+        else:
             fetched = fetch_bill(scope, ordered)
-            return {day: billing_fingerprint(lines) for day, lines in fetched.by_day.items()}
-        rows = source.fetch_rows(ordered[0], ordered[-1] + timedelta(days=1))
     except SourceError as exc:
         raise scope.fail("billing source", days, exc) from exc
-    if rows.digests is None:
-        fetched = _bill_of(scope, ordered, rows.lines(), {})
-        return {day: billing_fingerprint(lines) for day, lines in fetched.by_day.items()}
+    return {day: billing_fingerprint(lines) for day, lines in fetched.by_day.items()}
+
+
+def _fingerprints_by_digest(
+    scope: TenantScope, ordered: Sequence[date], rows: FetchedDays, digests: Mapping[date, str]
+) -> dict[date, str]:
+    """Each day's fingerprint, kept from an earlier tick when its rows have the digest they had then."""
     keys = {
-        day: (scope.ecosystem, scope.tenant_id, day, rows.digests[day], scope.tenant.max_line_amount)
+        day: (scope.ecosystem, scope.tenant_id, day, digests[day], scope.tenant.max_line_amount)
         for day in ordered
     }
     fingerprints = {
